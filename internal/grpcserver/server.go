@@ -1,0 +1,153 @@
+// Package grpcserver serves the RouteGuide service on grpc-go, with the
+// standard health and reflection services, bounded resource limits and a
+// graceful shutdown.
+package grpcserver
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+
+	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
+	"github.com/routeguide/routeguide/internal/people"
+)
+
+// ServiceName is the full name of the RouteGuide service, also the name its
+// health status is reported under.
+const ServiceName = "RouteGuide"
+
+// Limits bounds what one client can make the server hold. grpc-go's own
+// defaults leave most of these unbounded.
+type Limits struct {
+	// MaxConcurrentStreams caps the RPCs one connection may have open at
+	// once. grpc-go's default is unlimited.
+	MaxConcurrentStreams uint32
+	// MaxRecvMsgSize caps one received message, in bytes. A larger one is
+	// refused with RESOURCE_EXHAUSTED.
+	MaxRecvMsgSize int
+	// MaxSendMsgSize caps one sent message, in bytes. grpc-go's default is
+	// unlimited.
+	MaxSendMsgSize int
+	// MaxHeaderListSize caps the request headers, in bytes. grpc-go's
+	// default is 16 MiB.
+	MaxHeaderListSize uint32
+	// ConnectionTimeout bounds a new connection's handshake.
+	ConnectionTimeout time.Duration
+	// KeepaliveMinTime is the shortest interval between client pings the
+	// server tolerates; a client pinging more often is disconnected.
+	KeepaliveMinTime time.Duration
+	// KeepaliveTime is how long a connection may be silent before the server
+	// pings it, and KeepaliveTimeout how long it then waits for the answer
+	// before closing it. Together they find clients that vanished without
+	// closing their streams.
+	KeepaliveTime    time.Duration
+	KeepaliveTimeout time.Duration
+}
+
+// DefaultLimits returns the limits `routeguide serve` runs with. A Person
+// within the domain's limits is a few KiB, so the message caps leave ample
+// room for batches while keeping one client from pinning hundreds of MiB.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxConcurrentStreams: 256,
+		MaxRecvMsgSize:       4 << 20,
+		MaxSendMsgSize:       16 << 20,
+		MaxHeaderListSize:    32 << 10,
+		ConnectionTimeout:    10 * time.Second,
+		KeepaliveMinTime:     10 * time.Second,
+		KeepaliveTime:        time.Minute,
+		KeepaliveTimeout:     20 * time.Second,
+	}
+}
+
+// serverOptions returns the grpc-go options that enforce l.
+func (l Limits) serverOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxConcurrentStreams(l.MaxConcurrentStreams),
+		grpc.MaxRecvMsgSize(l.MaxRecvMsgSize),
+		grpc.MaxSendMsgSize(l.MaxSendMsgSize),
+		grpc.MaxHeaderListSize(l.MaxHeaderListSize),
+		grpc.ConnectionTimeout(l.ConnectionTimeout),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime:             l.KeepaliveMinTime,
+			PermitWithoutStream: true,
+		}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			Time:    l.KeepaliveTime,
+			Timeout: l.KeepaliveTimeout,
+		}),
+	}
+}
+
+// Server is a RouteGuide gRPC server.
+type Server struct {
+	grpc   *grpc.Server
+	health *health.Server
+	drain  context.CancelFunc // ends every open stream's context
+}
+
+// New returns a Server that answers from store and logs to log. It serves
+// nothing until Serve is called.
+func New(store people.Reader, log *slog.Logger, limits Limits) *Server {
+	drainCtx, drain := context.WithCancel(context.Background())
+	opts := append(limits.serverOptions(), grpc.ChainStreamInterceptor(drainStreams(drainCtx)))
+	s := &Server{
+		grpc:   grpc.NewServer(opts...),
+		health: health.NewServer(),
+		drain:  drain,
+	}
+	pb.RegisterRouteGuideServer(s.grpc, &service{store: store, log: log})
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.health.SetServingStatus(ServiceName, healthpb.HealthCheckResponse_SERVING)
+	return s
+}
+
+// Serve accepts connections on every listener until Shutdown. It returns nil
+// after Shutdown, or the first listener's failure otherwise; the caller then
+// still calls Shutdown.
+func (s *Server) Serve(listeners ...net.Listener) error {
+	errc := make(chan error, len(listeners))
+	for _, l := range listeners {
+		go func() { errc <- s.grpc.Serve(l) }()
+	}
+	var first error
+	for range listeners {
+		if err := <-errc; err != nil && !errors.Is(err, grpc.ErrServerStopped) && first == nil {
+			first = err
+			s.grpc.Stop() // let the other listeners' Serve return too
+		}
+	}
+	return first
+}
+
+// Shutdown stops the server gracefully: health reports NOT_SERVING, open
+// streams end with UNAVAILABLE, in-flight unary calls finish, and new
+// connections are refused. When ctx ends first, the remaining calls are cut
+// off. Shutdown reports whether the stop was graceful.
+func (s *Server) Shutdown(ctx context.Context) (graceful bool) {
+	s.health.Shutdown()
+	s.drain()
+	done := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		s.grpc.Stop()
+		<-done
+		return false
+	}
+}

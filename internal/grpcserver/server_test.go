@@ -1,0 +1,375 @@
+package grpcserver
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
+	"github.com/routeguide/routeguide/internal/memory"
+	"github.com/routeguide/routeguide/internal/people"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// harness is a Server on an in-process connection.
+type harness struct {
+	srv    *Server
+	conn   *grpc.ClientConn
+	client pb.RouteGuideClient
+	served chan error
+}
+
+func start(t *testing.T, store people.Reader) *harness {
+	t.Helper()
+	lis := bufconn.Listen(1 << 20)
+	h := &harness{
+		srv:    New(store, slog.New(slog.DiscardHandler), DefaultLimits()),
+		served: make(chan error, 1),
+	}
+	go func() { h.served <- h.srv.Serve(lis) }()
+	conn, err := grpc.NewClient("passthrough:///bufconn",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatalf("NewClient: %v", err)
+	}
+	h.conn = conn
+	h.client = pb.NewRouteGuideClient(conn)
+	t.Cleanup(func() {
+		conn.Close()
+		h.shutdown(t)
+	})
+	return h
+}
+
+// shutdown stops the server once; later calls do nothing.
+func (h *harness) shutdown(t *testing.T) {
+	t.Helper()
+	if h.served == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if !h.srv.Shutdown(ctx) {
+		t.Errorf("Shutdown was not graceful")
+	}
+	if err := <-h.served; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+	h.served = nil
+}
+
+func seedStore() *memory.Store { return memory.New(people.Seed()...) }
+
+var (
+	alice = &pb.Person{
+		Name: "Alice", Age: 30, Gender: pb.Person_FEMALE,
+		Hobbies: []string{"reading", "swimming"},
+		Address: &pb.Person_Address{Street: "123 Main St", City: "New York"},
+	}
+	bob = &pb.Person{
+		Name: "Bob", Age: 25, Gender: pb.Person_MALE,
+		Hobbies: []string{"gaming", "cycling"},
+		Address: &pb.Person_Address{Street: "456 Elm St", City: "Los Angeles"},
+	}
+	notFound = &pb.Person{Name: "Not Found"}
+)
+
+func TestGetPerson(t *testing.T) {
+	h := start(t, seedStore())
+	tests := []struct {
+		name string
+		want *pb.Person
+	}{
+		{"Alice", alice},
+		{"Bob", bob},
+		{"Charlie", notFound},
+		{"", notFound},
+		{"alice", notFound}, // names match exactly
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			got, err := h.client.GetPerson(ctx, &pb.Name{Name: tt.name})
+			if err != nil {
+				t.Fatalf("GetPerson(%q): %v", tt.name, err)
+			}
+			if !proto.Equal(got, tt.want) {
+				t.Errorf("GetPerson(%q) = %v, want %v", tt.name, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestGetPeopleOrderAndUnknownNames(t *testing.T) {
+	h := start(t, seedStore())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	stream, err := h.client.GetPeople(ctx)
+	if err != nil {
+		t.Fatalf("GetPeople: %v", err)
+	}
+	for _, n := range []string{"Bob", "Charlie", "Alice", "", "Bob", "Not Found", "Alice"} {
+		if err := stream.Send(&pb.Name{Name: n}); err != nil {
+			t.Fatalf("Send(%q): %v", n, err)
+		}
+	}
+	if err := stream.CloseSend(); err != nil {
+		t.Fatalf("CloseSend: %v", err)
+	}
+	want := []*pb.Person{bob, alice, bob, alice}
+	for i, w := range want {
+		got, err := stream.Recv()
+		if err != nil {
+			t.Fatalf("Recv #%d: %v", i, err)
+		}
+		if !proto.Equal(got, w) {
+			t.Errorf("answer #%d = %v, want %v", i, got, w)
+		}
+	}
+	if got, err := stream.Recv(); err != io.EOF {
+		t.Errorf("after the last answer: Recv = %v, %v; want io.EOF", got, err)
+	}
+}
+
+// TestGetPeopleInterleaves proves the server answers each name before the
+// client has sent the next one, and before it half-closes.
+func TestGetPeopleInterleaves(t *testing.T) {
+	h := start(t, seedStore())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	stream, err := h.client.GetPeople(ctx)
+	if err != nil {
+		t.Fatalf("GetPeople: %v", err)
+	}
+	for _, want := range []*pb.Person{alice, bob, alice} {
+		if err := stream.Send(&pb.Name{Name: want.Name}); err != nil {
+			t.Fatalf("Send(%q): %v", want.Name, err)
+		}
+		got, err := stream.Recv()
+		if err != nil {
+			t.Fatalf("Recv after sending %q: %v", want.Name, err)
+		}
+		if !proto.Equal(got, want) {
+			t.Errorf("answer to %q = %v, want %v", want.Name, got, want)
+		}
+	}
+	stream.CloseSend()
+	if _, err := stream.Recv(); err != io.EOF {
+		t.Errorf("Recv after CloseSend = %v, want io.EOF", err)
+	}
+}
+
+func TestGetPeopleEmptyStream(t *testing.T) {
+	h := start(t, seedStore())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	stream, err := h.client.GetPeople(ctx)
+	if err != nil {
+		t.Fatalf("GetPeople: %v", err)
+	}
+	stream.CloseSend()
+	if got, err := stream.Recv(); err != io.EOF {
+		t.Errorf("Recv = %v, %v; want io.EOF", got, err)
+	}
+}
+
+func TestGetPeopleClientCancels(t *testing.T) {
+	h := start(t, seedStore())
+	ctx, cancel := context.WithCancel(context.Background())
+	stream, err := h.client.GetPeople(ctx)
+	if err != nil {
+		t.Fatalf("GetPeople: %v", err)
+	}
+	if err := stream.Send(&pb.Name{Name: "Alice"}); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatalf("Recv: %v", err)
+	}
+	cancel()
+	if _, err := stream.Recv(); status.Code(err) != codes.Canceled {
+		t.Errorf("Recv after cancel: code %v, want %v (err %v)", status.Code(err), codes.Canceled, err)
+	}
+	// The server keeps serving after a stream is abandoned.
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel2()
+	if _, err := h.client.GetPerson(ctx2, &pb.Name{Name: "Bob"}); err != nil {
+		t.Errorf("GetPerson after a cancelled stream: %v", err)
+	}
+}
+
+func TestGetPeopleDeadline(t *testing.T) {
+	h := start(t, seedStore())
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	stream, err := h.client.GetPeople(ctx)
+	if err != nil {
+		t.Fatalf("GetPeople: %v", err)
+	}
+	// Send nothing: the stream stays open until its deadline.
+	if _, err := stream.Recv(); status.Code(err) != codes.DeadlineExceeded {
+		t.Errorf("Recv: code %v, want %v (err %v)", status.Code(err), codes.DeadlineExceeded, err)
+	}
+}
+
+func TestGetPersonDeadline(t *testing.T) {
+	store := &blockingStore{}
+	h := start(t, store)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	_, err := h.client.GetPerson(ctx, &pb.Name{Name: "Alice"})
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Errorf("GetPerson: code %v, want %v (err %v)", status.Code(err), codes.DeadlineExceeded, err)
+	}
+}
+
+// blockingStore answers only when its caller gives up. When entered is not
+// nil, each lookup signals it on arrival.
+type blockingStore struct{ entered chan struct{} }
+
+func (s *blockingStore) Person(ctx context.Context, _ string) (people.Person, error) {
+	if s.entered != nil {
+		s.entered <- struct{}{}
+	}
+	<-ctx.Done()
+	return people.Person{}, ctx.Err()
+}
+
+// failingStore fails every lookup with err.
+type failingStore struct{ err error }
+
+func (s failingStore) Person(context.Context, string) (people.Person, error) {
+	return people.Person{}, s.err
+}
+
+func TestStoreErrorsMapToCodes(t *testing.T) {
+	secret := errors.New("dial tcp 10.1.2.3:5432: connection refused")
+	tests := []struct {
+		name    string
+		err     error
+		code    codes.Code
+		message string
+	}{
+		{"unavailable", &people.Error{Kind: people.Unavailable, Message: "database down", Err: secret}, codes.Unavailable, "service unavailable; retry later"},
+		{"internal", &people.Error{Kind: people.Internal, Message: "scan row", Err: secret}, codes.Internal, "internal error"},
+		{"unclassified", secret, codes.Internal, "internal error"},
+		{"invalid", people.Errorf(people.Invalid, "name is too long"), codes.InvalidArgument, "name is too long"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := start(t, failingStore{tt.err})
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+
+			_, err := h.client.GetPerson(ctx, &pb.Name{Name: "Alice"})
+			if st := status.Convert(err); st.Code() != tt.code || st.Message() != tt.message {
+				t.Errorf("GetPerson: got %v %q, want %v %q", st.Code(), st.Message(), tt.code, tt.message)
+			}
+
+			stream, err := h.client.GetPeople(ctx)
+			if err != nil {
+				t.Fatalf("GetPeople: %v", err)
+			}
+			stream.Send(&pb.Name{Name: "Alice"})
+			_, err = stream.Recv()
+			if st := status.Convert(err); st.Code() != tt.code || st.Message() != tt.message {
+				t.Errorf("GetPeople: got %v %q, want %v %q", st.Code(), st.Message(), tt.code, tt.message)
+			}
+		})
+	}
+}
+
+func TestHealth(t *testing.T) {
+	h := start(t, seedStore())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	hc := healthpb.NewHealthClient(h.conn)
+	for _, svc := range []string{"", ServiceName} {
+		resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: svc})
+		if err != nil {
+			t.Fatalf("Check(%q): %v", svc, err)
+		}
+		if got, want := resp.GetStatus(), healthpb.HealthCheckResponse_SERVING; got != want {
+			t.Errorf("Check(%q) = %v, want %v", svc, got, want)
+		}
+	}
+}
+
+// TestShutdownEndsOpenStreams checks that a graceful shutdown reports
+// NOT_SERVING to health watchers and ends open streams with UNAVAILABLE
+// instead of waiting for them.
+func TestShutdownEndsOpenStreams(t *testing.T) {
+	h := start(t, seedStore())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	watch, err := healthpb.NewHealthClient(h.conn).Watch(ctx, &healthpb.HealthCheckRequest{Service: ServiceName})
+	if err != nil {
+		t.Fatalf("Watch: %v", err)
+	}
+	if resp, err := watch.Recv(); err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("first health update = %v, %v; want SERVING", resp, err)
+	}
+
+	stream, err := h.client.GetPeople(ctx)
+	if err != nil {
+		t.Fatalf("GetPeople: %v", err)
+	}
+	stream.Send(&pb.Name{Name: "Alice"})
+	if _, err := stream.Recv(); err != nil {
+		t.Fatalf("Recv: %v", err)
+	}
+
+	start := time.Now()
+	h.shutdown(t)
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("shutdown took %v with an open stream", d)
+	}
+	if _, err := stream.Recv(); status.Code(err) != codes.Unavailable {
+		t.Errorf("open GetPeople after shutdown: code %v, want %v (err %v)", status.Code(err), codes.Unavailable, err)
+	}
+	if resp, err := watch.Recv(); err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Errorf("health update on shutdown = %v, %v; want NOT_SERVING", resp, err)
+	}
+}
+
+func TestShutdownCutsOffAtDeadline(t *testing.T) {
+	store := &blockingStore{entered: make(chan struct{}, 1)}
+	h := start(t, store)
+	callCtx, cancelCall := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelCall()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := h.client.GetPerson(callCtx, &pb.Name{Name: "Alice"})
+		errc <- err
+	}()
+	<-store.entered
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if h.srv.Shutdown(ctx) {
+		t.Errorf("Shutdown reported graceful with a call stuck in a handler")
+	}
+	<-h.served
+	h.served = nil
+	if err := <-errc; status.Code(err) != codes.Unavailable {
+		t.Errorf("stuck call: code %v, want %v (err %v)", status.Code(err), codes.Unavailable, err)
+	}
+}

@@ -1,0 +1,91 @@
+package grpcserver
+
+import (
+	"context"
+	"io"
+	"log/slog"
+
+	"google.golang.org/grpc"
+
+	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
+	"github.com/routeguide/routeguide/internal/people"
+	"github.com/routeguide/routeguide/internal/wire"
+)
+
+// notFoundName is the name of the Person that GetPerson answers when nobody
+// has the name asked for; seed clients test for it.
+const notFoundName = "Not Found"
+
+// service implements the RouteGuide gRPC service over a people.Reader.
+type service struct {
+	pb.UnimplementedRouteGuideServer
+
+	store people.Reader
+	log   *slog.Logger
+}
+
+// GetPerson answers the person with the requested name, or the seed's
+// "Not Found" person when nobody has it.
+func (s *service) GetPerson(ctx context.Context, req *pb.Name) (*pb.Person, error) {
+	p, err := s.store.Person(ctx, req.GetName())
+	if err != nil {
+		if people.KindOf(err) == people.NotFound {
+			return &pb.Person{Name: notFoundName}, nil
+		}
+		return nil, statusError(ctx, s.log, "GetPerson", err)
+	}
+	return wire.ToProto(p), nil
+}
+
+// GetPeople answers each name as it arrives, in order, and skips names nobody
+// has. Names are received on their own goroutine so that a stream waiting for
+// its next name still ends as soon as its context does (the client cancels,
+// the deadline passes or the server drains); the handler alone sends.
+func (s *service) GetPeople(stream grpc.BidiStreamingServer[pb.Name, pb.Person]) error {
+	ctx := stream.Context()
+	names := make(chan string, 64)
+	recvErr := make(chan error, 1)
+	go func() {
+		defer close(names)
+		for {
+			req, err := stream.Recv()
+			if err != nil {
+				if err != io.EOF {
+					recvErr <- err
+				}
+				return
+			}
+			select {
+			case names <- req.GetName():
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	for {
+		select {
+		case name, ok := <-names:
+			if !ok {
+				select {
+				case err := <-recvErr:
+					return err
+				default:
+					return nil // the client finished sending and has every answer
+				}
+			}
+			p, err := s.store.Person(ctx, name)
+			if err != nil {
+				if people.KindOf(err) == people.NotFound {
+					continue
+				}
+				return statusError(ctx, s.log, "GetPeople", err)
+			}
+			if err := stream.Send(wire.ToProto(p)); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return contextStatus(ctx)
+		}
+	}
+}

@@ -1,0 +1,61 @@
+// Package wire converts between RouteGuide's domain types and the wire
+// contract's generated messages, and writes the JSON-lines form of a Person
+// that the CLI prints.
+package wire
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	"google.golang.org/protobuf/encoding/protojson"
+
+	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
+	"github.com/routeguide/routeguide/internal/people"
+)
+
+// ToProto returns the wire form of p. The result shares p's hobbies slice.
+func ToProto(p people.Person) *pb.Person {
+	m := &pb.Person{
+		Name:    p.Name,
+		Age:     p.Age,
+		Gender:  pb.Person_Gender(p.Gender),
+		Hobbies: p.Hobbies,
+	}
+	if p.Address != (people.Address{}) {
+		m.Address = &pb.Person_Address{Street: p.Address.Street, City: p.Address.City}
+	}
+	return m
+}
+
+// FromProto returns the domain form of m. A nil m is the zero Person. The
+// result shares m's hobbies slice. An undefined gender value is kept as it
+// is; validation is the domain's job, not the converter's.
+func FromProto(m *pb.Person) people.Person {
+	return people.Person{
+		Name:    m.GetName(),
+		Age:     m.GetAge(),
+		Gender:  people.Gender(m.GetGender()),
+		Hobbies: m.GetHobbies(),
+		Address: people.Address{
+			Street: m.GetAddress().GetStreet(),
+			City:   m.GetAddress().GetCity(),
+		},
+	}
+}
+
+// AppendJSON appends p as one line of protojson (no trailing newline), in the
+// compact, stable form `{"name":"Alice","age":30,...}`. protojson on its own
+// varies its spacing between builds on purpose; compacting it makes the
+// output byte-stable for scripts and golden files.
+func AppendJSON(dst []byte, p people.Person) ([]byte, error) {
+	raw, err := protojson.Marshal(ToProto(p))
+	if err != nil {
+		return dst, fmt.Errorf("encode person %q: %w", p.Name, err)
+	}
+	buf := bytes.NewBuffer(dst)
+	if err := json.Compact(buf, raw); err != nil {
+		return dst, fmt.Errorf("compact person %q: %w", p.Name, err)
+	}
+	return buf.Bytes(), nil
+}
