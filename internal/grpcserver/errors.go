@@ -9,17 +9,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/routeguide/routeguide/internal/people"
+	"github.com/routeguide/routeguide/internal/wire"
 )
-
-// codeOf maps each error kind to the status code a caller sees. It is the
-// only place that mapping is made.
-var codeOf = [...]codes.Code{
-	people.Internal:      codes.Internal,
-	people.Invalid:       codes.InvalidArgument,
-	people.NotFound:      codes.NotFound,
-	people.AlreadyExists: codes.AlreadyExists,
-	people.Unavailable:   codes.Unavailable,
-}
 
 // statusError returns the status error a caller sees for err. A context error
 // becomes CANCELED or DEADLINE_EXCEEDED. Internal and Unavailable errors get a
@@ -29,11 +20,7 @@ func statusError(ctx context.Context, log *slog.Logger, method string, err error
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return status.FromContextError(err).Err()
 	}
-	kind := people.KindOf(err)
-	code := codes.Internal
-	if int(kind) < len(codeOf) {
-		code = codeOf[kind]
-	}
+	code := wire.Code(people.KindOf(err))
 	switch code {
 	case codes.Internal:
 		log.LogAttrs(ctx, slog.LevelError, "request failed", slog.String("method", method), slog.String("error", err.Error()))

@@ -1,0 +1,128 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/routeguide/routeguide/internal/grpcserver"
+	"github.com/routeguide/routeguide/internal/memory"
+	"github.com/routeguide/routeguide/internal/people"
+)
+
+// defaultAddr is the seed's port, on loopback only: plaintext does not face
+// the network unless the operator asks for it.
+const defaultAddr = "localhost:50051"
+
+// serveConfig is everything `routeguide serve` runs with.
+type serveConfig struct {
+	Addr            string
+	ShutdownTimeout time.Duration
+	LogFormat       string
+	LogLevel        string
+	Limits          grpcserver.Limits
+}
+
+func serveCommand(e *env) *cobra.Command {
+	cfg := serveConfig{
+		Addr:            defaultAddr,
+		ShutdownTimeout: 10 * time.Second,
+		LogFormat:       "text",
+		LogLevel:        "info",
+		Limits:          grpcserver.DefaultLimits(),
+	}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the RouteGuide server",
+		Long: `Run the RouteGuide server until SIGINT or SIGTERM.
+
+On a signal the server reports NOT_SERVING to health checks, ends open
+streams with UNAVAILABLE, lets in-flight calls finish for up to
+--shutdown-timeout, then stops and exits 0.`,
+		Args: noArgs,
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
+			return bindEnv(cmd.Flags(), e.getenv, map[string]string{
+				"addr":             "ROUTEGUIDE_ADDR",
+				"shutdown-timeout": "ROUTEGUIDE_SHUTDOWN_TIMEOUT",
+				"log-format":       "ROUTEGUIDE_LOG_FORMAT",
+				"log-level":        "ROUTEGUIDE_LOG_LEVEL",
+			})
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(e.stderr, cfg.LogFormat, cfg.LogLevel)
+			if err != nil {
+				return usageError{err}
+			}
+			return fail(serve(cmd.Context(), log, cfg))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Addr, "addr", cfg.Addr, "host:port to listen on; a host name listens on each of its addresses"+envHelp("ROUTEGUIDE_ADDR"))
+	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight calls may run after a stop signal"+envHelp("ROUTEGUIDE_SHUTDOWN_TIMEOUT"))
+	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json"+envHelp("ROUTEGUIDE_LOG_FORMAT"))
+	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "least severe level logged: debug, info, warn or error"+envHelp("ROUTEGUIDE_LOG_LEVEL"))
+	return cmd
+}
+
+// serve runs the server until ctx ends, then shuts it down.
+func serve(ctx context.Context, log *slog.Logger, cfg serveConfig) error {
+	listeners, err := grpcserver.Listen(ctx, log, cfg.Addr)
+	if err != nil {
+		return err
+	}
+	addrs := make([]string, len(listeners))
+	for i, l := range listeners {
+		addrs[i] = l.Addr().String()
+	}
+
+	srv := grpcserver.New(memory.New(people.Seed()...), log, cfg.Limits)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(listeners...) }()
+	log.Info("serving RouteGuide",
+		"addr", strings.Join(addrs, ","),
+		"version", version(),
+		"shutdown_timeout", cfg.ShutdownTimeout,
+		"max_concurrent_streams", cfg.Limits.MaxConcurrentStreams,
+		"max_recv_msg_size", cfg.Limits.MaxRecvMsgSize,
+	)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-served:
+	}
+	start := time.Now()
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	graceful := srv.Shutdown(stopCtx)
+	if serveErr == nil {
+		serveErr = <-served
+	}
+	log.Info("stopped RouteGuide", "graceful", graceful, "took", time.Since(start).Round(time.Millisecond))
+	if serveErr != nil {
+		return fmt.Errorf("serve: %w", serveErr)
+	}
+	return nil
+}
+
+// newLogger returns a logger writing to w in the given format ("text" or
+// "json") at the given level and above.
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}

@@ -1,0 +1,121 @@
+// Package grpcclient is a RouteGuide client that speaks in domain types: it
+// reads the directory the way a people.Reader does, so the CLI never handles
+// wire messages.
+package grpcclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
+	"github.com/routeguide/routeguide/internal/people"
+	"github.com/routeguide/routeguide/internal/wire"
+)
+
+// notFoundName is the name of the Person the server answers GetPerson with
+// when nobody has the name asked for.
+const notFoundName = "Not Found"
+
+// Client is a connection to a RouteGuide server, safe for concurrent use.
+type Client struct {
+	conn *grpc.ClientConn
+	rg   pb.RouteGuideClient
+}
+
+var _ people.Reader = (*Client)(nil)
+
+// New returns a Client for the server at addr (host:port). It connects
+// lazily, on the first call; it fails only when addr cannot be parsed.
+func New(addr string, opts ...grpc.DialOption) (*Client, error) {
+	opts = append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)
+	conn, err := grpc.NewClient(addr, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", addr, err)
+	}
+	return &Client{conn: conn, rg: pb.NewRouteGuideClient(conn)}, nil
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// Person returns the person with the given name through GetPerson. It returns
+// an error of kind people.NotFound when the server answers with its
+// "Not Found" person, and otherwise an error that wraps the call's status.
+func (c *Client) Person(ctx context.Context, name string) (people.Person, error) {
+	m, err := c.rg.GetPerson(ctx, &pb.Name{Name: name})
+	if err != nil {
+		return people.Person{}, fromStatus(err)
+	}
+	if m.GetName() == notFoundName && name != notFoundName {
+		return people.Person{}, people.Errorf(people.NotFound, "no person named %q", name)
+	}
+	return wire.FromProto(m), nil
+}
+
+// People streams names through GetPeople and calls found with each person
+// as the server answers, while names are still being sent. Names nobody has
+// are skipped, as the server does. People returns when the server has
+// answered every name, when found returns an error (that error), or when the
+// call fails (an error that wraps its status). names may block, for instance
+// on a terminal; People stops consuming it after a failure.
+func (c *Client) People(ctx context.Context, names iter.Seq[string], found func(people.Person) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := c.rg.GetPeople(ctx)
+	if err != nil {
+		return fromStatus(err)
+	}
+
+	sent := make(chan error, 1)
+	go func() {
+		sent <- sendNames(ctx, stream, names)
+	}()
+
+	for {
+		m, err := stream.Recv()
+		if err == io.EOF {
+			return <-sent
+		}
+		if err != nil {
+			return fromStatus(err)
+		}
+		if err := found(wire.FromProto(m)); err != nil {
+			return err
+		}
+	}
+}
+
+// sendNames sends every name, then half-closes the stream. A Send failure
+// means the call itself failed, which Recv reports, so it is not an error
+// here.
+func sendNames(ctx context.Context, stream grpc.BidiStreamingClient[pb.Name, pb.Person], names iter.Seq[string]) error {
+	for name := range names {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err := stream.Send(&pb.Name{Name: name}); err != nil {
+			return nil
+		}
+	}
+	return stream.CloseSend()
+}
+
+// fromStatus turns a call's status error into a domain error of the kind its
+// code carries, keeping the status in the chain for status.Code.
+func fromStatus(err error) error {
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return &people.Error{Kind: wire.Kind(st.Code()), Message: st.Message(), Err: err}
+}
