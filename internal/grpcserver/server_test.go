@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
@@ -371,5 +372,34 @@ func TestShutdownCutsOffAtDeadline(t *testing.T) {
 	h.served = nil
 	if err := <-errc; status.Code(err) != codes.Unavailable {
 		t.Errorf("stuck call: code %v, want %v (err %v)", status.Code(err), codes.Unavailable, err)
+	}
+}
+
+func TestReflectionListsServices(t *testing.T) {
+	h := start(t, seedStore())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	stream, err := reflectionpb.NewServerReflectionClient(h.conn).ServerReflectionInfo(ctx)
+	if err != nil {
+		t.Fatalf("ServerReflectionInfo: %v", err)
+	}
+	defer stream.CloseSend()
+	if err := stream.Send(&reflectionpb.ServerReflectionRequest{
+		MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatalf("Recv: %v", err)
+	}
+	got := map[string]bool{}
+	for _, s := range resp.GetListServicesResponse().GetService() {
+		got[s.GetName()] = true
+	}
+	for _, want := range []string{"RouteGuide", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"} {
+		if !got[want] {
+			t.Errorf("reflection lists %v, missing %s", got, want)
+		}
 	}
 }
