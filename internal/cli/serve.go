@@ -80,7 +80,7 @@ func serve(ctx context.Context, log *slog.Logger, cfg serveConfig) error {
 		addrs[i] = l.Addr().String()
 	}
 
-	srv := grpcserver.New(memory.New(people.Seed()...), log, cfg.Limits)
+	srv := grpcserver.New(memory.New(0, people.Seed()...), log, cfg.Limits)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(listeners...) }()
 	log.Info("serving RouteGuide",

@@ -76,7 +76,7 @@ func (h *harness) shutdown(t *testing.T) {
 	h.served = nil
 }
 
-func seedStore() *memory.Store { return memory.New(people.Seed()...) }
+func seedStore() *memory.Store { return memory.New(0, people.Seed()...) }
 
 var (
 	alice = &pb.Person{

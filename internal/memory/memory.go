@@ -1,30 +1,46 @@
 // Package memory is a people directory held in process memory. It keeps
-// nothing across restarts.
+// nothing across restarts; `routeguide serve --store memory` uses it.
 package memory
 
 import (
 	"context"
 	"slices"
+	"sort"
 	"sync"
 
+	"github.com/routeguide/routeguide/internal/notify"
 	"github.com/routeguide/routeguide/internal/people"
 )
 
+// DefaultRetain is how many recent changes a Store keeps for watchers that
+// resume from a revision.
+const DefaultRetain = 100_000
+
 // Store is an in-memory directory, safe for concurrent use.
 type Store struct {
-	mu     sync.RWMutex
-	byName map[string]people.Person // guarded by mu; values are never mutated in place
+	retain int
+	latest notify.Latest
+
+	mu      sync.RWMutex
+	byName  map[string]people.Person // guarded by mu; values are never mutated in place
+	names   []string                 // guarded by mu; every key of byName, sorted
+	changes []people.Change          // guarded by mu; the last retain changes, oldest first
+	rev     int64                    // guarded by mu; the latest revision
 }
 
-var _ people.Reader = (*Store)(nil)
+var _ people.Store = (*Store)(nil)
 
-// New returns a Store holding the given people. A later person replaces an
-// earlier one of the same name.
-func New(initial ...people.Person) *Store {
-	s := &Store{byName: make(map[string]people.Person, len(initial))}
-	for _, p := range initial {
-		s.byName[p.Name] = clone(p)
+// New returns a Store that keeps the last retain changes (DefaultRetain when
+// retain is 0) and holds the given people, each added as a change.
+func New(retain int, initial ...people.Person) *Store {
+	if retain <= 0 {
+		retain = DefaultRetain
 	}
+	s := &Store{retain: retain, byName: make(map[string]people.Person, len(initial))}
+	for _, p := range initial {
+		s.put(p)
+	}
+	s.latest.Advance(s.rev)
 	return s
 }
 
@@ -34,9 +50,163 @@ func (s *Store) Person(_ context.Context, name string) (people.Person, error) {
 	p, ok := s.byName[name]
 	s.mu.RUnlock()
 	if !ok {
-		return people.Person{}, people.Errorf(people.NotFound, "no person named %q", name)
+		return people.Person{}, notFound(name)
 	}
 	return clone(p), nil
+}
+
+// Add stores p; AlreadyExists when the name is taken.
+func (s *Store) Add(_ context.Context, p people.Person) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.byName[p.Name]; ok {
+		return 0, people.Errorf(people.AlreadyExists, "%q already exists", p.Name)
+	}
+	s.put(p)
+	s.latest.Advance(s.rev)
+	return s.rev, nil
+}
+
+// Update applies u to the person named name; NotFound when nobody has it,
+// Invalid when the result breaks the rules.
+func (s *Store) Update(_ context.Context, name string, u people.Update) (people.Person, int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.byName[name]
+	if !ok {
+		return people.Person{}, 0, notFound(name)
+	}
+	p := u.Apply(old)
+	if err := people.Validate(p); err != nil {
+		return people.Person{}, 0, err
+	}
+	s.put(p)
+	s.latest.Advance(s.rev)
+	return clone(p), s.rev, nil
+}
+
+// Delete removes the person named name; NotFound when nobody has it.
+func (s *Store) Delete(_ context.Context, name string) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.byName[name]; !ok {
+		return 0, notFound(name)
+	}
+	delete(s.byName, name)
+	i, _ := slices.BinarySearch(s.names, name)
+	s.names = slices.Delete(s.names, i, i+1)
+	s.record(people.Deleted, people.Person{Name: name})
+	s.latest.Advance(s.rev)
+	return s.rev, nil
+}
+
+// List returns up to q.Limit people matching q, in name order.
+func (s *Store) List(_ context.Context, q people.Query) ([]people.Person, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	start := max(q.After, q.NamePrefix)
+	i := sort.SearchStrings(s.names, start)
+	var out []people.Person
+	for ; i < len(s.names) && len(out) < q.Limit; i++ {
+		name := s.names[i]
+		if len(name) < len(q.NamePrefix) || name[:len(q.NamePrefix)] != q.NamePrefix {
+			break // past the prefix's range
+		}
+		if p := s.byName[name]; q.Matches(p) {
+			out = append(out, clone(p))
+		}
+	}
+	return out, nil
+}
+
+// Import adds or replaces every person in batch.
+func (s *Store) Import(_ context.Context, batch []people.Person) (people.ImportResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var r people.ImportResult
+	for _, p := range batch {
+		if s.put(p) == people.Added {
+			r.Added++
+		} else {
+			r.Updated++
+		}
+	}
+	r.Revision = s.rev
+	s.latest.Advance(s.rev)
+	return r, nil
+}
+
+// Changes returns up to limit changes after revision after.
+func (s *Store) Changes(_ context.Context, after int64, limit int) ([]people.Change, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := people.CheckResume(after, s.oldestLocked(), s.rev); err != nil {
+		return nil, err
+	}
+	i := sort.Search(len(s.changes), func(i int) bool { return s.changes[i].Revision > after })
+	n := min(limit, len(s.changes)-i)
+	out := make([]people.Change, n)
+	for j := range out {
+		c := s.changes[i+j]
+		c.Person = clone(c.Person)
+		out[j] = c
+	}
+	return out, nil
+}
+
+// Revision returns the latest revision.
+func (s *Store) Revision(context.Context) (int64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.rev, nil
+}
+
+// WaitChange blocks until a revision beyond after exists or ctx ends.
+func (s *Store) WaitChange(ctx context.Context, after int64) error {
+	return s.latest.Wait(ctx, after)
+}
+
+// Close does nothing; the Store needs no cleanup.
+func (s *Store) Close() error { return nil }
+
+// put stores p and records the change, returning its type. s.mu must be
+// held for writing.
+func (s *Store) put(p people.Person) people.ChangeType {
+	p = clone(p)
+	typ := people.Updated
+	if _, ok := s.byName[p.Name]; !ok {
+		typ = people.Added
+		i, _ := slices.BinarySearch(s.names, p.Name)
+		s.names = slices.Insert(s.names, i, p.Name)
+	}
+	s.byName[p.Name] = p
+	s.record(typ, p)
+	return typ
+}
+
+// record appends a change with the next revision, discarding the oldest
+// beyond the retention. s.mu must be held for writing.
+func (s *Store) record(typ people.ChangeType, p people.Person) {
+	s.rev++
+	s.changes = append(s.changes, people.Change{Revision: s.rev, Type: typ, Person: p})
+	if extra := len(s.changes) - s.retain; extra > 0 {
+		// Shift rather than reslice so the backing array does not grow
+		// without bound.
+		s.changes = slices.Delete(s.changes, 0, extra)
+	}
+}
+
+// oldestLocked returns the oldest revision still kept, or the next one when
+// none is. s.mu must be held.
+func (s *Store) oldestLocked() int64 {
+	if len(s.changes) == 0 {
+		return s.rev + 1
+	}
+	return s.changes[0].Revision
+}
+
+func notFound(name string) error {
+	return people.Errorf(people.NotFound, "no person named %q", name)
 }
 
 // clone copies p so that callers never share the store's hobby slices.

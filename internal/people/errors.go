@@ -17,6 +17,7 @@ const (
 	NotFound                  // nobody has that name
 	AlreadyExists             // the name is taken
 	Unavailable               // a dependency is down; retrying later may succeed
+	OutOfRange                // a revision the directory no longer keeps, or has not reached
 )
 
 var kindNames = [...]string{
@@ -25,6 +26,7 @@ var kindNames = [...]string{
 	NotFound:      "not found",
 	AlreadyExists: "already exists",
 	Unavailable:   "unavailable",
+	OutOfRange:    "out of range",
 }
 
 // String returns a short human name for k.
@@ -36,11 +38,13 @@ func (k Kind) String() string {
 }
 
 // Error is the directory's error: a kind, a message safe to show the caller,
-// and optionally the underlying error, which is for logs only.
+// the fields at fault for an Invalid error, and optionally the underlying
+// error, which is for logs only.
 type Error struct {
-	Kind    Kind
-	Message string
-	Err     error
+	Kind       Kind
+	Message    string
+	Violations []FieldViolation
+	Err        error
 }
 
 // Errorf returns an *Error of kind k with a formatted message.
