@@ -159,3 +159,22 @@ func CheckResume(after, oldest, latest int64) error {
 	}
 	return nil
 }
+
+// PrefixEnd returns the least string greater than every string that starts
+// with prefix, for a range scan name >= prefix AND name < end in byte order.
+// ok is false when there is no such bound (an empty prefix, or one made only
+// of U+10FFFF). The result is valid UTF-8.
+func PrefixEnd(prefix string) (end string, ok bool) {
+	runes := []rune(prefix)
+	for i := len(runes) - 1; i >= 0; i-- {
+		r := runes[i] + 1
+		if r == 0xD800 { // skip the surrogates, which UTF-8 cannot hold
+			r = 0xE000
+		}
+		if r <= 0x10FFFF {
+			runes[i] = r
+			return string(runes[:i+1]), true
+		}
+	}
+	return "", false
+}

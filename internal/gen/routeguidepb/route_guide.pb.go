@@ -75,13 +75,20 @@ var File_route_guide_proto protoreflect.FileDescriptor
 
 const file_route_guide_proto_rawDesc = "" +
 	"\n" +
-	"\x11route_guide.proto\x1a\fperson.proto\"\x1a\n" +
+	"\x11route_guide.proto\x1a\fperson.proto\x1a\x1drouteguide/v1/directory.proto\"\x1a\n" +
 	"\x04Name\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name2N\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name2\xe2\x04\n" +
 	"\n" +
 	"RouteGuide\x12\x1d\n" +
 	"\tGetPerson\x12\x05.Name\x1a\a.Person\"\x00\x12!\n" +
-	"\tGetPeople\x12\x05.Name\x1a\a.Person\"\x00(\x010\x01BIZGgithub.com/routeguide/routeguide/internal/gen/routeguidepb;routeguidepbb\x06proto3"
+	"\tGetPeople\x12\x05.Name\x1a\a.Person\"\x00(\x010\x01\x12P\n" +
+	"\tAddPerson\x12\x1f.routeguide.v1.AddPersonRequest\x1a .routeguide.v1.AddPersonResponse\"\x00\x12Y\n" +
+	"\fUpdatePerson\x12\".routeguide.v1.UpdatePersonRequest\x1a#.routeguide.v1.UpdatePersonResponse\"\x00\x12Y\n" +
+	"\fDeletePerson\x12\".routeguide.v1.DeletePersonRequest\x1a#.routeguide.v1.DeletePersonResponse\"\x00\x12S\n" +
+	"\n" +
+	"ListPeople\x12 .routeguide.v1.ListPeopleRequest\x1a!.routeguide.v1.ListPeopleResponse\"\x00\x12X\n" +
+	"\vWatchPeople\x12!.routeguide.v1.WatchPeopleRequest\x1a\".routeguide.v1.WatchPeopleResponse\"\x000\x01\x12[\n" +
+	"\fImportPeople\x12\".routeguide.v1.ImportPeopleRequest\x1a#.routeguide.v1.ImportPeopleResponse\"\x00(\x01BIZGgithub.com/routeguide/routeguide/internal/gen/routeguidepb;routeguidepbb\x06proto3"
 
 var (
 	file_route_guide_proto_rawDescOnce sync.Once
@@ -97,19 +104,43 @@ func file_route_guide_proto_rawDescGZIP() []byte {
 
 var file_route_guide_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
 var file_route_guide_proto_goTypes = []any{
-	(*Name)(nil),   // 0: Name
-	(*Person)(nil), // 1: Person
+	(*Name)(nil),                 // 0: Name
+	(*AddPersonRequest)(nil),     // 1: routeguide.v1.AddPersonRequest
+	(*UpdatePersonRequest)(nil),  // 2: routeguide.v1.UpdatePersonRequest
+	(*DeletePersonRequest)(nil),  // 3: routeguide.v1.DeletePersonRequest
+	(*ListPeopleRequest)(nil),    // 4: routeguide.v1.ListPeopleRequest
+	(*WatchPeopleRequest)(nil),   // 5: routeguide.v1.WatchPeopleRequest
+	(*ImportPeopleRequest)(nil),  // 6: routeguide.v1.ImportPeopleRequest
+	(*Person)(nil),               // 7: Person
+	(*AddPersonResponse)(nil),    // 8: routeguide.v1.AddPersonResponse
+	(*UpdatePersonResponse)(nil), // 9: routeguide.v1.UpdatePersonResponse
+	(*DeletePersonResponse)(nil), // 10: routeguide.v1.DeletePersonResponse
+	(*ListPeopleResponse)(nil),   // 11: routeguide.v1.ListPeopleResponse
+	(*WatchPeopleResponse)(nil),  // 12: routeguide.v1.WatchPeopleResponse
+	(*ImportPeopleResponse)(nil), // 13: routeguide.v1.ImportPeopleResponse
 }
 var file_route_guide_proto_depIdxs = []int32{
-	0, // 0: RouteGuide.GetPerson:input_type -> Name
-	0, // 1: RouteGuide.GetPeople:input_type -> Name
-	1, // 2: RouteGuide.GetPerson:output_type -> Person
-	1, // 3: RouteGuide.GetPeople:output_type -> Person
-	2, // [2:4] is the sub-list for method output_type
-	0, // [0:2] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	0,  // 0: RouteGuide.GetPerson:input_type -> Name
+	0,  // 1: RouteGuide.GetPeople:input_type -> Name
+	1,  // 2: RouteGuide.AddPerson:input_type -> routeguide.v1.AddPersonRequest
+	2,  // 3: RouteGuide.UpdatePerson:input_type -> routeguide.v1.UpdatePersonRequest
+	3,  // 4: RouteGuide.DeletePerson:input_type -> routeguide.v1.DeletePersonRequest
+	4,  // 5: RouteGuide.ListPeople:input_type -> routeguide.v1.ListPeopleRequest
+	5,  // 6: RouteGuide.WatchPeople:input_type -> routeguide.v1.WatchPeopleRequest
+	6,  // 7: RouteGuide.ImportPeople:input_type -> routeguide.v1.ImportPeopleRequest
+	7,  // 8: RouteGuide.GetPerson:output_type -> Person
+	7,  // 9: RouteGuide.GetPeople:output_type -> Person
+	8,  // 10: RouteGuide.AddPerson:output_type -> routeguide.v1.AddPersonResponse
+	9,  // 11: RouteGuide.UpdatePerson:output_type -> routeguide.v1.UpdatePersonResponse
+	10, // 12: RouteGuide.DeletePerson:output_type -> routeguide.v1.DeletePersonResponse
+	11, // 13: RouteGuide.ListPeople:output_type -> routeguide.v1.ListPeopleResponse
+	12, // 14: RouteGuide.WatchPeople:output_type -> routeguide.v1.WatchPeopleResponse
+	13, // 15: RouteGuide.ImportPeople:output_type -> routeguide.v1.ImportPeopleResponse
+	8,  // [8:16] is the sub-list for method output_type
+	0,  // [0:8] is the sub-list for method input_type
+	0,  // [0:0] is the sub-list for extension type_name
+	0,  // [0:0] is the sub-list for extension extendee
+	0,  // [0:0] is the sub-list for field type_name
 }
 
 func init() { file_route_guide_proto_init() }
@@ -118,6 +149,7 @@ func file_route_guide_proto_init() {
 		return
 	}
 	file_person_proto_init()
+	file_routeguide_v1_directory_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -24,15 +24,21 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	RouteGuide_GetPerson_FullMethodName = "/RouteGuide/GetPerson"
-	RouteGuide_GetPeople_FullMethodName = "/RouteGuide/GetPeople"
+	RouteGuide_GetPerson_FullMethodName    = "/RouteGuide/GetPerson"
+	RouteGuide_GetPeople_FullMethodName    = "/RouteGuide/GetPeople"
+	RouteGuide_AddPerson_FullMethodName    = "/RouteGuide/AddPerson"
+	RouteGuide_UpdatePerson_FullMethodName = "/RouteGuide/UpdatePerson"
+	RouteGuide_DeletePerson_FullMethodName = "/RouteGuide/DeletePerson"
+	RouteGuide_ListPeople_FullMethodName   = "/RouteGuide/ListPeople"
+	RouteGuide_WatchPeople_FullMethodName  = "/RouteGuide/WatchPeople"
+	RouteGuide_ImportPeople_FullMethodName = "/RouteGuide/ImportPeople"
 )
 
 // RouteGuideClient is the client API for RouteGuide service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// RouteGuide looks people up by name. The seed named it without a "Service"
+// RouteGuide is a people directory. The seed named it without a "Service"
 // suffix and gave its first two methods the shared Name and Person messages;
 // the lint exceptions below cover exactly those seed elements.
 //
@@ -54,6 +60,24 @@ type RouteGuideClient interface {
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	GetPeople(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[Name, Person], error)
+	// AddPerson adds a person. ALREADY_EXISTS when the name is taken;
+	// INVALID_ARGUMENT, with a google.rpc.BadRequest detail naming each field,
+	// when the person breaks the directory's rules.
+	AddPerson(ctx context.Context, in *AddPersonRequest, opts ...grpc.CallOption) (*AddPersonResponse, error)
+	// UpdatePerson changes the fields named by the update mask. NOT_FOUND when
+	// nobody has the name.
+	UpdatePerson(ctx context.Context, in *UpdatePersonRequest, opts ...grpc.CallOption) (*UpdatePersonResponse, error)
+	// DeletePerson removes a person. NOT_FOUND when nobody has the name.
+	DeletePerson(ctx context.Context, in *DeletePersonRequest, opts ...grpc.CallOption) (*DeletePersonResponse, error)
+	// ListPeople returns a page of people ordered by name. A page costs the
+	// same wherever it starts.
+	ListPeople(ctx context.Context, in *ListPeopleRequest, opts ...grpc.CallOption) (*ListPeopleResponse, error)
+	// WatchPeople streams every change to the directory as it happens.
+	// OUT_OF_RANGE when after_revision is older than the changes still kept.
+	WatchPeople(ctx context.Context, in *WatchPeopleRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchPeopleResponse], error)
+	// ImportPeople adds or replaces people in bulk; each request is stored in
+	// one transaction as it arrives. The answer counts the whole import.
+	ImportPeople(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[ImportPeopleRequest, ImportPeopleResponse], error)
 }
 
 type routeGuideClient struct {
@@ -87,11 +111,83 @@ func (c *routeGuideClient) GetPeople(ctx context.Context, opts ...grpc.CallOptio
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type RouteGuide_GetPeopleClient = grpc.BidiStreamingClient[Name, Person]
 
+func (c *routeGuideClient) AddPerson(ctx context.Context, in *AddPersonRequest, opts ...grpc.CallOption) (*AddPersonResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddPersonResponse)
+	err := c.cc.Invoke(ctx, RouteGuide_AddPerson_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *routeGuideClient) UpdatePerson(ctx context.Context, in *UpdatePersonRequest, opts ...grpc.CallOption) (*UpdatePersonResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdatePersonResponse)
+	err := c.cc.Invoke(ctx, RouteGuide_UpdatePerson_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *routeGuideClient) DeletePerson(ctx context.Context, in *DeletePersonRequest, opts ...grpc.CallOption) (*DeletePersonResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeletePersonResponse)
+	err := c.cc.Invoke(ctx, RouteGuide_DeletePerson_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *routeGuideClient) ListPeople(ctx context.Context, in *ListPeopleRequest, opts ...grpc.CallOption) (*ListPeopleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListPeopleResponse)
+	err := c.cc.Invoke(ctx, RouteGuide_ListPeople_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *routeGuideClient) WatchPeople(ctx context.Context, in *WatchPeopleRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchPeopleResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &RouteGuide_ServiceDesc.Streams[1], RouteGuide_WatchPeople_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchPeopleRequest, WatchPeopleResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RouteGuide_WatchPeopleClient = grpc.ServerStreamingClient[WatchPeopleResponse]
+
+func (c *routeGuideClient) ImportPeople(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[ImportPeopleRequest, ImportPeopleResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &RouteGuide_ServiceDesc.Streams[2], RouteGuide_ImportPeople_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ImportPeopleRequest, ImportPeopleResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RouteGuide_ImportPeopleClient = grpc.ClientStreamingClient[ImportPeopleRequest, ImportPeopleResponse]
+
 // RouteGuideServer is the server API for RouteGuide service.
 // All implementations must embed UnimplementedRouteGuideServer
 // for forward compatibility.
 //
-// RouteGuide looks people up by name. The seed named it without a "Service"
+// RouteGuide is a people directory. The seed named it without a "Service"
 // suffix and gave its first two methods the shared Name and Person messages;
 // the lint exceptions below cover exactly those seed elements.
 //
@@ -113,6 +209,24 @@ type RouteGuideServer interface {
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	GetPeople(grpc.BidiStreamingServer[Name, Person]) error
+	// AddPerson adds a person. ALREADY_EXISTS when the name is taken;
+	// INVALID_ARGUMENT, with a google.rpc.BadRequest detail naming each field,
+	// when the person breaks the directory's rules.
+	AddPerson(context.Context, *AddPersonRequest) (*AddPersonResponse, error)
+	// UpdatePerson changes the fields named by the update mask. NOT_FOUND when
+	// nobody has the name.
+	UpdatePerson(context.Context, *UpdatePersonRequest) (*UpdatePersonResponse, error)
+	// DeletePerson removes a person. NOT_FOUND when nobody has the name.
+	DeletePerson(context.Context, *DeletePersonRequest) (*DeletePersonResponse, error)
+	// ListPeople returns a page of people ordered by name. A page costs the
+	// same wherever it starts.
+	ListPeople(context.Context, *ListPeopleRequest) (*ListPeopleResponse, error)
+	// WatchPeople streams every change to the directory as it happens.
+	// OUT_OF_RANGE when after_revision is older than the changes still kept.
+	WatchPeople(*WatchPeopleRequest, grpc.ServerStreamingServer[WatchPeopleResponse]) error
+	// ImportPeople adds or replaces people in bulk; each request is stored in
+	// one transaction as it arrives. The answer counts the whole import.
+	ImportPeople(grpc.ClientStreamingServer[ImportPeopleRequest, ImportPeopleResponse]) error
 	mustEmbedUnimplementedRouteGuideServer()
 }
 
@@ -128,6 +242,24 @@ func (UnimplementedRouteGuideServer) GetPerson(context.Context, *Name) (*Person,
 }
 func (UnimplementedRouteGuideServer) GetPeople(grpc.BidiStreamingServer[Name, Person]) error {
 	return status.Error(codes.Unimplemented, "method GetPeople not implemented")
+}
+func (UnimplementedRouteGuideServer) AddPerson(context.Context, *AddPersonRequest) (*AddPersonResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddPerson not implemented")
+}
+func (UnimplementedRouteGuideServer) UpdatePerson(context.Context, *UpdatePersonRequest) (*UpdatePersonResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdatePerson not implemented")
+}
+func (UnimplementedRouteGuideServer) DeletePerson(context.Context, *DeletePersonRequest) (*DeletePersonResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeletePerson not implemented")
+}
+func (UnimplementedRouteGuideServer) ListPeople(context.Context, *ListPeopleRequest) (*ListPeopleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListPeople not implemented")
+}
+func (UnimplementedRouteGuideServer) WatchPeople(*WatchPeopleRequest, grpc.ServerStreamingServer[WatchPeopleResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchPeople not implemented")
+}
+func (UnimplementedRouteGuideServer) ImportPeople(grpc.ClientStreamingServer[ImportPeopleRequest, ImportPeopleResponse]) error {
+	return status.Error(codes.Unimplemented, "method ImportPeople not implemented")
 }
 func (UnimplementedRouteGuideServer) mustEmbedUnimplementedRouteGuideServer() {}
 func (UnimplementedRouteGuideServer) testEmbeddedByValue()                    {}
@@ -175,6 +307,96 @@ func _RouteGuide_GetPeople_Handler(srv interface{}, stream grpc.ServerStream) er
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type RouteGuide_GetPeopleServer = grpc.BidiStreamingServer[Name, Person]
 
+func _RouteGuide_AddPerson_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddPersonRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RouteGuideServer).AddPerson(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RouteGuide_AddPerson_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RouteGuideServer).AddPerson(ctx, req.(*AddPersonRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RouteGuide_UpdatePerson_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdatePersonRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RouteGuideServer).UpdatePerson(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RouteGuide_UpdatePerson_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RouteGuideServer).UpdatePerson(ctx, req.(*UpdatePersonRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RouteGuide_DeletePerson_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeletePersonRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RouteGuideServer).DeletePerson(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RouteGuide_DeletePerson_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RouteGuideServer).DeletePerson(ctx, req.(*DeletePersonRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RouteGuide_ListPeople_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListPeopleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RouteGuideServer).ListPeople(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RouteGuide_ListPeople_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RouteGuideServer).ListPeople(ctx, req.(*ListPeopleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RouteGuide_WatchPeople_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchPeopleRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(RouteGuideServer).WatchPeople(m, &grpc.GenericServerStream[WatchPeopleRequest, WatchPeopleResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RouteGuide_WatchPeopleServer = grpc.ServerStreamingServer[WatchPeopleResponse]
+
+func _RouteGuide_ImportPeople_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(RouteGuideServer).ImportPeople(&grpc.GenericServerStream[ImportPeopleRequest, ImportPeopleResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RouteGuide_ImportPeopleServer = grpc.ClientStreamingServer[ImportPeopleRequest, ImportPeopleResponse]
+
 // RouteGuide_ServiceDesc is the grpc.ServiceDesc for RouteGuide service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -186,12 +408,38 @@ var RouteGuide_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "GetPerson",
 			Handler:    _RouteGuide_GetPerson_Handler,
 		},
+		{
+			MethodName: "AddPerson",
+			Handler:    _RouteGuide_AddPerson_Handler,
+		},
+		{
+			MethodName: "UpdatePerson",
+			Handler:    _RouteGuide_UpdatePerson_Handler,
+		},
+		{
+			MethodName: "DeletePerson",
+			Handler:    _RouteGuide_DeletePerson_Handler,
+		},
+		{
+			MethodName: "ListPeople",
+			Handler:    _RouteGuide_ListPeople_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "GetPeople",
 			Handler:       _RouteGuide_GetPeople_Handler,
 			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "WatchPeople",
+			Handler:       _RouteGuide_WatchPeople_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "ImportPeople",
+			Handler:       _RouteGuide_ImportPeople_Handler,
 			ClientStreams: true,
 		},
 	},
