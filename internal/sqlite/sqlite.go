@@ -1,0 +1,482 @@
+// Package sqlite is the embedded people directory: one SQLite file, in WAL
+// mode with full sync, so a write that returned is on disk. It is what
+// `routeguide serve` uses by default.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"runtime"
+	"slices"
+	"strings"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/routeguide/routeguide/internal/notify"
+	"github.com/routeguide/routeguide/internal/people"
+)
+
+// DefaultRetain is how many recent changes a Store keeps for watchers that
+// resume from a revision.
+const DefaultRetain = 100_000
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Store is a directory in one SQLite file, safe for concurrent use. Writes go
+// through one connection, in order; reads use a pool.
+type Store struct {
+	write  *sql.DB
+	read   *sql.DB
+	retain int
+	latest notify.Latest
+}
+
+var _ people.Store = (*Store)(nil)
+
+// Open opens or creates the directory at path, applying any migrations the
+// file lacks; a new file starts with the seed's Alice and Bob. It keeps the
+// last retain changes (DefaultRetain when retain is 0).
+func Open(ctx context.Context, path string, retain int) (*Store, error) {
+	if retain <= 0 {
+		retain = DefaultRetain
+	}
+	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + url.Values{
+		"_pragma": {
+			"journal_mode(WAL)",
+			"synchronous(FULL)", // fsync the WAL on every commit: acknowledged means durable
+			"busy_timeout(10000)",
+		},
+		"_txlock": {"immediate"}, // take the write lock at BEGIN, not at the first write
+	}.Encode()
+	write, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	write.SetMaxOpenConns(1)
+	read, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		write.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	read.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
+	read.SetMaxIdleConns(max(4, runtime.GOMAXPROCS(0)))
+
+	s := &Store{write: write, read: read, retain: retain}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("migrate %s: %w", path, err)
+	}
+	rev, err := s.Revision(ctx)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.latest.Advance(rev)
+	return s, nil
+}
+
+// migrate applies, in order and each in its own transaction, the embedded
+// migrations newer than the file's user_version.
+func (s *Store) migrate(ctx context.Context) error {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	slices.Sort(names)
+	var version int
+	if err := s.write.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return err
+	}
+	for i, name := range names {
+		if i+1 <= version {
+			continue
+		}
+		body, err := migrations.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		tx, err := s.write.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", i+1)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error {
+	return errors.Join(s.read.Close(), s.write.Close())
+}
+
+const personColumns = "name, age, gender, hobbies, street, city"
+
+// Person returns the person named name, or an error of kind people.NotFound.
+func (s *Store) Person(ctx context.Context, name string) (people.Person, error) {
+	row := s.read.QueryRowContext(ctx, "SELECT "+personColumns+" FROM people WHERE name = ?", name)
+	p, err := scanPerson(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return people.Person{}, notFound(name)
+	}
+	if err != nil {
+		return people.Person{}, dbError("get person", err)
+	}
+	return p, nil
+}
+
+// Add stores p; AlreadyExists when the name is taken.
+func (s *Store) Add(ctx context.Context, p people.Person) (int64, error) {
+	return s.inTx(ctx, "add person", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			"INSERT INTO people ("+personColumns+") VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+			personArgs(p)...)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return people.Errorf(people.AlreadyExists, "%q already exists", p.Name)
+		}
+		if err := setHobbies(ctx, tx, p.Name, nil, p.Hobbies); err != nil {
+			return err
+		}
+		return record(ctx, tx, people.Added, p)
+	})
+}
+
+// Update applies u to the person named name; NotFound when nobody has it,
+// Invalid when the result breaks the rules.
+func (s *Store) Update(ctx context.Context, name string, u people.Update) (people.Person, int64, error) {
+	var updated people.Person
+	rev, err := s.inTx(ctx, "update person", func(tx *sql.Tx) error {
+		old, err := scanPerson(tx.QueryRowContext(ctx, "SELECT "+personColumns+" FROM people WHERE name = ?", name))
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFound(name)
+		}
+		if err != nil {
+			return err
+		}
+		updated = u.Apply(old)
+		if err := people.Validate(updated); err != nil {
+			return err
+		}
+		args := personArgs(updated)
+		if _, err := tx.ExecContext(ctx,
+			"UPDATE people SET age = ?, gender = ?, hobbies = ?, street = ?, city = ? WHERE name = ?",
+			append(args[1:], name)...); err != nil {
+			return err
+		}
+		if err := setHobbies(ctx, tx, name, old.Hobbies, updated.Hobbies); err != nil {
+			return err
+		}
+		return record(ctx, tx, people.Updated, updated)
+	})
+	if err != nil {
+		return people.Person{}, 0, err
+	}
+	return updated, rev, nil
+}
+
+// Delete removes the person named name; NotFound when nobody has it.
+func (s *Store) Delete(ctx context.Context, name string) (int64, error) {
+	return s.inTx(ctx, "delete person", func(tx *sql.Tx) error {
+		var hobbies string
+		err := tx.QueryRowContext(ctx, "DELETE FROM people WHERE name = ? RETURNING hobbies", name).Scan(&hobbies)
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFound(name)
+		}
+		if err != nil {
+			return err
+		}
+		old, err := decodeHobbies(hobbies)
+		if err != nil {
+			return err
+		}
+		if err := setHobbies(ctx, tx, name, old, nil); err != nil {
+			return err
+		}
+		return record(ctx, tx, people.Deleted, people.Person{Name: name})
+	})
+}
+
+// List returns up to q.Limit people matching q, in name order. Every filter
+// is a range of an index, so a page costs the same wherever it starts.
+func (s *Store) List(ctx context.Context, q people.Query) ([]people.Person, error) {
+	var (
+		b    strings.Builder
+		args []any
+	)
+	if q.Hobby != "" {
+		b.WriteString("SELECT p.name, p.age, p.gender, p.hobbies, p.street, p.city FROM hobbies h JOIN people p ON p.name = h.name WHERE h.hobby = ? AND h.name > ?")
+		args = append(args, q.Hobby, q.After)
+	} else {
+		b.WriteString("SELECT p.name, p.age, p.gender, p.hobbies, p.street, p.city FROM people p WHERE p.name > ?")
+		args = append(args, q.After)
+	}
+	if q.City != "" {
+		b.WriteString(" AND p.city = ?")
+		args = append(args, q.City)
+	}
+	if q.NamePrefix != "" {
+		b.WriteString(" AND p.name >= ?")
+		args = append(args, q.NamePrefix)
+		if end, ok := people.PrefixEnd(q.NamePrefix); ok {
+			b.WriteString(" AND p.name < ?")
+			args = append(args, end)
+		}
+	}
+	b.WriteString(" ORDER BY p.name LIMIT ?")
+	args = append(args, q.Limit)
+
+	rows, err := s.read.QueryContext(ctx, b.String(), args...)
+	if err != nil {
+		return nil, dbError("list people", err)
+	}
+	defer rows.Close()
+	var out []people.Person
+	for rows.Next() {
+		p, err := scanPerson(rows)
+		if err != nil {
+			return nil, dbError("list people", err)
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbError("list people", err)
+	}
+	return out, nil
+}
+
+// Import adds or replaces every person in batch, in one transaction.
+func (s *Store) Import(ctx context.Context, batch []people.Person) (people.ImportResult, error) {
+	var r people.ImportResult
+	if len(batch) == 0 {
+		rev, err := s.Revision(ctx)
+		return people.ImportResult{Revision: rev}, err
+	}
+	rev, err := s.inTx(ctx, "import people", func(tx *sql.Tx) error {
+		r = people.ImportResult{}
+		get, err := tx.PrepareContext(ctx, "SELECT hobbies FROM people WHERE name = ?")
+		if err != nil {
+			return err
+		}
+		defer get.Close()
+		put, err := tx.PrepareContext(ctx, "INSERT INTO people ("+personColumns+") VALUES (?, ?, ?, ?, ?, ?)"+
+			" ON CONFLICT (name) DO UPDATE SET age = excluded.age, gender = excluded.gender, hobbies = excluded.hobbies, street = excluded.street, city = excluded.city")
+		if err != nil {
+			return err
+		}
+		defer put.Close()
+		for _, p := range batch {
+			var oldJSON string
+			typ := people.Updated
+			switch err := get.QueryRowContext(ctx, p.Name).Scan(&oldJSON); {
+			case errors.Is(err, sql.ErrNoRows):
+				typ = people.Added
+			case err != nil:
+				return err
+			}
+			var old []string
+			if typ == people.Updated {
+				if old, err = decodeHobbies(oldJSON); err != nil {
+					return err
+				}
+			}
+			if _, err := put.ExecContext(ctx, personArgs(p)...); err != nil {
+				return err
+			}
+			if err := setHobbies(ctx, tx, p.Name, old, p.Hobbies); err != nil {
+				return err
+			}
+			if err := record(ctx, tx, typ, p); err != nil {
+				return err
+			}
+			if typ == people.Added {
+				r.Added++
+			} else {
+				r.Updated++
+			}
+		}
+		return nil
+	})
+	r.Revision = rev
+	return r, err
+}
+
+// Changes returns up to limit changes after revision after.
+func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]people.Change, error) {
+	var oldest, latest sql.NullInt64
+	if err := s.read.QueryRowContext(ctx, "SELECT min(revision), max(revision) FROM changes").Scan(&oldest, &latest); err != nil {
+		return nil, dbError("read changes", err)
+	}
+	if err := people.CheckResume(after, oldest.Int64, latest.Int64); err != nil {
+		return nil, err
+	}
+	rows, err := s.read.QueryContext(ctx,
+		"SELECT revision, type, "+personColumns+" FROM changes WHERE revision > ? ORDER BY revision LIMIT ?", after, limit)
+	if err != nil {
+		return nil, dbError("read changes", err)
+	}
+	defer rows.Close()
+	var out []people.Change
+	for rows.Next() {
+		var c people.Change
+		var hobbies string
+		if err := rows.Scan(&c.Revision, &c.Type, &c.Person.Name, &c.Person.Age, &c.Person.Gender, &hobbies, &c.Person.Address.Street, &c.Person.Address.City); err != nil {
+			return nil, dbError("read changes", err)
+		}
+		if c.Person.Hobbies, err = decodeHobbies(hobbies); err != nil {
+			return nil, dbError("read changes", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbError("read changes", err)
+	}
+	return out, nil
+}
+
+// Revision returns the latest revision.
+func (s *Store) Revision(ctx context.Context) (int64, error) {
+	var rev sql.NullInt64
+	if err := s.read.QueryRowContext(ctx, "SELECT max(revision) FROM changes").Scan(&rev); err != nil {
+		return 0, dbError("read revision", err)
+	}
+	return rev.Int64, nil
+}
+
+// WaitChange blocks until a revision beyond after exists or ctx ends. It
+// sees the writes of this process; one SQLite file is served by one process.
+func (s *Store) WaitChange(ctx context.Context, after int64) error {
+	return s.latest.Wait(ctx, after)
+}
+
+// inTx runs fn in a write transaction, compacts the change log, commits, and
+// returns the latest revision. Errors fn returns that are already domain
+// errors pass through; the rest become Unavailable or Internal.
+func (s *Store) inTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) (int64, error) {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, dbError(op, err)
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return 0, dbError(op, err)
+	}
+	var rev int64
+	if err := tx.QueryRowContext(ctx, "SELECT max(revision) FROM changes").Scan(&rev); err != nil {
+		return 0, dbError(op, err)
+	}
+	if _, err := tx.ExecContext(ctx, "DELETE FROM changes WHERE revision <= ?", rev-int64(s.retain)); err != nil {
+		return 0, dbError(op, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, dbError(op, err)
+	}
+	s.latest.Advance(rev)
+	return rev, nil
+}
+
+// record appends a change to the log.
+func record(ctx context.Context, tx *sql.Tx, typ people.ChangeType, p people.Person) error {
+	_, err := tx.ExecContext(ctx,
+		"INSERT INTO changes (type, "+personColumns+") VALUES (?, ?, ?, ?, ?, ?, ?)",
+		append([]any{int(typ)}, personArgs(p)...)...)
+	return err
+}
+
+// setHobbies moves name's rows in the hobbies index from old to new.
+func setHobbies(ctx context.Context, tx *sql.Tx, name string, old, new []string) error {
+	for _, h := range old {
+		if !slices.Contains(new, h) {
+			if _, err := tx.ExecContext(ctx, "DELETE FROM hobbies WHERE hobby = ? AND name = ?", h, name); err != nil {
+				return err
+			}
+		}
+	}
+	for _, h := range new {
+		if !slices.Contains(old, h) {
+			if _, err := tx.ExecContext(ctx, "INSERT INTO hobbies (hobby, name) VALUES (?, ?) ON CONFLICT DO NOTHING", h, name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// personArgs returns p's columns in personColumns order.
+func personArgs(p people.Person) []any {
+	return []any{p.Name, p.Age, int32(p.Gender), encodeHobbies(p.Hobbies), p.Address.Street, p.Address.City}
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+// scanPerson reads a row of personColumns.
+func scanPerson(row scanner) (people.Person, error) {
+	var p people.Person
+	var hobbies string
+	if err := row.Scan(&p.Name, &p.Age, &p.Gender, &hobbies, &p.Address.Street, &p.Address.City); err != nil {
+		return people.Person{}, err
+	}
+	var err error
+	p.Hobbies, err = decodeHobbies(hobbies)
+	return p, err
+}
+
+func encodeHobbies(h []string) string {
+	if len(h) == 0 {
+		return "[]"
+	}
+	b, _ := json.Marshal(h) // a []string always encodes
+	return string(b)
+}
+
+func decodeHobbies(s string) ([]string, error) {
+	var h []string
+	if err := json.Unmarshal([]byte(s), &h); err != nil {
+		return nil, fmt.Errorf("decode hobbies %q: %w", s, err)
+	}
+	return h, nil
+}
+
+func notFound(name string) error {
+	return people.Errorf(people.NotFound, "no person named %q", name)
+}
+
+// dbError turns a database failure into a domain error: domain errors and
+// context errors pass through, a busy or locked database is Unavailable, and
+// anything else is Internal. The original error is kept for the log.
+func dbError(op string, err error) error {
+	var pe *people.Error
+	if errors.As(err, &pe) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	kind := people.Internal
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN:
+			kind = people.Unavailable
+		}
+	}
+	return &people.Error{Kind: kind, Message: op + " failed", Err: fmt.Errorf("sqlite: %s: %w", op, err)}
+}

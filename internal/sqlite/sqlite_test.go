@@ -1,0 +1,61 @@
+package sqlite
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/routeguide/routeguide/internal/people"
+	"github.com/routeguide/routeguide/internal/peopletest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func open(t *testing.T, path string, retain int) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), path, retain)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestStore(t *testing.T) {
+	peopletest.Run(t, func(t *testing.T, opts peopletest.Options) people.Store {
+		return open(t, filepath.Join(t.TempDir(), "people.db"), opts.Retain)
+	})
+}
+
+// TestReopenDoesNotReseed checks that migrations run once: a deleted seed
+// person stays deleted, and what was written is still there.
+func TestReopenDoesNotReseed(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "people.db")
+	s, err := Open(ctx, path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Delete(ctx, "Alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Add(ctx, people.Person{Name: "Carol", Age: 41}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s = open(t, path, 0)
+	if _, err := s.Person(ctx, "Alice"); people.KindOf(err) != people.NotFound {
+		t.Errorf("Person(Alice) after reopening = %v, want NotFound", err)
+	}
+	if p, err := s.Person(ctx, "Carol"); err != nil || p.Age != 41 {
+		t.Errorf("Person(Carol) after reopening = %+v, %v", p, err)
+	}
+	if rev, err := s.Revision(ctx); err != nil || rev != 4 {
+		t.Errorf("Revision after reopening = %d, %v; want 4", rev, err)
+	}
+}
