@@ -1,0 +1,514 @@
+// Package postgres is the people directory on PostgreSQL, for running
+// several stateless `routeguide serve` replicas on one database. Replicas
+// learn of each other's writes through LISTEN/NOTIFY.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/routeguide/routeguide/internal/notify"
+	"github.com/routeguide/routeguide/internal/people"
+)
+
+// DefaultRetain is how many recent changes a Store keeps for watchers that
+// resume from a revision.
+const DefaultRetain = 100_000
+
+// The advisory lock keys. writeLock serializes writers so that revisions
+// commit in order; migrateLock serializes replicas migrating at start.
+const (
+	writeLock   = 0x526f757465477569 // "RouteGui"
+	migrateLock = writeLock + 1
+)
+
+// channel is the NOTIFY channel writers announce new revisions on, as
+// "schema:revision".
+const channel = "routeguide_changes"
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Store is a directory in a PostgreSQL database, safe for concurrent use.
+type Store struct {
+	pool   *pgxpool.Pool
+	schema string
+	retain int
+	log    *slog.Logger
+	latest notify.Latest
+
+	stopListening context.CancelFunc
+	listening     sync.WaitGroup
+}
+
+var _ people.Store = (*Store)(nil)
+
+// Open connects to the database at url, applies any migrations it lacks (a
+// new database starts with the seed's Alice and Bob) and starts listening
+// for other replicas' changes. It keeps the last retain changes
+// (DefaultRetain when retain is 0).
+func Open(ctx context.Context, url string, retain int, log *slog.Logger) (*Store, error) {
+	if retain <= 0 {
+		retain = DefaultRetain
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: parse URL: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: connect: %w", err)
+	}
+	s := &Store{pool: pool, retain: retain, log: log}
+	if err := pool.QueryRow(ctx, "SELECT current_schema()").Scan(&s.schema); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: connect: %w", err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: migrate: %w", err)
+	}
+	rev, err := s.Revision(ctx)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	s.latest.Advance(rev)
+
+	listenCtx, cancel := context.WithCancel(context.Background())
+	s.stopListening = cancel
+	s.listening.Add(1)
+	go s.listen(listenCtx)
+	return s, nil
+}
+
+// Close stops listening and closes every connection.
+func (s *Store) Close() error {
+	s.stopListening()
+	s.listening.Wait()
+	s.pool.Close()
+	return nil
+}
+
+// Pool returns the connection pool, for its statistics.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// migrate applies, in order and each in its own transaction, the embedded
+// migrations the database has not recorded. Replicas starting together wait
+// for each other on an advisory lock.
+func (s *Store) migrate(ctx context.Context) error {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	slices.Sort(names)
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrateLock); err != nil {
+		return err
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", migrateLock)
+	if _, err := conn.Exec(ctx, "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"); err != nil {
+		return err
+	}
+	var version int
+	if err := conn.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM schema_migrations").Scan(&version); err != nil {
+		return err
+	}
+	for i, name := range names {
+		if i+1 <= version {
+			continue
+		}
+		body, err := migrations.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, string(body)); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version) VALUES ($1)", i+1)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// listen follows other replicas' writes until ctx ends, reconnecting with
+// backoff whenever its connection fails.
+func (s *Store) listen(ctx context.Context) {
+	defer s.listening.Done()
+	backoff := 100 * time.Millisecond
+	for {
+		connected, err := s.listenOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if connected {
+			backoff = 100 * time.Millisecond
+		}
+		s.log.Warn("postgres change listener disconnected; reconnecting", "error", err, "retry_in", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// listenOnce listens on one dedicated connection until it fails. After
+// connecting, it reads the latest revision, covering anything announced
+// while it was away.
+func (s *Store) listenOnce(ctx context.Context) (connected bool, err error) {
+	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+channel); err != nil {
+		return false, err
+	}
+	var rev int64
+	if err := conn.QueryRow(ctx, "SELECT coalesce(max(revision), 0) FROM changes").Scan(&rev); err != nil {
+		return false, err
+	}
+	s.latest.Advance(rev)
+	prefix := s.schema + ":"
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return true, err
+		}
+		if rest, ok := strings.CutPrefix(n.Payload, prefix); ok {
+			if rev, err := strconv.ParseInt(rest, 10, 64); err == nil {
+				s.latest.Advance(rev)
+			}
+		}
+	}
+}
+
+const personColumns = "name, age, gender, hobbies, street, city"
+
+// Person returns the person named name, or an error of kind people.NotFound.
+func (s *Store) Person(ctx context.Context, name string) (people.Person, error) {
+	p, err := scanPerson(s.pool.QueryRow(ctx, "SELECT "+personColumns+" FROM people WHERE name = $1", name))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return people.Person{}, notFound(name)
+	}
+	if err != nil {
+		return people.Person{}, dbError("get person", err)
+	}
+	return p, nil
+}
+
+// Add stores p; AlreadyExists when the name is taken.
+func (s *Store) Add(ctx context.Context, p people.Person) (int64, error) {
+	return s.write(ctx, "add person", func(tx pgx.Tx, next func() int64) error {
+		tag, err := tx.Exec(ctx, "INSERT INTO people ("+personColumns+") VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING", personArgs(p)...)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return people.Errorf(people.AlreadyExists, "%q already exists", p.Name)
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO hobbies (hobby, name) SELECT DISTINCT unnest($2::text[]), $1", p.Name, hobbies(p.Hobbies)); err != nil {
+			return err
+		}
+		return record(ctx, tx, next(), people.Added, p)
+	})
+}
+
+// Update applies u to the person named name; NotFound when nobody has it,
+// Invalid when the result breaks the rules.
+func (s *Store) Update(ctx context.Context, name string, u people.Update) (people.Person, int64, error) {
+	var updated people.Person
+	rev, err := s.write(ctx, "update person", func(tx pgx.Tx, next func() int64) error {
+		old, err := scanPerson(tx.QueryRow(ctx, "SELECT "+personColumns+" FROM people WHERE name = $1 FOR UPDATE", name))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return notFound(name)
+		}
+		if err != nil {
+			return err
+		}
+		updated = u.Apply(old)
+		if err := people.Validate(updated); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "UPDATE people SET age = $2, gender = $3, hobbies = $4, street = $5, city = $6 WHERE name = $1", personArgs(updated)...); err != nil {
+			return err
+		}
+		if err := replaceHobbies(ctx, tx, updated); err != nil {
+			return err
+		}
+		return record(ctx, tx, next(), people.Updated, updated)
+	})
+	if err != nil {
+		return people.Person{}, 0, err
+	}
+	return updated, rev, nil
+}
+
+// Delete removes the person named name; NotFound when nobody has it.
+func (s *Store) Delete(ctx context.Context, name string) (int64, error) {
+	return s.write(ctx, "delete person", func(tx pgx.Tx, next func() int64) error {
+		tag, err := tx.Exec(ctx, "DELETE FROM people WHERE name = $1", name)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return notFound(name)
+		}
+		if _, err := tx.Exec(ctx, "DELETE FROM hobbies WHERE name = $1", name); err != nil {
+			return err
+		}
+		return record(ctx, tx, next(), people.Deleted, people.Person{Name: name})
+	})
+}
+
+// List returns up to q.Limit people matching q, in name order. Every filter
+// is a range of an index, so a page costs the same wherever it starts.
+func (s *Store) List(ctx context.Context, q people.Query) ([]people.Person, error) {
+	var (
+		b    strings.Builder
+		args []any
+	)
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if q.Hobby != "" {
+		b.WriteString("SELECT p.name, p.age, p.gender, p.hobbies, p.street, p.city FROM hobbies h JOIN people p ON p.name = h.name WHERE h.hobby = " + arg(q.Hobby) + " AND h.name > " + arg(q.After))
+	} else {
+		b.WriteString("SELECT p.name, p.age, p.gender, p.hobbies, p.street, p.city FROM people p WHERE p.name > " + arg(q.After))
+	}
+	if q.City != "" {
+		b.WriteString(" AND p.city = " + arg(q.City))
+	}
+	if q.NamePrefix != "" {
+		b.WriteString(" AND p.name >= " + arg(q.NamePrefix))
+		if end, ok := people.PrefixEnd(q.NamePrefix); ok {
+			b.WriteString(" AND p.name < " + arg(end))
+		}
+	}
+	b.WriteString(" ORDER BY p.name LIMIT " + arg(q.Limit))
+
+	rows, err := s.pool.Query(ctx, b.String(), args...)
+	if err != nil {
+		return nil, dbError("list people", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (people.Person, error) { return scanPerson(row) })
+	if err != nil {
+		return nil, dbError("list people", err)
+	}
+	return out, nil
+}
+
+// Import adds or replaces every person in batch, in one transaction, sending
+// every statement in one round trip.
+func (s *Store) Import(ctx context.Context, batch []people.Person) (people.ImportResult, error) {
+	if len(batch) == 0 {
+		rev, err := s.Revision(ctx)
+		return people.ImportResult{Revision: rev}, err
+	}
+	var r people.ImportResult
+	rev, err := s.write(ctx, "import people", func(tx pgx.Tx, next func() int64) error {
+		r = people.ImportResult{}
+		var b pgx.Batch
+		for _, p := range batch {
+			args := append(personArgs(p), next())
+			// Upsert the person and log the change in one statement: xmax is
+			// 0 for a row this statement inserted.
+			b.Queue(`WITH up AS (
+				INSERT INTO people (`+personColumns+`) VALUES ($1, $2, $3, $4, $5, $6)
+				ON CONFLICT (name) DO UPDATE SET age = excluded.age, gender = excluded.gender,
+					hobbies = excluded.hobbies, street = excluded.street, city = excluded.city
+				RETURNING (xmax = 0) AS added)
+				INSERT INTO changes (revision, type, `+personColumns+`)
+				SELECT $7, CASE WHEN added THEN 1 ELSE 2 END, $1, $2, $3, $4, $5, $6 FROM up
+				RETURNING type`, args...).QueryRow(func(row pgx.Row) error {
+				var typ int
+				if err := row.Scan(&typ); err != nil {
+					return err
+				}
+				if people.ChangeType(typ) == people.Added {
+					r.Added++
+				} else {
+					r.Updated++
+				}
+				return nil
+			})
+			b.Queue("DELETE FROM hobbies WHERE name = $1", p.Name)
+			b.Queue("INSERT INTO hobbies (hobby, name) SELECT DISTINCT unnest($2::text[]), $1", p.Name, hobbies(p.Hobbies))
+		}
+		return tx.SendBatch(ctx, &b).Close()
+	})
+	r.Revision = rev
+	return r, err
+}
+
+// Changes returns up to limit changes after revision after.
+func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]people.Change, error) {
+	var oldest, latest *int64
+	if err := s.pool.QueryRow(ctx, "SELECT min(revision), max(revision) FROM changes").Scan(&oldest, &latest); err != nil {
+		return nil, dbError("read changes", err)
+	}
+	if oldest == nil {
+		var zero, one int64 = 0, 1
+		latest, oldest = &zero, &one
+	}
+	if err := people.CheckResume(after, *oldest, *latest); err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, "SELECT revision, type, "+personColumns+" FROM changes WHERE revision > $1 ORDER BY revision LIMIT $2", after, limit)
+	if err != nil {
+		return nil, dbError("read changes", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (people.Change, error) {
+		var c people.Change
+		var typ int16
+		err := row.Scan(&c.Revision, &typ, &c.Person.Name, &c.Person.Age, &c.Person.Gender, &c.Person.Hobbies, &c.Person.Address.Street, &c.Person.Address.City)
+		c.Type = people.ChangeType(typ)
+		return c, err
+	})
+	if err != nil {
+		return nil, dbError("read changes", err)
+	}
+	return out, nil
+}
+
+// Revision returns the latest revision.
+func (s *Store) Revision(ctx context.Context) (int64, error) {
+	var rev int64
+	if err := s.pool.QueryRow(ctx, "SELECT coalesce(max(revision), 0) FROM changes").Scan(&rev); err != nil {
+		return 0, dbError("read revision", err)
+	}
+	return rev, nil
+}
+
+// WaitChange blocks until a revision beyond after exists or ctx ends. It
+// learns of other replicas' writes through LISTEN/NOTIFY.
+func (s *Store) WaitChange(ctx context.Context, after int64) error {
+	return s.latest.Wait(ctx, after)
+}
+
+// write runs fn in a transaction that holds the write lock, so that the
+// revisions next hands out commit in order. It trims the change log,
+// announces the latest revision to other replicas, commits, and returns that
+// revision.
+func (s *Store) write(ctx context.Context, op string, fn func(tx pgx.Tx, next func() int64) error) (int64, error) {
+	var rev int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", writeLock); err != nil {
+			return err
+		}
+		var latest int64
+		if err := tx.QueryRow(ctx, "SELECT coalesce(max(revision), 0) FROM changes").Scan(&latest); err != nil {
+			return err
+		}
+		rev = latest
+		if err := fn(tx, func() int64 { rev++; return rev }); err != nil {
+			return err
+		}
+		if rev == latest {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, "DELETE FROM changes WHERE revision <= $1", rev-int64(s.retain)); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "SELECT pg_notify($1, $2)", channel, s.schema+":"+strconv.FormatInt(rev, 10))
+		return err
+	})
+	if err != nil {
+		return 0, dbError(op, err)
+	}
+	s.latest.Advance(rev)
+	return rev, nil
+}
+
+// record appends a change to the log.
+func record(ctx context.Context, tx pgx.Tx, rev int64, typ people.ChangeType, p people.Person) error {
+	_, err := tx.Exec(ctx, "INSERT INTO changes (revision, type, "+personColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+		append([]any{rev, int16(typ)}, personArgs(p)...)...)
+	return err
+}
+
+// replaceHobbies makes p's rows in the hobbies index match p.Hobbies.
+func replaceHobbies(ctx context.Context, tx pgx.Tx, p people.Person) error {
+	if _, err := tx.Exec(ctx, "DELETE FROM hobbies WHERE name = $1", p.Name); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, "INSERT INTO hobbies (hobby, name) SELECT DISTINCT unnest($2::text[]), $1", p.Name, hobbies(p.Hobbies))
+	return err
+}
+
+// hobbies returns h as a value for a NOT NULL text[] column.
+func hobbies(h []string) []string {
+	if h == nil {
+		return []string{}
+	}
+	return h
+}
+
+// personArgs returns p's columns in personColumns order.
+func personArgs(p people.Person) []any {
+	return []any{p.Name, p.Age, int32(p.Gender), hobbies(p.Hobbies), p.Address.Street, p.Address.City}
+}
+
+// scanPerson reads a row of personColumns.
+func scanPerson(row pgx.Row) (people.Person, error) {
+	var p people.Person
+	err := row.Scan(&p.Name, &p.Age, &p.Gender, &p.Hobbies, &p.Address.Street, &p.Address.City)
+	return p, err
+}
+
+func notFound(name string) error {
+	return people.Errorf(people.NotFound, "no person named %q", name)
+}
+
+// dbError turns a database failure into a domain error: domain errors and
+// context errors pass through, a database that cannot be reached or is
+// shutting down is Unavailable, and anything else is Internal. The original
+// error is kept for the log.
+func dbError(op string, err error) error {
+	var pe *people.Error
+	if errors.As(err, &pe) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return &people.Error{Kind: kindOf(err), Message: op + " failed", Err: fmt.Errorf("postgres: %s: %w", op, err)}
+}
+
+// kindOf classifies a database error. The server's answers are Internal,
+// except connection failures, shutdown and overload (SQLSTATE classes 08, 53,
+// 57); an error that is not the server's answer means no usable connection,
+// which is Unavailable too.
+func kindOf(err error) people.Kind {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return people.Unavailable
+	}
+	switch pgErr.Code[:2] {
+	case "08", "53", "57":
+		return people.Unavailable
+	}
+	return people.Internal
+}
