@@ -3,8 +3,10 @@ package grpcserver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -15,7 +17,8 @@ import (
 // statusError returns the status error a caller sees for err. A context error
 // becomes CANCELED or DEADLINE_EXCEEDED. Internal and Unavailable errors get a
 // generic message, since their details (SQL, hosts, paths) are not the
-// caller's business; the details go to log.
+// caller's business; the details go to log. Invalid errors carry a
+// google.rpc.BadRequest detail naming each field at fault.
 func statusError(ctx context.Context, log *slog.Logger, method string, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return status.FromContextError(err).Err()
@@ -29,5 +32,22 @@ func statusError(ctx context.Context, log *slog.Logger, method string, err error
 		log.LogAttrs(ctx, slog.LevelWarn, "request failed", slog.String("method", method), slog.String("error", err.Error()))
 		return status.Error(code, "service unavailable; retry later")
 	}
-	return status.Error(code, people.MessageOf(err))
+	var e *people.Error
+	if !errors.As(err, &e) || len(e.Violations) == 0 {
+		return status.Error(code, people.MessageOf(err))
+	}
+	first := e.Violations[0]
+	msg := first.Field + " " + first.Description
+	if n := len(e.Violations) - 1; n > 0 {
+		msg += fmt.Sprintf(" (and %d more)", n)
+	}
+	br := &errdetails.BadRequest{FieldViolations: make([]*errdetails.BadRequest_FieldViolation, len(e.Violations))}
+	for i, v := range e.Violations {
+		br.FieldViolations[i] = &errdetails.BadRequest_FieldViolation{Field: v.Field, Description: v.Description}
+	}
+	st, detailErr := status.New(code, msg).WithDetails(br)
+	if detailErr != nil {
+		return status.Error(code, msg)
+	}
+	return st.Err()
 }

@@ -17,7 +17,6 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
-	"github.com/routeguide/routeguide/internal/people"
 )
 
 // ServiceName is the full name of the RouteGuide service, also the name its
@@ -96,7 +95,7 @@ type Server struct {
 
 // New returns a Server that answers from store and logs to log. It serves
 // nothing until Serve is called.
-func New(store people.Reader, log *slog.Logger, limits Limits) *Server {
+func New(store Store, log *slog.Logger, limits Limits) *Server {
 	drainCtx, drain := context.WithCancel(context.Background())
 	opts := append(limits.serverOptions(), grpc.ChainStreamInterceptor(drainStreams(drainCtx)))
 	s := &Server{

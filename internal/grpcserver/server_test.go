@@ -36,7 +36,7 @@ type harness struct {
 	served chan error
 }
 
-func start(t *testing.T, store people.Reader) *harness {
+func start(t *testing.T, store Store) *harness {
 	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	h := &harness{
@@ -77,6 +77,16 @@ func (h *harness) shutdown(t *testing.T) {
 }
 
 func seedStore() *memory.Store { return memory.New(0, people.Seed()...) }
+
+// storeWith is a seeded directory whose lookups person answers.
+type storeWith struct {
+	*memory.Store
+	person func(ctx context.Context, name string) (people.Person, error)
+}
+
+func (s storeWith) Person(ctx context.Context, name string) (people.Person, error) {
+	return s.person(ctx, name)
+}
 
 var (
 	alice = &pb.Person{
@@ -232,8 +242,7 @@ func TestGetPeopleDeadline(t *testing.T) {
 }
 
 func TestGetPersonDeadline(t *testing.T) {
-	store := &blockingStore{}
-	h := start(t, store)
+	h := start(t, blockingStore(nil))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	_, err := h.client.GetPerson(ctx, &pb.Name{Name: "Alice"})
@@ -242,23 +251,23 @@ func TestGetPersonDeadline(t *testing.T) {
 	}
 }
 
-// blockingStore answers only when its caller gives up. When entered is not
-// nil, each lookup signals it on arrival.
-type blockingStore struct{ entered chan struct{} }
-
-func (s *blockingStore) Person(ctx context.Context, _ string) (people.Person, error) {
-	if s.entered != nil {
-		s.entered <- struct{}{}
-	}
-	<-ctx.Done()
-	return people.Person{}, ctx.Err()
+// blockingStore is a directory whose lookups answer only when their caller
+// gives up. When entered is not nil, each lookup signals it on arrival.
+func blockingStore(entered chan struct{}) Store {
+	return storeWith{seedStore(), func(ctx context.Context, _ string) (people.Person, error) {
+		if entered != nil {
+			entered <- struct{}{}
+		}
+		<-ctx.Done()
+		return people.Person{}, ctx.Err()
+	}}
 }
 
-// failingStore fails every lookup with err.
-type failingStore struct{ err error }
-
-func (s failingStore) Person(context.Context, string) (people.Person, error) {
-	return people.Person{}, s.err
+// failingStore is a directory whose lookups fail with err.
+func failingStore(err error) Store {
+	return storeWith{seedStore(), func(context.Context, string) (people.Person, error) {
+		return people.Person{}, err
+	}}
 }
 
 func TestStoreErrorsMapToCodes(t *testing.T) {
@@ -276,7 +285,7 @@ func TestStoreErrorsMapToCodes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := start(t, failingStore{tt.err})
+			h := start(t, failingStore(tt.err))
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 
@@ -353,8 +362,8 @@ func TestShutdownEndsOpenStreams(t *testing.T) {
 }
 
 func TestShutdownCutsOffAtDeadline(t *testing.T) {
-	store := &blockingStore{entered: make(chan struct{}, 1)}
-	h := start(t, store)
+	entered := make(chan struct{}, 1)
+	h := start(t, blockingStore(entered))
 	callCtx, cancelCall := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancelCall()
 	errc := make(chan error, 1)
@@ -362,7 +371,7 @@ func TestShutdownCutsOffAtDeadline(t *testing.T) {
 		_, err := h.client.GetPerson(callCtx, &pb.Name{Name: "Alice"})
 		errc <- err
 	}()
-	<-store.entered
+	<-entered
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	if h.srv.Shutdown(ctx) {

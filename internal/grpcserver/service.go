@@ -16,11 +16,25 @@ import (
 // has the name asked for; seed clients test for it.
 const notFoundName = "Not Found"
 
-// service implements the RouteGuide gRPC service over a people.Reader.
+// Store is the directory the service answers from: a people.Store without
+// the Close, which is the owner's business.
+type Store interface {
+	people.Reader
+	Add(ctx context.Context, p people.Person) (int64, error)
+	Update(ctx context.Context, name string, u people.Update) (people.Person, int64, error)
+	Delete(ctx context.Context, name string) (int64, error)
+	List(ctx context.Context, q people.Query) ([]people.Person, error)
+	Import(ctx context.Context, batch []people.Person) (people.ImportResult, error)
+	Changes(ctx context.Context, after int64, limit int) ([]people.Change, error)
+	Revision(ctx context.Context) (int64, error)
+	WaitChange(ctx context.Context, after int64) error
+}
+
+// service implements the RouteGuide gRPC service over a Store.
 type service struct {
 	pb.UnimplementedRouteGuideServer
 
-	store people.Reader
+	store Store
 	log   *slog.Logger
 }
 

@@ -14,6 +14,7 @@ var codeOf = [...]codes.Code{
 	people.NotFound:      codes.NotFound,
 	people.AlreadyExists: codes.AlreadyExists,
 	people.Unavailable:   codes.Unavailable,
+	people.OutOfRange:    codes.OutOfRange,
 }
 
 // Code returns the status code for errors of kind k; Internal for a kind the

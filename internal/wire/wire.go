@@ -59,3 +59,19 @@ func AppendJSON(dst []byte, p people.Person) ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
+
+// changeTypes maps change types to the watch's event types.
+var changeTypes = map[people.ChangeType]pb.WatchPeopleResponse_Type{
+	people.Added:   pb.WatchPeopleResponse_TYPE_ADDED,
+	people.Updated: pb.WatchPeopleResponse_TYPE_UPDATED,
+	people.Deleted: pb.WatchPeopleResponse_TYPE_DELETED,
+}
+
+// ChangeToProto returns c as a watch event.
+func ChangeToProto(c people.Change) *pb.WatchPeopleResponse {
+	p := c.Person
+	if c.Type == people.Deleted {
+		p = people.Person{Name: p.Name}
+	}
+	return &pb.WatchPeopleResponse{Revision: c.Revision, Type: changeTypes[c.Type], Person: ToProto(p)}
+}

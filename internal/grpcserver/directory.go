@@ -1,0 +1,296 @@
+package grpcserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+
+	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
+	"github.com/routeguide/routeguide/internal/people"
+	"github.com/routeguide/routeguide/internal/wire"
+)
+
+// Page sizes for ListPeople.
+const (
+	defaultPageSize = 50
+	maxPageSize     = 1000
+)
+
+// watchBatch is how many changes a watch reads from the store at a time.
+const watchBatch = 256
+
+// AddPerson adds a new person.
+func (s *service) AddPerson(ctx context.Context, req *pb.AddPersonRequest) (*pb.AddPersonResponse, error) {
+	if req.GetPerson() == nil {
+		return nil, s.fail(ctx, "AddPerson", required("person"))
+	}
+	p := people.Normalize(wire.FromProto(req.GetPerson()))
+	if err := people.Validate(p); err != nil {
+		return nil, s.fail(ctx, "AddPerson", withFieldPrefix(err, "person."))
+	}
+	rev, err := s.store.Add(ctx, p)
+	if err != nil {
+		return nil, s.fail(ctx, "AddPerson", err)
+	}
+	return &pb.AddPersonResponse{Person: wire.ToProto(p), Revision: rev}, nil
+}
+
+// UpdatePerson changes the fields named by the mask.
+func (s *service) UpdatePerson(ctx context.Context, req *pb.UpdatePersonRequest) (*pb.UpdatePersonResponse, error) {
+	if req.GetPerson() == nil {
+		return nil, s.fail(ctx, "UpdatePerson", required("person"))
+	}
+	to := wire.FromProto(req.GetPerson())
+	name := people.NormalizeName(to.Name)
+	if err := people.ValidateName(name); err != nil {
+		return nil, s.fail(ctx, "UpdatePerson", withFieldPrefix(err, "person."))
+	}
+	fields, err := maskFields(req.GetUpdateMask(), to)
+	if err != nil {
+		return nil, s.fail(ctx, "UpdatePerson", err)
+	}
+	p, rev, err := s.store.Update(ctx, name, people.Update{Fields: fields, To: to})
+	if err != nil {
+		return nil, s.fail(ctx, "UpdatePerson", withFieldPrefix(err, "person."))
+	}
+	return &pb.UpdatePersonResponse{Person: wire.ToProto(p), Revision: rev}, nil
+}
+
+// maskFields returns the fields an update mask names. An empty mask names
+// every field that is set in to.
+func maskFields(mask *fieldmaskpb.FieldMask, to people.Person) (people.Field, error) {
+	if len(mask.GetPaths()) == 0 {
+		var f people.Field
+		if to.Age != 0 {
+			f |= people.FieldAge
+		}
+		if to.Gender != people.GenderUnknown {
+			f |= people.FieldGender
+		}
+		if len(to.Hobbies) > 0 {
+			f |= people.FieldHobbies
+		}
+		if to.Address.Street != "" {
+			f |= people.FieldStreet
+		}
+		if to.Address.City != "" {
+			f |= people.FieldCity
+		}
+		return f, nil
+	}
+	var f people.Field
+	for _, path := range mask.GetPaths() {
+		switch path {
+		case "age":
+			f |= people.FieldAge
+		case "gender":
+			f |= people.FieldGender
+		case "hobbies":
+			f |= people.FieldHobbies
+		case "address":
+			f |= people.FieldStreet | people.FieldCity
+		case "address.street":
+			f |= people.FieldStreet
+		case "address.city":
+			f |= people.FieldCity
+		case "name":
+			return 0, invalidField("update_mask", "the name cannot be changed; add the person under the new name and delete the old one")
+		default:
+			return 0, invalidField("update_mask", fmt.Sprintf("unknown field %q; want age, gender, hobbies, address, address.street or address.city", path))
+		}
+	}
+	return f, nil
+}
+
+// DeletePerson removes a person.
+func (s *service) DeletePerson(ctx context.Context, req *pb.DeletePersonRequest) (*pb.DeletePersonResponse, error) {
+	name := people.NormalizeName(req.GetName())
+	if err := people.ValidateName(name); err != nil {
+		return nil, s.fail(ctx, "DeletePerson", err)
+	}
+	rev, err := s.store.Delete(ctx, name)
+	if err != nil {
+		return nil, s.fail(ctx, "DeletePerson", err)
+	}
+	return &pb.DeletePersonResponse{Revision: rev}, nil
+}
+
+// ListPeople returns one page of people.
+func (s *service) ListPeople(ctx context.Context, req *pb.ListPeopleRequest) (*pb.ListPeopleResponse, error) {
+	size := int(req.GetPageSize())
+	switch {
+	case size < 0:
+		return nil, s.fail(ctx, "ListPeople", invalidField("page_size", fmt.Sprintf("must not be negative, got %d", size)))
+	case size == 0:
+		size = defaultPageSize
+	case size > maxPageSize:
+		size = maxPageSize
+	}
+	q := people.Query{City: req.GetCity(), Hobby: req.GetHobby(), NamePrefix: req.GetNamePrefix(), Limit: size + 1}
+	if tok := req.GetPageToken(); tok != "" {
+		after, err := decodePageToken(q, tok)
+		if err != nil {
+			return nil, s.fail(ctx, "ListPeople", err)
+		}
+		q.After = after
+	}
+	found, err := s.store.List(ctx, q)
+	if err != nil {
+		return nil, s.fail(ctx, "ListPeople", err)
+	}
+	resp := &pb.ListPeopleResponse{}
+	if len(found) > size {
+		found = found[:size]
+		resp.NextPageToken = encodePageToken(q, found[size-1].Name)
+	}
+	resp.People = make([]*pb.Person, len(found))
+	for i, p := range found {
+		resp.People[i] = wire.ToProto(p)
+	}
+	return resp, nil
+}
+
+// WatchPeople streams changes, after the current people when asked. A slow
+// reader holds back only its own stream: Send blocks once HTTP/2 flow
+// control fills, and the watch reads the next changes from the store only
+// after sending the last, so a stream never buffers more than one batch.
+func (s *service) WatchPeople(req *pb.WatchPeopleRequest, stream grpc.ServerStreamingServer[pb.WatchPeopleResponse]) error {
+	ctx := stream.Context()
+	after := req.GetAfterRevision()
+	if after < 0 {
+		return s.fail(ctx, "WatchPeople", invalidField("after_revision", fmt.Sprintf("must not be negative, got %d", after)))
+	}
+	if req.GetSendCurrent() || after == 0 {
+		rev, err := s.store.Revision(ctx)
+		if err != nil {
+			return s.fail(ctx, "WatchPeople", err)
+		}
+		after = rev
+	}
+	if req.GetSendCurrent() {
+		if err := s.sendCurrent(ctx, stream, after); err != nil {
+			return err
+		}
+	}
+	for {
+		changes, err := s.store.Changes(ctx, after, watchBatch)
+		if err != nil {
+			return s.fail(ctx, "WatchPeople", err)
+		}
+		for _, c := range changes {
+			if err := stream.Send(wire.ChangeToProto(c)); err != nil {
+				return err
+			}
+			after = c.Revision
+		}
+		if len(changes) == watchBatch {
+			continue
+		}
+		if err := s.store.WaitChange(ctx, after); err != nil {
+			return contextStatus(ctx)
+		}
+	}
+}
+
+// sendCurrent sends every person as a CURRENT event of revision rev, then a
+// SYNCED event.
+func (s *service) sendCurrent(ctx context.Context, stream grpc.ServerStreamingServer[pb.WatchPeopleResponse], rev int64) error {
+	q := people.Query{Limit: watchBatch}
+	for {
+		page, err := s.store.List(ctx, q)
+		if err != nil {
+			return s.fail(ctx, "WatchPeople", err)
+		}
+		for _, p := range page {
+			ev := &pb.WatchPeopleResponse{Revision: rev, Type: pb.WatchPeopleResponse_TYPE_CURRENT, Person: wire.ToProto(p)}
+			if err := stream.Send(ev); err != nil {
+				return err
+			}
+		}
+		if len(page) < q.Limit {
+			break
+		}
+		q.After = page[len(page)-1].Name
+	}
+	return stream.Send(&pb.WatchPeopleResponse{Revision: rev, Type: pb.WatchPeopleResponse_TYPE_SYNCED})
+}
+
+// ImportPeople stores each batch as it arrives, in its own transaction, and
+// answers with the counts of the whole import. A batch with an invalid
+// person is refused whole, naming the person by its place in the import;
+// the batches before it stay stored.
+func (s *service) ImportPeople(stream grpc.ClientStreamingServer[pb.ImportPeopleRequest, pb.ImportPeopleResponse]) error {
+	ctx := stream.Context()
+	var (
+		total people.ImportResult
+		seen  int
+		batch []people.Person
+	)
+	if rev, err := s.store.Revision(ctx); err == nil {
+		total.Revision = rev
+	}
+	for {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return stream.SendAndClose(&pb.ImportPeopleResponse{Added: total.Added, Updated: total.Updated, Revision: total.Revision})
+		}
+		if err != nil {
+			return err
+		}
+		batch = batch[:0]
+		for i, m := range req.GetPeople() {
+			p := people.Normalize(wire.FromProto(m))
+			if err := people.Validate(p); err != nil {
+				return s.fail(ctx, "ImportPeople", withFieldPrefix(err, fmt.Sprintf("people[%d].", seen+i)))
+			}
+			batch = append(batch, p)
+		}
+		seen += len(batch)
+		r, err := s.store.Import(ctx, batch)
+		if err != nil {
+			return s.fail(ctx, "ImportPeople", err)
+		}
+		total.Added += r.Added
+		total.Updated += r.Updated
+		total.Revision = r.Revision
+	}
+}
+
+// fail returns the status error for a failed call, logging what the caller
+// is not shown.
+func (s *service) fail(ctx context.Context, method string, err error) error {
+	return statusError(ctx, s.log, method, err)
+}
+
+func required(field string) error {
+	return invalidField(field, "is required")
+}
+
+// invalidField returns an Invalid error about one field.
+func invalidField(field, desc string) error {
+	return &people.Error{
+		Kind:       people.Invalid,
+		Message:    field + " " + desc,
+		Violations: []people.FieldViolation{{Field: field, Description: desc}},
+	}
+}
+
+// withFieldPrefix returns err with prefix put before every violated field's
+// path, so that paths name the field in the request, such as "person.name";
+// other errors are returned as they are.
+func withFieldPrefix(err error, prefix string) error {
+	var e *people.Error
+	if !errors.As(err, &e) || len(e.Violations) == 0 {
+		return err
+	}
+	out := *e
+	out.Violations = make([]people.FieldViolation, len(e.Violations))
+	for i, v := range e.Violations {
+		out.Violations[i] = people.FieldViolation{Field: prefix + v.Field, Description: v.Description}
+	}
+	return &out
+}
