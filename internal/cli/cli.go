@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"runtime/debug"
 	"strings"
 
@@ -153,6 +154,19 @@ func versionCommand(e *env) *cobra.Command {
 func noArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
 		return usageError{fmt.Errorf("%s takes no arguments, got %q", cmd.CommandPath(), strings.Join(args, " "))}
+	}
+	return nil
+}
+
+// checkAddr refuses an address that is not host:port, so that a missing port
+// is a usage error rather than a dial to some default port. Addresses with a
+// gRPC resolver scheme ("dns:///host:port") pass as they are.
+func checkAddr(flag, addr string) error {
+	if strings.Contains(addr, ":///") {
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return usageError{fmt.Errorf("%s %q: want host:port", flag, addr)}
 	}
 	return nil
 }

@@ -239,6 +239,9 @@ func TestCommands(t *testing.T) {
 		{name: "unknown_flag", args: []string{"get", "--colour", "Alice"}},
 		{name: "unknown_command", args: []string{"fetch", "Alice"}},
 		{name: "help", args: []string{"--help"}},
+		{name: "addr_without_port", args: []string{"get", "--addr", "localhost", "Alice"}},
+		{name: "serve_addr_without_port", args: []string{"serve", "--addr", "localhost"}},
+		{name: "serve_zero_shutdown_timeout", args: []string{"serve", "--shutdown-timeout", "0s"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -43,6 +43,9 @@ func addClientFlags(e *env, cmd *cobra.Command, withOutput bool) *clientConfig {
 		if err != nil {
 			return err
 		}
+		if err := checkAddr("--addr", cfg.Addr); err != nil {
+			return err
+		}
 		cfg.timeoutSet = cmd.Flags().Changed("timeout")
 		if cfg.Timeout < 0 {
 			return usageError{fmt.Errorf("--timeout %v: must not be negative", cfg.Timeout)}
@@ -83,10 +86,13 @@ func (cfg *clientConfig) describe(err error) error {
 	if errors.Is(err, context.Canceled) {
 		return errors.New("interrupted")
 	}
-	st, ok := status.FromError(err)
-	if !ok {
+	// The status itself, not status.FromError's view of the wrapped chain,
+	// whose message would repeat the wrapping.
+	var se interface{ GRPCStatus() *status.Status }
+	if !errors.As(err, &se) {
 		return err
 	}
+	st := se.GRPCStatus()
 	switch st.Code() {
 	case codes.Unavailable:
 		return fmt.Errorf("RouteGuide at %s is unavailable: %s", cfg.Addr, briefly(st.Message()))

@@ -4,9 +4,9 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"iter"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/spf13/cobra"
 )
@@ -27,9 +27,10 @@ has no deadline unless --timeout or ROUTEGUIDE_TIMEOUT sets one.`,
 	cfg := addClientFlags(e, cmd, true)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		names := slices.Values(args)
-		var readErr error
+		var stdin *lineReader
 		if len(args) == 0 {
-			names = lines(e.stdin, &readErr)
+			stdin = &lineReader{r: e.stdin}
+			names = stdin.names
 			if !cfg.timeoutSet {
 				cfg.Timeout = 0
 			}
@@ -45,29 +46,44 @@ has no deadline unless --timeout or ROUTEGUIDE_TIMEOUT sets one.`,
 		if err := c.People(ctx, names, personWriter(e.stdout, cfg.Output)); err != nil {
 			return fail(cfg.describe(err))
 		}
-		if readErr != nil {
-			return fail(fmt.Errorf("read names: %w", readErr))
+		if stdin != nil {
+			if err := stdin.Err(); err != nil {
+				return fail(fmt.Errorf("read names: %w", err))
+			}
 		}
 		return nil
 	}
 	return cmd
 }
 
-// lines yields the non-blank lines of r, trimmed, as they are read. A read
-// error ends the sequence and is stored in *errp; the caller checks it after
-// the sequence is done.
-func lines(r io.Reader, errp *error) iter.Seq[string] {
-	return func(yield func(string) bool) {
-		sc := bufio.NewScanner(r)
-		for sc.Scan() {
-			name := strings.TrimSpace(sc.Text())
-			if name == "" {
-				continue
-			}
-			if !yield(name) {
-				return
-			}
+// lineReader yields the non-blank lines of r, trimmed, as they are read.
+type lineReader struct {
+	r   io.Reader
+	mu  sync.Mutex
+	err error // guarded by mu; why reading stopped early
+}
+
+// names is an iter.Seq of the lines. It may run on another goroutine than
+// the one that calls Err.
+func (l *lineReader) names(yield func(string) bool) {
+	sc := bufio.NewScanner(l.r)
+	for sc.Scan() {
+		name := strings.TrimSpace(sc.Text())
+		if name == "" {
+			continue
 		}
-		*errp = sc.Err()
+		if !yield(name) {
+			return
+		}
 	}
+	l.mu.Lock()
+	l.err = sc.Err()
+	l.mu.Unlock()
+}
+
+// Err returns the error that ended reading, if any.
+func (l *lineReader) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
 }

@@ -46,12 +46,22 @@ streams with UNAVAILABLE, lets in-flight calls finish for up to
 --shutdown-timeout, then stops and exits 0.`,
 		Args: noArgs,
 		PreRunE: func(cmd *cobra.Command, _ []string) error {
-			return bindEnv(cmd.Flags(), e.getenv, map[string]string{
+			err := bindEnv(cmd.Flags(), e.getenv, map[string]string{
 				"addr":             "ROUTEGUIDE_ADDR",
 				"shutdown-timeout": "ROUTEGUIDE_SHUTDOWN_TIMEOUT",
 				"log-format":       "ROUTEGUIDE_LOG_FORMAT",
 				"log-level":        "ROUTEGUIDE_LOG_LEVEL",
 			})
+			if err != nil {
+				return err
+			}
+			if err := checkAddr("--addr", cfg.Addr); err != nil {
+				return err
+			}
+			if cfg.ShutdownTimeout <= 0 {
+				return usageError{fmt.Errorf("--shutdown-timeout %v: must be positive", cfg.ShutdownTimeout)}
+			}
+			return nil
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(e.stderr, cfg.LogFormat, cfg.LogLevel)

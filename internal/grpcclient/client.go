@@ -13,15 +13,12 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
 	"github.com/routeguide/routeguide/internal/people"
 	"github.com/routeguide/routeguide/internal/wire"
 )
-
-// notFoundName is the name of the Person the server answers GetPerson with
-// when nobody has the name asked for.
-const notFoundName = "Not Found"
 
 // Client is a connection to a RouteGuide server, safe for concurrent use.
 type Client struct {
@@ -47,13 +44,16 @@ func (c *Client) Close() error { return c.conn.Close() }
 
 // Person returns the person with the given name through GetPerson. It returns
 // an error of kind people.NotFound when the server answers with its
-// "Not Found" person, and otherwise an error that wraps the call's status.
+// "Not Found" person: a Person of that name and nothing else. (Someone
+// actually named "Not Found", with no other field set, is reported missing
+// too; the seed contract cannot tell them apart.) Other failures wrap the
+// call's status.
 func (c *Client) Person(ctx context.Context, name string) (people.Person, error) {
 	m, err := c.rg.GetPerson(ctx, &pb.Name{Name: name})
 	if err != nil {
 		return people.Person{}, fromStatus(err)
 	}
-	if m.GetName() == notFoundName && name != notFoundName {
+	if proto.Equal(m, &pb.Person{Name: wire.NotFoundName}) {
 		return people.Person{}, people.Errorf(people.NotFound, "no person named %q", name)
 	}
 	return wire.FromProto(m), nil
@@ -64,7 +64,8 @@ func (c *Client) Person(ctx context.Context, name string) (people.Person, error)
 // are skipped, as the server does. People returns when the server has
 // answered every name, when found returns an error (that error), or when the
 // call fails (an error that wraps its status). names may block, for instance
-// on a terminal; People stops consuming it after a failure.
+// on a terminal: People does not wait for it, so names may still be read from
+// after People returns, until its next name is ready.
 func (c *Client) People(ctx context.Context, names iter.Seq[string], found func(people.Person) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -81,7 +82,12 @@ func (c *Client) People(ctx context.Context, names iter.Seq[string], found func(
 	for {
 		m, err := stream.Recv()
 		if err == io.EOF {
-			return <-sent
+			select {
+			case err := <-sent:
+				return err
+			default:
+				return nil // the server finished before the names did
+			}
 		}
 		if err != nil {
 			return fromStatus(err)

@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
@@ -191,7 +192,7 @@ func (s *service) WatchPeople(req *pb.WatchPeopleRequest, stream grpc.ServerStre
 			continue
 		}
 		if err := s.store.WaitChange(ctx, after); err != nil {
-			return contextStatus(ctx)
+			return status.FromContextError(ctx.Err()).Err()
 		}
 	}
 }

@@ -14,17 +14,24 @@ import (
 var errDraining = status.Error(codes.Unavailable, "server is shutting down; retry")
 
 // drainStreams gives every streaming RPC a context that is cancelled, with
-// errDraining as its cause, when the server starts to drain. GracefulStop
-// waits for every open RPC, and streams such as GetPeople or a health Watch
-// can stay open indefinitely; without this a shutdown would always wait out
-// its full timeout.
+// errDraining as its cause, when the server starts to drain, and makes a
+// stream that fails because of it end with UNAVAILABLE. GracefulStop waits
+// for every open RPC, and streams such as GetPeople, WatchPeople or a health
+// Watch can wait indefinitely for their next event; without this a shutdown
+// would always wait out its full timeout. A handler blocked in a send to a
+// client that does not read, or in a receive the context cannot interrupt,
+// is only cut off when the shutdown timeout ends.
 func drainStreams(drain context.Context) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		ctx, cancel := context.WithCancelCause(ss.Context())
 		defer cancel(nil)
 		stop := context.AfterFunc(drain, func() { cancel(errDraining) })
 		defer stop()
-		return handler(srv, &drainingStream{ServerStream: ss, ctx: ctx})
+		err := handler(srv, &drainingStream{ServerStream: ss, ctx: ctx})
+		if err != nil && errors.Is(context.Cause(ctx), errDraining) {
+			return errDraining
+		}
+		return err
 	}
 }
 
@@ -35,13 +42,3 @@ type drainingStream struct {
 }
 
 func (s *drainingStream) Context() context.Context { return s.ctx }
-
-// contextStatus returns the status for an RPC whose context has ended:
-// UNAVAILABLE when the server is draining, else CANCELED or
-// DEADLINE_EXCEEDED.
-func contextStatus(ctx context.Context) error {
-	if cause := context.Cause(ctx); errors.Is(cause, errDraining) {
-		return errDraining
-	}
-	return status.FromContextError(ctx.Err()).Err()
-}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -18,6 +19,17 @@ import (
 // (no IPv6, say) is skipped with a warning as long as one listener opens.
 // Listen fails when no listener opens or one fails for any other reason.
 func Listen(ctx context.Context, log *slog.Logger, addr string) ([]net.Listener, error) {
+	for attempt := 1; ; attempt++ {
+		ls, err := listen(ctx, log, addr)
+		// With port 0, the port the first address got may be taken on
+		// another; a few fresh tries find one free on all of them.
+		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || !strings.HasSuffix(addr, ":0") || attempt == 5 {
+			return ls, err
+		}
+	}
+}
+
+func listen(ctx context.Context, log *slog.Logger, addr string) ([]net.Listener, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %q: %w", addr, err)

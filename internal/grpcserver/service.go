@@ -6,15 +6,12 @@ import (
 	"log/slog"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
 
 	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
 	"github.com/routeguide/routeguide/internal/people"
 	"github.com/routeguide/routeguide/internal/wire"
 )
-
-// notFoundName is the name of the Person that GetPerson answers when nobody
-// has the name asked for; seed clients test for it.
-const notFoundName = "Not Found"
 
 // Store is the directory the service answers from: a people.Store without
 // the Close, which is the owner's business.
@@ -44,7 +41,7 @@ func (s *service) GetPerson(ctx context.Context, req *pb.Name) (*pb.Person, erro
 	p, err := s.store.Person(ctx, req.GetName())
 	if err != nil {
 		if people.KindOf(err) == people.NotFound {
-			return &pb.Person{Name: notFoundName}, nil
+			return &pb.Person{Name: wire.NotFoundName}, nil
 		}
 		return nil, statusError(ctx, s.log, "GetPerson", err)
 	}
@@ -99,7 +96,7 @@ func (s *service) GetPeople(stream grpc.BidiStreamingServer[pb.Name, pb.Person])
 				return err
 			}
 		case <-ctx.Done():
-			return contextStatus(ctx)
+			return status.FromContextError(ctx.Err()).Err()
 		}
 	}
 }

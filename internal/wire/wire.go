@@ -14,6 +14,11 @@ import (
 	"github.com/routeguide/routeguide/internal/people"
 )
 
+// NotFoundName is the name of the Person that GetPerson answers when nobody
+// has the name asked for, as the seed contract documents; seed clients test
+// for it.
+const NotFoundName = "Not Found"
+
 // ToProto returns the wire form of p. The result shares p's hobbies slice.
 func ToProto(p people.Person) *pb.Person {
 	m := &pb.Person{
