@@ -76,6 +76,7 @@ var addrLine = regexp.MustCompile(`msg="serving RouteGuide" addr=(\S+)`)
 func serve(t *testing.T, args ...string) *process {
 	t.Helper()
 	cmd := exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
+	cmd.Dir = t.TempDir() // where the default store, routeguide.db, goes
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -194,7 +195,7 @@ func TestServeRefusesBusyPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	_, err = exec.Command(binary, "serve", "--addr", l.Addr().String()).Output()
+	_, err = exec.Command(binary, "serve", "--store", "memory", "--addr", l.Addr().String()).Output()
 	ee, ok := err.(*exec.ExitError)
 	if !ok || ee.ExitCode() != 1 {
 		t.Fatalf("serve on a busy port: %v, want exit code 1", err)

@@ -55,6 +55,13 @@ and the other commands are its client.`,
 		demoCommand(e),
 		getCommand(e),
 		peopleCommand(e),
+		addCommand(e),
+		updateCommand(e),
+		deleteCommand(e),
+		listCommand(e),
+		watchCommand(e),
+		importCommand(e),
+		exportCommand(e),
 		versionCommand(e),
 	)
 

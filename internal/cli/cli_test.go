@@ -55,7 +55,7 @@ func startServer(t *testing.T, extraArgs ...string) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &syncBuffer{}
 	exited := make(chan int, 1)
-	args := append([]string{"serve", "--addr", "127.0.0.1:0"}, extraArgs...)
+	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--store", filepath.Join(t.TempDir(), "people.db")}, extraArgs...)
 	go func() { exited <- Run(ctx, args, noEnv, strings.NewReader(""), &bytes.Buffer{}, logs) }()
 
 	var addr string

@@ -9,6 +9,7 @@ import (
 	"unicode"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -100,6 +101,21 @@ func (cfg *clientConfig) describe(err error) error {
 		return fmt.Errorf("no answer from RouteGuide at %s within %v (--timeout)", cfg.Addr, cfg.Timeout)
 	case codes.Canceled:
 		return errors.New("interrupted")
+	case codes.NotFound, codes.AlreadyExists:
+		return errors.New(st.Message())
+	case codes.InvalidArgument:
+		// Name every field at fault, not only the first.
+		var fields []string
+		for _, d := range st.Details() {
+			if br, ok := d.(*errdetails.BadRequest); ok {
+				for _, v := range br.GetFieldViolations() {
+					fields = append(fields, v.GetField()+" "+v.GetDescription())
+				}
+			}
+		}
+		if len(fields) > 0 {
+			return errors.New("invalid: " + strings.Join(fields, "; "))
+		}
 	}
 	return fmt.Errorf("%s: %s", humanCode(st.Code()), st.Message())
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"strings"
 	"time"
 
@@ -13,6 +14,8 @@ import (
 	"github.com/routeguide/routeguide/internal/grpcserver"
 	"github.com/routeguide/routeguide/internal/memory"
 	"github.com/routeguide/routeguide/internal/people"
+	"github.com/routeguide/routeguide/internal/postgres"
+	"github.com/routeguide/routeguide/internal/sqlite"
 )
 
 // defaultAddr is the seed's port, on loopback only: plaintext does not face
@@ -22,6 +25,7 @@ const defaultAddr = "localhost:50051"
 // serveConfig is everything `routeguide serve` runs with.
 type serveConfig struct {
 	Addr            string
+	Store           string
 	ShutdownTimeout time.Duration
 	LogFormat       string
 	LogLevel        string
@@ -31,6 +35,7 @@ type serveConfig struct {
 func serveCommand(e *env) *cobra.Command {
 	cfg := serveConfig{
 		Addr:            defaultAddr,
+		Store:           "routeguide.db",
 		ShutdownTimeout: 10 * time.Second,
 		LogFormat:       "text",
 		LogLevel:        "info",
@@ -48,6 +53,7 @@ streams with UNAVAILABLE, lets in-flight calls finish for up to
 		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			err := bindEnv(cmd.Flags(), e.getenv, map[string]string{
 				"addr":             "ROUTEGUIDE_ADDR",
+				"store":            "ROUTEGUIDE_STORE",
 				"shutdown-timeout": "ROUTEGUIDE_SHUTDOWN_TIMEOUT",
 				"log-format":       "ROUTEGUIDE_LOG_FORMAT",
 				"log-level":        "ROUTEGUIDE_LOG_LEVEL",
@@ -73,6 +79,7 @@ streams with UNAVAILABLE, lets in-flight calls finish for up to
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.Addr, "addr", cfg.Addr, "host:port to listen on; a host name listens on each of its addresses"+envHelp("ROUTEGUIDE_ADDR"))
+	f.StringVar(&cfg.Store, "store", cfg.Store, "where people are kept: a SQLite file path, \"memory\" (kept nowhere), or a postgres:// URL"+envHelp("ROUTEGUIDE_STORE"))
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight calls may run after a stop signal"+envHelp("ROUTEGUIDE_SHUTDOWN_TIMEOUT"))
 	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json"+envHelp("ROUTEGUIDE_LOG_FORMAT"))
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "least severe level logged: debug, info, warn or error"+envHelp("ROUTEGUIDE_LOG_LEVEL"))
@@ -90,12 +97,22 @@ func serve(ctx context.Context, log *slog.Logger, cfg serveConfig) error {
 		addrs[i] = l.Addr().String()
 	}
 
-	srv := grpcserver.New(memory.New(0, people.Seed()...), log, cfg.Limits)
+	store, storeName, err := openStore(ctx, log, cfg.Store)
+	if err != nil {
+		for _, l := range listeners {
+			l.Close()
+		}
+		return err
+	}
+	defer store.Close()
+
+	srv := grpcserver.New(store, log, cfg.Limits)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(listeners...) }()
 	log.Info("serving RouteGuide",
 		"addr", strings.Join(addrs, ","),
 		"version", version(),
+		"store", storeName,
 		"shutdown_timeout", cfg.ShutdownTimeout,
 		"max_concurrent_streams", cfg.Limits.MaxConcurrentStreams,
 		"max_recv_msg_size", cfg.Limits.MaxRecvMsgSize,
@@ -118,6 +135,33 @@ func serve(ctx context.Context, log *slog.Logger, cfg serveConfig) error {
 		return fmt.Errorf("serve: %w", serveErr)
 	}
 	return nil
+}
+
+// openStore opens the store spec names: "memory", a postgres:// URL, or else
+// a SQLite file path. It also returns how to name the store in logs, with any
+// password masked.
+func openStore(ctx context.Context, log *slog.Logger, spec string) (people.Store, string, error) {
+	switch {
+	case spec == "memory":
+		return memory.New(0, people.Seed()...), "memory", nil
+	case strings.HasPrefix(spec, "postgres://") || strings.HasPrefix(spec, "postgresql://"):
+		name := "postgres"
+		if u, err := url.Parse(spec); err == nil {
+			name = u.Redacted()
+		}
+		s, err := postgres.Open(ctx, spec, 0, log)
+		if err != nil {
+			return nil, "", fmt.Errorf("open store %s: %w", name, err)
+		}
+		return s, name, nil
+	case spec == "":
+		return nil, "", usageError{fmt.Errorf("--store is empty; want a file path, memory or a postgres:// URL")}
+	}
+	s, err := sqlite.Open(ctx, spec, 0)
+	if err != nil {
+		return nil, "", fmt.Errorf("open store: %w", err)
+	}
+	return s, "sqlite:" + spec, nil
 }
 
 // newLogger returns a logger writing to w in the given format ("text" or

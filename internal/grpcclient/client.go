@@ -114,8 +114,12 @@ func sendNames(ctx context.Context, stream grpc.BidiStreamingClient[pb.Name, pb.
 }
 
 // fromStatus turns a call's status error into a domain error of the kind its
-// code carries, keeping the status in the chain for status.Code.
+// code carries, keeping the status in the chain for status.Code. It returns
+// nil for nil.
 func fromStatus(err error) error {
+	if err == nil {
+		return nil
+	}
 	st, ok := status.FromError(err)
 	if !ok {
 		return err

@@ -1,12 +1,13 @@
 // Package wire converts between RouteGuide's domain types and the wire
-// contract's generated messages, and writes the JSON-lines form of a Person
-// that the CLI prints.
+// contract's generated messages, and reads and writes the JSON-lines form of
+// a Person that the CLI prints, exports and imports.
 package wire
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -63,6 +64,19 @@ func AppendJSON(dst []byte, p people.Person) ([]byte, error) {
 		return dst, fmt.Errorf("compact person %q: %w", p.Name, err)
 	}
 	return buf.Bytes(), nil
+}
+
+// ParseJSON reads one protojson Person. Unknown fields are an error, so that
+// a misspelt field is reported rather than silently dropped.
+func ParseJSON(line []byte) (people.Person, error) {
+	var m pb.Person
+	if err := protojson.Unmarshal(line, &m); err != nil {
+		// protojson varies the spacing of its messages between builds on
+		// purpose; a message people and golden files read is kept stable.
+		msg := strings.TrimPrefix(strings.ReplaceAll(err.Error(), "\u00a0", " "), "proto: ")
+		return people.Person{}, people.Errorf(people.Invalid, "bad person JSON: %s", msg)
+	}
+	return FromProto(&m), nil
 }
 
 // changeTypes maps change types to the watch's event types.

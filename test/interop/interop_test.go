@@ -169,7 +169,9 @@ var goServerReady = regexp.MustCompile(`msg="serving RouteGuide" addr=(\S+)`)
 // startGoServer runs `routeguide serve` on addr and returns its address.
 func startGoServer(t *testing.T, addr string) string {
 	t.Helper()
-	_, got := startProcess(t, exec.Command(binary, "serve", "--addr", addr), goServerReady)
+	cmd := exec.Command(binary, "serve", "--addr", addr)
+	cmd.Dir = t.TempDir() // where the default store, routeguide.db, goes
+	_, got := startProcess(t, cmd, goServerReady)
 	return got
 }
 

@@ -1,0 +1,284 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/routeguide/routeguide/internal/grpcclient"
+	"github.com/routeguide/routeguide/internal/people"
+	"github.com/routeguide/routeguide/internal/wire"
+)
+
+// personFlags are the flags that describe a person, shared by add and
+// update.
+type personFlags struct {
+	p            people.Person
+	gender       string
+	clearHobbies bool
+}
+
+func (pf *personFlags) register(f *pflag.FlagSet, withClear bool) {
+	f.Int32Var(&pf.p.Age, "age", 0, "age in years, 0 to 150")
+	f.StringVar(&pf.gender, "gender", "unknown", "female, male or unknown")
+	f.StringArrayVar(&pf.p.Hobbies, "hobby", nil, "a hobby; repeat for several")
+	f.StringVar(&pf.p.Address.Street, "street", "", "street address")
+	f.StringVar(&pf.p.Address.City, "city", "", "city")
+	if withClear {
+		f.BoolVar(&pf.clearHobbies, "clear-hobbies", false, "remove every hobby")
+	}
+}
+
+// person returns the person the flags describe.
+func (pf *personFlags) person() (people.Person, error) {
+	g, err := people.ParseGender(pf.gender)
+	if err != nil {
+		return people.Person{}, usageError{fmt.Errorf("--gender: %w", err)}
+	}
+	p := pf.p
+	p.Gender = g
+	return p, nil
+}
+
+func addCommand(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "add --name NAME [--age N] [--gender female|male|unknown] [--hobby H]... [--street S] [--city C]",
+		Short: "Add a person",
+		Args:  noArgs,
+	}
+	var pf personFlags
+	var name string
+	cmd.Flags().StringVar(&name, "name", "", "the person's name (required)")
+	pf.register(cmd.Flags(), false)
+	cfg := addClientFlags(e, cmd, true)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if name == "" {
+			return usageError{errors.New("add needs --name")}
+		}
+		p, err := pf.person()
+		if err != nil {
+			return err
+		}
+		p.Name = name
+		return withClient(cmd.Context(), cfg, func(ctx context.Context, c *grpcclient.Client) error {
+			added, _, err := c.Add(ctx, p)
+			if err != nil {
+				return err
+			}
+			return personWriter(e.stdout, cfg.Output)(added)
+		})
+	}
+	return cmd
+}
+
+func updateCommand(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "update NAME [--age N] [--gender G] [--hobby H]... [--clear-hobbies] [--street S] [--city C]",
+		Short: "Change some fields of a person; fields not given stay as they are",
+		Args:  exactlyOneName("update"),
+	}
+	var pf personFlags
+	pf.register(cmd.Flags(), true)
+	cfg := addClientFlags(e, cmd, true)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		to, err := pf.person()
+		if err != nil {
+			return err
+		}
+		var fields people.Field
+		for flag, field := range map[string]people.Field{
+			"age": people.FieldAge, "gender": people.FieldGender, "hobby": people.FieldHobbies,
+			"clear-hobbies": people.FieldHobbies, "street": people.FieldStreet, "city": people.FieldCity,
+		} {
+			if cmd.Flags().Changed(flag) {
+				fields |= field
+			}
+		}
+		if fields == 0 {
+			return usageError{errors.New("update needs at least one field to change")}
+		}
+		if pf.clearHobbies {
+			if len(to.Hobbies) > 0 {
+				return usageError{errors.New("--clear-hobbies and --hobby contradict each other")}
+			}
+			to.Hobbies = nil
+		}
+		return withClient(cmd.Context(), cfg, func(ctx context.Context, c *grpcclient.Client) error {
+			updated, _, err := c.Update(ctx, args[0], people.Update{Fields: fields, To: to})
+			if err != nil {
+				return err
+			}
+			return personWriter(e.stdout, cfg.Output)(updated)
+		})
+	}
+	return cmd
+}
+
+func deleteCommand(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "delete NAME...",
+		Short: "Remove people",
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageError{errors.New("delete needs at least one NAME")}
+			}
+			return nil
+		},
+	}
+	cfg := addClientFlags(e, cmd, false)
+	cmd.RunE = func(cmd *cobra.Command, names []string) error {
+		return withClient(cmd.Context(), cfg, func(ctx context.Context, c *grpcclient.Client) error {
+			for _, name := range names {
+				if _, err := c.Delete(ctx, name); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "deleted %s\n", name)
+			}
+			return nil
+		})
+	}
+	return cmd
+}
+
+func listCommand(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "list [--city C] [--hobby H] [--prefix P] [--limit N]",
+		Short: "List people by name, as a table or (-o json) one person a line",
+		Args:  noArgs,
+	}
+	var q people.Query
+	f := cmd.Flags()
+	f.StringVar(&q.City, "city", "", "only people in exactly this city")
+	f.StringVar(&q.Hobby, "hobby", "", "only people with exactly this hobby")
+	f.StringVar(&q.NamePrefix, "prefix", "", "only people whose name starts with this")
+	f.IntVar(&q.Limit, "limit", 0, "at most this many people; 0 lists everyone")
+	cfg := addClientFlags(e, cmd, true)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if q.Limit < 0 {
+			return usageError{fmt.Errorf("--limit %d: must not be negative", q.Limit)}
+		}
+		c, err := cfg.connect()
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		print := personWriter(e.stdout, cfg.Output)
+		var table *tabwriter.Writer
+		if cfg.Output == "text" {
+			table = tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(table, "NAME\tAGE\tGENDER\tCITY\tSTREET\tHOBBIES")
+			print = func(p people.Person) error {
+				_, err := fmt.Fprintf(table, "%s\t%d\t%s\t%s\t%s\t%s\n", p.Name, p.Age, p.Gender, p.Address.City, p.Address.Street, strings.Join(p.Hobbies, ", "))
+				return err
+			}
+		}
+		err = c.List(cmd.Context(), q, cfg.callContext, print)
+		if table != nil {
+			if ferr := table.Flush(); err == nil {
+				err = ferr
+			}
+		}
+		return fail(cfg.describe(err))
+	}
+	return cmd
+}
+
+func watchCommand(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "watch [--from REVISION] [--current]",
+		Short: "Print changes to the directory as they happen",
+		Long: `Print every change to the directory as it happens, one a line, until
+interrupted. Each line starts with the change's revision; --from resumes after
+a revision printed earlier. --current prints everyone first.
+
+The watch has no deadline unless --timeout or ROUTEGUIDE_TIMEOUT sets one.`,
+		Args: noArgs,
+	}
+	var from int64
+	var current bool
+	cmd.Flags().Int64Var(&from, "from", 0, "print the changes after this revision; 0 starts with the next change")
+	cmd.Flags().BoolVar(&current, "current", false, "print every current person first")
+	cfg := addClientFlags(e, cmd, true)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if from < 0 {
+			return usageError{fmt.Errorf("--from %d: must not be negative", from)}
+		}
+		if !cfg.timeoutSet {
+			cfg.Timeout = 0
+		}
+		c, err := cfg.connect()
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		ctx, cancel := cfg.callContext(cmd.Context())
+		defer cancel()
+		err = c.Watch(ctx, current, from, eventWriter(e.stdout, cfg.Output))
+		if errors.Is(err, context.Canceled) || cmd.Context().Err() != nil {
+			return nil // interrupted: the normal way a watch ends
+		}
+		return fail(cfg.describe(err))
+	}
+	return cmd
+}
+
+// eventWriter returns a function that prints one watch event to w.
+func eventWriter(w io.Writer, output string) func(grpcclient.Event) error {
+	if output == "json" {
+		return func(ev grpcclient.Event) error {
+			buf := fmt.Appendf(nil, `{"revision":%d,"type":%q`, ev.Revision, ev.Type)
+			if ev.Type != grpcclient.EventSynced {
+				buf = append(buf, `,"person":`...)
+				var err error
+				if buf, err = wire.AppendJSON(buf, ev.Person); err != nil {
+					return err
+				}
+			}
+			buf = append(buf, "}\n"...)
+			_, err := w.Write(buf)
+			return err
+		}
+	}
+	return func(ev grpcclient.Event) error {
+		line := strconv.FormatInt(ev.Revision, 10) + " " + string(ev.Type)
+		switch ev.Type {
+		case grpcclient.EventSynced:
+		case grpcclient.EventDeleted:
+			line += " " + ev.Person.Name
+		default:
+			line += " " + textLine(ev.Person)
+		}
+		_, err := io.WriteString(w, line+"\n")
+		return err
+	}
+}
+
+// withClient connects, runs fn with one call's context, and describes its
+// failure.
+func withClient(ctx context.Context, cfg *clientConfig, fn func(ctx context.Context, c *grpcclient.Client) error) error {
+	c, err := cfg.connect()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx, cancel := cfg.callContext(ctx)
+	defer cancel()
+	return fail(cfg.describe(fn(ctx, c)))
+}
+
+// exactlyOneName refuses anything but one NAME argument.
+func exactlyOneName(cmd string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			return usageError{fmt.Errorf("%s needs exactly one NAME, got %d arguments", cmd, len(args))}
+		}
+		return nil
+	}
+}

@@ -1,0 +1,218 @@
+package grpcclient
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+
+	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
+	"github.com/routeguide/routeguide/internal/people"
+	"github.com/routeguide/routeguide/internal/wire"
+)
+
+// Add adds p and returns the person as stored and the change's revision.
+func (c *Client) Add(ctx context.Context, p people.Person) (people.Person, int64, error) {
+	resp, err := c.rg.AddPerson(ctx, &pb.AddPersonRequest{Person: wire.ToProto(p)})
+	if err != nil {
+		return people.Person{}, 0, fromStatus(err)
+	}
+	return wire.FromProto(resp.GetPerson()), resp.GetRevision(), nil
+}
+
+// maskPaths names each field of an update mask.
+var maskPaths = []struct {
+	field people.Field
+	path  string
+}{
+	{people.FieldAge, "age"},
+	{people.FieldGender, "gender"},
+	{people.FieldHobbies, "hobbies"},
+	{people.FieldStreet, "address.street"},
+	{people.FieldCity, "address.city"},
+}
+
+// Update changes u's fields of the person named name and returns the person
+// as stored and the change's revision. Updating no field is refused here, as
+// an empty mask would mean "every field set" to the server.
+func (c *Client) Update(ctx context.Context, name string, u people.Update) (people.Person, int64, error) {
+	mask := &fieldmaskpb.FieldMask{}
+	for _, m := range maskPaths {
+		if u.Fields&m.field != 0 {
+			mask.Paths = append(mask.Paths, m.path)
+		}
+	}
+	if len(mask.Paths) == 0 {
+		return people.Person{}, 0, people.Errorf(people.Invalid, "nothing to update")
+	}
+	to := u.To
+	to.Name = name
+	resp, err := c.rg.UpdatePerson(ctx, &pb.UpdatePersonRequest{Person: wire.ToProto(to), UpdateMask: mask})
+	if err != nil {
+		return people.Person{}, 0, fromStatus(err)
+	}
+	return wire.FromProto(resp.GetPerson()), resp.GetRevision(), nil
+}
+
+// Delete removes the person named name and returns the change's revision.
+func (c *Client) Delete(ctx context.Context, name string) (int64, error) {
+	resp, err := c.rg.DeletePerson(ctx, &pb.DeletePersonRequest{Name: name})
+	if err != nil {
+		return 0, fromStatus(err)
+	}
+	return resp.GetRevision(), nil
+}
+
+// List calls found with every person matching q's filters, in name order,
+// fetching pages as it goes; q.Limit caps how many (0: no cap). newContext
+// gives each page's call its context, so that a deadline bounds one page
+// rather than the whole listing. It stops at found's first error.
+func (c *Client) List(ctx context.Context, q people.Query, newContext func(context.Context) (context.Context, context.CancelFunc), found func(people.Person) error) error {
+	req := &pb.ListPeopleRequest{City: q.City, Hobby: q.Hobby, NamePrefix: q.NamePrefix}
+	left := q.Limit
+	for {
+		req.PageSize = 1000
+		if q.Limit > 0 {
+			req.PageSize = int32(min(left, 1000))
+		}
+		pctx, cancel := newContext(ctx)
+		resp, err := c.rg.ListPeople(pctx, req)
+		cancel()
+		if err != nil {
+			return fromStatus(err)
+		}
+		for _, m := range resp.GetPeople() {
+			if err := found(wire.FromProto(m)); err != nil {
+				return err
+			}
+		}
+		left -= len(resp.GetPeople())
+		if resp.GetNextPageToken() == "" || (q.Limit > 0 && left <= 0) {
+			return nil
+		}
+		req.PageToken = resp.GetNextPageToken()
+	}
+}
+
+// EventType says what a watch event reports.
+type EventType string
+
+// The watch's event types.
+const (
+	EventCurrent EventType = "current" // a person as the watch started
+	EventSynced  EventType = "synced"  // every current person has been sent
+	EventAdded   EventType = "added"
+	EventUpdated EventType = "updated"
+	EventDeleted EventType = "deleted"
+)
+
+var eventTypes = map[pb.WatchPeopleResponse_Type]EventType{
+	pb.WatchPeopleResponse_TYPE_CURRENT: EventCurrent,
+	pb.WatchPeopleResponse_TYPE_SYNCED:  EventSynced,
+	pb.WatchPeopleResponse_TYPE_ADDED:   EventAdded,
+	pb.WatchPeopleResponse_TYPE_UPDATED: EventUpdated,
+	pb.WatchPeopleResponse_TYPE_DELETED: EventDeleted,
+}
+
+// Event is one event of a watch. For a deletion, Person holds only the name.
+type Event struct {
+	Revision int64
+	Type     EventType
+	Person   people.Person
+}
+
+// Watch calls each with every event of a WatchPeople call until ctx ends,
+// the call fails, or each returns an error. With current, the current people
+// come first; otherwise the changes after revision after (0: from now).
+func (c *Client) Watch(ctx context.Context, current bool, after int64, each func(Event) error) error {
+	stream, err := c.rg.WatchPeople(ctx, &pb.WatchPeopleRequest{SendCurrent: current, AfterRevision: after})
+	if err != nil {
+		return fromStatus(err)
+	}
+	for {
+		m, err := stream.Recv()
+		if err != nil {
+			return fromStatus(err)
+		}
+		typ, ok := eventTypes[m.GetType()]
+		if !ok {
+			typ = EventType(m.GetType().String())
+		}
+		if err := each(Event{Revision: m.GetRevision(), Type: typ, Person: wire.FromProto(m.GetPerson())}); err != nil {
+			return err
+		}
+	}
+}
+
+// Batch limits for ImportPeople requests: each stays far below the server's
+// 4 MiB message limit.
+const (
+	importBatchPeople = 1000
+	importBatchBytes  = 1 << 20
+)
+
+// Importer sends people to ImportPeople in batches. Add people, then Close
+// to learn what the import did.
+type Importer struct {
+	stream grpc.ClientStreamingClient[pb.ImportPeopleRequest, pb.ImportPeopleResponse]
+	cancel context.CancelFunc
+	batch  *pb.ImportPeopleRequest // the batch being filled; a sent one is never reused
+	bytes  int
+	broken bool // a Send failed; Close reports why
+}
+
+// Import starts an import.
+func (c *Client) Import(ctx context.Context) (*Importer, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	stream, err := c.rg.ImportPeople(ctx)
+	if err != nil {
+		cancel()
+		return nil, fromStatus(err)
+	}
+	return &Importer{stream: stream, cancel: cancel, batch: &pb.ImportPeopleRequest{}}, nil
+}
+
+// Add queues p, sending a batch when one is full. After the server refuses
+// a batch, Add does nothing; Close reports the refusal.
+func (im *Importer) Add(p people.Person) error {
+	m := wire.ToProto(p)
+	im.batch.People = append(im.batch.People, m)
+	im.bytes += proto.Size(m)
+	if len(im.batch.People) >= importBatchPeople || im.bytes >= importBatchBytes {
+		return im.flush()
+	}
+	return nil
+}
+
+func (im *Importer) flush() error {
+	if im.broken || len(im.batch.People) == 0 {
+		return nil
+	}
+	// grpc-go may read a sent message later (stats handlers do), so each
+	// batch is a new message.
+	err := im.stream.Send(im.batch)
+	im.batch = &pb.ImportPeopleRequest{People: make([]*pb.Person, 0, importBatchPeople)}
+	im.bytes = 0
+	if errors.Is(err, io.EOF) {
+		im.broken = true // the call has ended; CloseAndRecv says why
+		return nil
+	}
+	return fromStatus(err)
+}
+
+// Close sends what is queued, ends the import and returns its counts: every
+// batch sent before a failure stays stored.
+func (im *Importer) Close() (people.ImportResult, error) {
+	defer im.cancel()
+	if err := im.flush(); err != nil {
+		return people.ImportResult{}, err
+	}
+	resp, err := im.stream.CloseAndRecv()
+	if err != nil {
+		return people.ImportResult{}, fromStatus(err)
+	}
+	return people.ImportResult{Added: resp.GetAdded(), Updated: resp.GetUpdated(), Revision: resp.GetRevision()}, nil
+}
