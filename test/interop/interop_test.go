@@ -291,6 +291,46 @@ func TestSeedClientAgainstGoServer(t *testing.T) {
 	}
 }
 
+// TestSeedClientFindsAddedPerson adds Charlie, whom the seed's client asks
+// GetPeople for, with routeguide add; the seed's client then prints him too,
+// and still does after the server is killed with SIGKILL and restarted.
+func TestSeedClientFindsAddedPerson(t *testing.T) {
+	doc := seedDoc(t)
+	dir := stubs(t)
+	port := freePort(t)
+	if err := os.WriteFile(filepath.Join(dir, "client.py"), seedScript(t, doc, "client.py", port), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := "localhost:" + strconv.Itoa(port)
+	storeDir := t.TempDir()
+	serve := func() *started {
+		cmd := exec.Command(binary, "serve", "--addr", addr)
+		cmd.Dir = storeDir // the default store, routeguide.db, lives here
+		p, _ := startProcess(t, cmd, goServerReady)
+		return p
+	}
+	server := serve()
+	run(t, exec.Command(binary, "add", "--addr", addr, "--name", "Charlie", "--age", "35", "--gender", "male",
+		"--hobby", "chess", "--street", "789 Oak Ave", "--city", "Chicago"))
+	want := seedLines + "GetPeople: Charlie, Age: 35, Gender: 1, Hobbies: ['chess'], Address: 789 Oak Ave, Chicago\n"
+	seedClient := func() string {
+		cmd := exec.Command(python, "client.py")
+		cmd.Dir = dir
+		return run(t, cmd)
+	}
+	if got := seedClient(); got != want {
+		t.Errorf("the seed's client after routeguide add printed:\n%s\nwant:\n%s", got, want)
+	}
+
+	server.cmd.Process.Kill()
+	<-server.done
+	server.cmd.Wait()
+	serve()
+	if got := seedClient(); got != want {
+		t.Errorf("the seed's client after kill -9 and restart printed:\n%s\nwant:\n%s", got, want)
+	}
+}
+
 func TestGoDemoAgainstSeedServer(t *testing.T) {
 	doc := seedDoc(t)
 	dir := stubs(t)
