@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
@@ -20,6 +22,10 @@ const (
 	defaultPageSize = 50
 	maxPageSize     = 1000
 )
+
+// watchRevisionHeader is the response header WatchPeople sends once it is in
+// place, holding the revision it follows changes from.
+const watchRevisionHeader = "routeguide-watch-revision"
 
 // watchBatch is how many changes a watch reads from the store at a time.
 const watchBatch = 256
@@ -172,6 +178,11 @@ func (s *service) WatchPeople(req *pb.WatchPeopleRequest, stream grpc.ServerStre
 		}
 		after = rev
 	}
+	// The header tells the client the watch is in place, and from where:
+	// every change after this revision will reach it.
+	if err := stream.SendHeader(metadata.Pairs(watchRevisionHeader, strconv.FormatInt(after, 10))); err != nil {
+		return err
+	}
 	if req.GetSendCurrent() {
 		if err := s.sendCurrent(ctx, stream, after); err != nil {
 			return err
@@ -220,44 +231,74 @@ func (s *service) sendCurrent(ctx context.Context, stream grpc.ServerStreamingSe
 	return stream.Send(&pb.WatchPeopleResponse{Revision: rev, Type: pb.WatchPeopleResponse_TYPE_SYNCED})
 }
 
-// ImportPeople stores each batch as it arrives, in its own transaction, and
-// answers with the counts of the whole import. A batch with an invalid
-// person is refused whole, naming the person by its place in the import;
-// the batches before it stay stored.
+// importTxPeople is how many imported people go into one transaction. People
+// arrive in no particular order, so a transaction touches pages all over the
+// name and hobby indexes, and each touched page is written once per
+// transaction: at a million people on SQLite, 100,000 a transaction imports
+// about 54,000 people a second, 20,000 about 27,000, and 1,000 far fewer.
+// The people waiting for their transaction take some 30 MB at most.
+const importTxPeople = 100_000
+
+// ImportPeople stores the people it receives in transactions of up to
+// importTxPeople, and answers with the counts of the whole import once all
+// are stored. A request with an invalid person is refused whole, naming the
+// person by its place in the import; every request before it is stored
+// first.
 func (s *service) ImportPeople(stream grpc.ClientStreamingServer[pb.ImportPeopleRequest, pb.ImportPeopleResponse]) error {
 	ctx := stream.Context()
 	var (
-		total people.ImportResult
-		seen  int
-		batch []people.Person
+		total   people.ImportResult
+		seen    int
+		pending []people.Person
 	)
-	if rev, err := s.store.Revision(ctx); err == nil {
-		total.Revision = rev
+	rev, err := s.store.Revision(ctx)
+	if err != nil {
+		return s.fail(ctx, "ImportPeople", err)
 	}
-	for {
-		req, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return stream.SendAndClose(&pb.ImportPeopleResponse{Added: total.Added, Updated: total.Updated, Revision: total.Revision})
+	total.Revision = rev
+	store := func() error {
+		if len(pending) == 0 {
+			return nil
 		}
-		if err != nil {
-			return err
-		}
-		batch = batch[:0]
-		for i, m := range req.GetPeople() {
-			p := people.Normalize(wire.FromProto(m))
-			if err := people.Validate(p); err != nil {
-				return s.fail(ctx, "ImportPeople", withFieldPrefix(err, fmt.Sprintf("people[%d].", seen+i)))
-			}
-			batch = append(batch, p)
-		}
-		seen += len(batch)
-		r, err := s.store.Import(ctx, batch)
+		r, err := s.store.Import(ctx, pending)
 		if err != nil {
 			return s.fail(ctx, "ImportPeople", err)
 		}
 		total.Added += r.Added
 		total.Updated += r.Updated
 		total.Revision = r.Revision
+		pending = pending[:0]
+		return nil
+	}
+	for {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			if err := store(); err != nil {
+				return err
+			}
+			return stream.SendAndClose(&pb.ImportPeopleResponse{Added: total.Added, Updated: total.Updated, Revision: total.Revision})
+		}
+		if err != nil {
+			return err
+		}
+		batch := make([]people.Person, len(req.GetPeople()))
+		for i, m := range req.GetPeople() {
+			p := people.Normalize(wire.FromProto(m))
+			if err := people.Validate(p); err != nil {
+				if err := store(); err != nil {
+					return err
+				}
+				return s.fail(ctx, "ImportPeople", withFieldPrefix(err, fmt.Sprintf("people[%d].", seen+i)))
+			}
+			batch[i] = p
+		}
+		seen += len(batch)
+		pending = append(pending, batch...)
+		if len(pending) >= importTxPeople {
+			if err := store(); err != nil {
+				return err
+			}
+		}
 	}
 }
 

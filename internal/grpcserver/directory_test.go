@@ -359,10 +359,14 @@ func TestWatchPeopleOutOfRange(t *testing.T) {
 		_, err = watch.Recv()
 		wantStatus(t, fmt.Sprintf("WatchPeople(after %d)", tt.after), err, tt.code, nil)
 	}
-	// From now on: nothing until the next change.
+	// From now on: nothing until the next change. The header says when the
+	// watch is in place, and from which revision.
 	watch, err := h.client.WatchPeople(ctx, &pb.WatchPeopleRequest{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if md, err := watch.Header(); err != nil || !slices.Equal(md.Get(watchRevisionHeader), []string{"5"}) {
+		t.Fatalf("watch header = %v, %v; want %s: 5", md, err, watchRevisionHeader)
 	}
 	h.client.DeletePerson(ctx, &pb.DeletePersonRequest{Name: "n0"})
 	if ev, err := watch.Recv(); err != nil || ev.GetType() != pb.WatchPeopleResponse_TYPE_DELETED || ev.GetRevision() != 6 {
