@@ -358,13 +358,24 @@ func testImport(t *testing.T, newStore Factory) {
 	if err != nil || len(page) != 0 {
 		t.Errorf("List(hobby reading) = %v, %v; want nobody", names(page), err)
 	}
+	// Of two entries for one name in a batch, the later wins.
+	r, err = s.Import(ctx(t), []people.Person{{Name: "Zoe", Age: 1}, {Name: "Amy"}, {Name: "Zoe", Age: 2}})
+	if err != nil || r.Added != 2 || r.Updated != 1 || r.Revision != 8 {
+		t.Errorf("Import with a repeated name = %+v, %v; want 2 added, 1 updated, revision 8", r, err)
+	}
+	if got := mustGet(t, s, "Zoe"); got.Age != 2 {
+		t.Errorf("Person(Zoe) = %+v, want the later entry, age 2", got)
+	}
+	if cs, err := s.Changes(ctx(t), 5, 10); err != nil || len(cs) != 3 || cs[0].Person.Name != "Zoe" || cs[1].Person.Name != "Amy" || cs[2].Type != people.Updated {
+		t.Errorf("Changes of the import = %+v, %v; want Zoe added, Amy added, Zoe updated, in batch order", cs, err)
+	}
 	// An empty import changes nothing.
 	r, err = s.Import(ctx(t), nil)
 	if err != nil || r.Added+r.Updated != 0 {
 		t.Errorf("empty Import = %+v, %v", r, err)
 	}
-	if rev, _ := s.Revision(ctx(t)); rev != 5 {
-		t.Errorf("Revision after an empty import = %d, want 5", rev)
+	if rev, _ := s.Revision(ctx(t)); rev != 8 {
+		t.Errorf("Revision after an empty import = %d, want 8", rev)
 	}
 }
 

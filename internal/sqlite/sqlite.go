@@ -53,6 +53,8 @@ func Open(ctx context.Context, path string, retain int) (*Store, error) {
 			"journal_mode(WAL)",
 			"synchronous(FULL)", // fsync the WAL on every commit: acknowledged means durable
 			"busy_timeout(10000)",
+			// Reads come from a memory map rather than a read call per page.
+			"mmap_size(1073741824)",
 		},
 		"_txlock": {"immediate"}, // take the write lock at BEGIN, not at the first write
 	}.Encode()
@@ -275,11 +277,16 @@ func (s *Store) Import(ctx context.Context, batch []people.Person) (people.Impor
 		rev, err := s.Revision(ctx)
 		return people.ImportResult{Revision: rev}, err
 	}
-	// In name order, consecutive rows land on the same pages of the name
-	// index. The sort is stable, so of two entries for one name the later
-	// still wins.
-	batch = slices.Clone(batch)
-	slices.SortStableFunc(batch, func(a, b people.Person) int { return strings.Compare(a.Name, b.Name) })
+	// People are written in name order, so consecutive rows land on the
+	// same pages of the name index; the sort is stable, so of two entries
+	// for one name the later still wins. Changes are then logged in the
+	// batch's own order, as every store does.
+	order := make([]int, len(batch))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(batch[a].Name, batch[b].Name) })
+	types := make([]people.ChangeType, len(batch))
 	rev, err := s.inTx(ctx, "import people", func(tx *sql.Tx) error {
 		r = people.ImportResult{}
 		// Most imported people are new: try a plain insert first, and only
@@ -310,7 +317,8 @@ func (s *Store) Import(ctx context.Context, batch []people.Person) (people.Impor
 		}
 		defer change.Close()
 
-		for _, p := range batch {
+		for _, i := range order {
+			p := batch[i]
 			args := personArgs(p)
 			res, err := add.ExecContext(ctx, args...)
 			if err != nil {
@@ -342,10 +350,13 @@ func (s *Store) Import(ctx context.Context, batch []people.Person) (people.Impor
 					}
 				}
 			}
-			if _, err := change.ExecContext(ctx, append([]any{int(typ)}, args...)...); err != nil {
+			types[i] = typ
+		}
+		for i, p := range batch {
+			if _, err := change.ExecContext(ctx, append([]any{int(types[i])}, personArgs(p)...)...); err != nil {
 				return err
 			}
-			if typ == people.Added {
+			if types[i] == people.Added {
 				r.Added++
 			} else {
 				r.Updated++
