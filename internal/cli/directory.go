@@ -95,11 +95,14 @@ func updateCommand(e *env) *cobra.Command {
 		var fields people.Field
 		for flag, field := range map[string]people.Field{
 			"age": people.FieldAge, "gender": people.FieldGender, "hobby": people.FieldHobbies,
-			"clear-hobbies": people.FieldHobbies, "street": people.FieldStreet, "city": people.FieldCity,
+			"street": people.FieldStreet, "city": people.FieldCity,
 		} {
 			if cmd.Flags().Changed(flag) {
 				fields |= field
 			}
+		}
+		if pf.clearHobbies {
+			fields |= people.FieldHobbies
 		}
 		if fields == 0 {
 			return usageError{errors.New("update needs at least one field to change")}
@@ -209,6 +212,9 @@ The watch has no deadline unless --timeout or ROUTEGUIDE_TIMEOUT sets one.`,
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if from < 0 {
 			return usageError{fmt.Errorf("--from %d: must not be negative", from)}
+		}
+		if current && from != 0 {
+			return usageError{errors.New("--current and --from contradict each other: --current starts from now")}
 		}
 		if !cfg.timeoutSet {
 			cfg.Timeout = 0

@@ -30,6 +30,7 @@ func TestDirectoryCommands(t *testing.T) {
 		{name: "update_clear_hobbies", args: []string{"update", "Carol", "--clear-hobbies", "-o", "json"}},
 		{name: "update_nobody", args: []string{"update", "Nobody", "--age", "3"}},
 		{name: "update_nothing", args: []string{"update", "Carol"}},
+		{name: "update_clear_hobbies_false", args: []string{"update", "Carol", "--clear-hobbies=false"}},
 		{name: "list", args: []string{"list"}},
 		{name: "list_json_city", args: []string{"list", "-o", "json", "--city", "New York"}},
 		{name: "import_jsonl", args: []string{"import", "testdata/import/people.jsonl"}},

@@ -306,8 +306,11 @@ func parseCSVRecord(rec []string) (people.Person, error) {
 		return people.Person{}, err
 	}
 	p.Gender = g
-	if rec[3] != "" {
+	if strings.TrimSpace(rec[3]) != "" {
 		p.Hobbies = strings.Split(rec[3], ";")
+		for i, h := range p.Hobbies {
+			p.Hobbies[i] = strings.TrimSpace(h)
+		}
 	}
 	return p, nil
 }

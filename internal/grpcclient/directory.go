@@ -175,9 +175,17 @@ func (c *Client) Import(ctx context.Context) (*Importer, error) {
 	return &Importer{stream: stream, cancel: cancel, batch: &pb.ImportPeopleRequest{}}, nil
 }
 
-// Add queues p, sending a batch when one is full. After the server refuses
-// a batch, Add does nothing; Close reports the refusal.
+// ErrImportEnded is what Add returns once the server has ended the import;
+// Close says why.
+var ErrImportEnded = errors.New("the server ended the import")
+
+// Add queues p, sending a batch when one is full. Once the server has ended
+// the import, Add returns ErrImportEnded and queues nothing; Close then
+// reports the server's answer.
 func (im *Importer) Add(p people.Person) error {
+	if im.broken {
+		return ErrImportEnded
+	}
 	m := wire.ToProto(p)
 	im.batch.People = append(im.batch.People, m)
 	im.bytes += proto.Size(m)

@@ -138,6 +138,11 @@ func (s *service) ListPeople(ctx context.Context, req *pb.ListPeopleRequest) (*p
 		size = maxPageSize
 	}
 	q := people.Query{City: req.GetCity(), Hobby: req.GetHobby(), NamePrefix: req.GetNamePrefix(), Limit: size + 1}
+	for field, v := range map[string]string{"city": q.City, "hobby": q.Hobby, "name_prefix": q.NamePrefix} {
+		if !storable(v) {
+			return nil, s.fail(ctx, "ListPeople", invalidField(field, "must not contain NUL"))
+		}
+	}
 	if tok := req.GetPageToken(); tok != "" {
 		after, err := decodePageToken(q, tok)
 		if err != nil {
@@ -279,6 +284,11 @@ func (s *service) ImportPeople(stream grpc.ClientStreamingServer[pb.ImportPeople
 			return stream.SendAndClose(&pb.ImportPeopleResponse{Added: total.Added, Updated: total.Updated, Revision: total.Revision})
 		}
 		if err != nil {
+			// Store what arrived intact before the failure (an oversized
+			// message, say), as the answer to it will say nothing.
+			if serr := store(); serr != nil {
+				return serr
+			}
 			return err
 		}
 		batch := make([]people.Person, len(req.GetPeople()))

@@ -373,3 +373,20 @@ func TestWatchPeopleOutOfRange(t *testing.T) {
 		t.Errorf("watch from now = %v, %v; want the deletion at revision 6", ev, err)
 	}
 }
+
+// TestNUL checks that NUL, which no valid name holds and PostgreSQL cannot
+// store, is answered at the edge: a lookup finds nobody, a filter is refused.
+func TestNUL(t *testing.T) {
+	h := start(t, seedStore())
+	ctx := callCtx(t)
+	if got, err := h.client.GetPerson(ctx, &pb.Name{Name: "Al\x00ice"}); err != nil || !proto.Equal(got, notFound) {
+		t.Errorf("GetPerson(NUL) = %v, %v; want the Not Found person", got, err)
+	}
+	for _, req := range []*pb.ListPeopleRequest{{City: "\x00"}, {Hobby: "a\x00"}, {NamePrefix: "\x00"}} {
+		_, err := h.client.ListPeople(ctx, req)
+		wantStatus(t, fmt.Sprintf("ListPeople(%v)", req), err, codes.InvalidArgument, nil)
+	}
+	tok := encodePageToken(people.Query{}, "a\x00b")
+	_, err := h.client.ListPeople(ctx, &pb.ListPeopleRequest{PageToken: tok})
+	wantStatus(t, "ListPeople(token with NUL)", err, codes.InvalidArgument, []string{"page_token"})
+}

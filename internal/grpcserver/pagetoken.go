@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"strings"
 
 	"github.com/routeguide/routeguide/internal/people"
 )
@@ -47,6 +48,9 @@ func decodePageToken(q people.Query, token string) (string, error) {
 	}
 	var t pageToken
 	if err := json.Unmarshal(raw, &t); err != nil {
+		return "", invalidToken(errBadToken.Error())
+	}
+	if strings.ContainsRune(t.After, 0) {
 		return "", invalidToken(errBadToken.Error())
 	}
 	if t.Filters != filterPrint(q) {

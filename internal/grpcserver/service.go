@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
@@ -38,6 +39,9 @@ type service struct {
 // GetPerson answers the person with the requested name, or the seed's
 // "Not Found" person when nobody has it.
 func (s *service) GetPerson(ctx context.Context, req *pb.Name) (*pb.Person, error) {
+	if !storable(req.GetName()) {
+		return &pb.Person{Name: wire.NotFoundName}, nil
+	}
 	p, err := s.store.Person(ctx, req.GetName())
 	if err != nil {
 		if people.KindOf(err) == people.NotFound {
@@ -85,6 +89,9 @@ func (s *service) GetPeople(stream grpc.BidiStreamingServer[pb.Name, pb.Person])
 					return nil // the client finished sending and has every answer
 				}
 			}
+			if !storable(name) {
+				continue // nobody can have it
+			}
 			p, err := s.store.Person(ctx, name)
 			if err != nil {
 				if people.KindOf(err) == people.NotFound {
@@ -99,4 +106,11 @@ func (s *service) GetPeople(stream grpc.BidiStreamingServer[pb.Name, pb.Person])
 			return status.FromContextError(ctx.Err()).Err()
 		}
 	}
+}
+
+// storable reports whether s could be stored at all. Protobuf strings may
+// hold NUL, which PostgreSQL text cannot; no valid name contains it, so a
+// lookup for one finds nobody without asking the store.
+func storable(s string) bool {
+	return !strings.ContainsRune(s, 0)
 }

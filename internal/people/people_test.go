@@ -126,3 +126,29 @@ func TestParseGender(t *testing.T) {
 		t.Errorf("ParseGender(robot) = %v, want an Invalid error", err)
 	}
 }
+
+func TestCheckContiguous(t *testing.T) {
+	changes := func(revs ...int64) []Change {
+		var out []Change
+		for _, r := range revs {
+			out = append(out, Change{Revision: r})
+		}
+		return out
+	}
+	tests := []struct {
+		after, latest int64
+		changes       []Change
+		ok            bool
+	}{
+		{4, 9, changes(5, 6), true},
+		{9, 9, nil, true},
+		{4, 9, changes(7, 8), false}, // 5 and 6 were trimmed meanwhile
+		{4, 9, nil, false},           // everything after 4 was trimmed
+	}
+	for _, tt := range tests {
+		err := CheckContiguous(tt.after, tt.latest, tt.changes)
+		if (err == nil) != tt.ok || (err != nil && KindOf(err) != OutOfRange) {
+			t.Errorf("CheckContiguous(%d, %d, %v) = %v, want ok=%v", tt.after, tt.latest, tt.changes, err, tt.ok)
+		}
+	}
+}

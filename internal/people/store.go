@@ -178,3 +178,14 @@ func PrefixEnd(prefix string) (end string, ok bool) {
 	}
 	return "", false
 }
+
+// CheckContiguous returns the error Changes reports when the changes it read
+// after revision after do not start right after it: the log was trimmed
+// between reading its bounds and reading the changes. latest is the latest
+// revision read with the bounds. It returns nil when nothing was skipped.
+func CheckContiguous(after, latest int64, changes []Change) error {
+	if (len(changes) > 0 && changes[0].Revision != after+1) || (len(changes) == 0 && after < latest) {
+		return Errorf(OutOfRange, "changes after revision %d are no longer kept; start again with the current people", after)
+	}
+	return nil
+}

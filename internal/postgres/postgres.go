@@ -25,8 +25,9 @@ import (
 )
 
 // DefaultRetain is how many recent changes a Store keeps for watchers that
-// resume from a revision.
-const DefaultRetain = 100_000
+// resume from a revision: ten of the server's largest import transactions,
+// so a watcher that falls a little behind a bulk import can still catch up.
+const DefaultRetain = 1_000_000
 
 // The advisory lock keys. writeLock serializes writers so that revisions
 // commit in order; migrateLock serializes replicas migrating at start.
@@ -90,8 +91,9 @@ func Open(ctx context.Context, url string, retain int, log *slog.Logger) (*Store
 
 	listenCtx, cancel := context.WithCancel(context.Background())
 	s.stopListening = cancel
-	s.listening.Add(1)
+	s.listening.Add(2)
 	go s.listen(listenCtx)
+	go s.poll(listenCtx)
 	return s, nil
 }
 
@@ -154,7 +156,7 @@ func (s *Store) migrate(ctx context.Context) error {
 }
 
 // listen follows other replicas' writes until ctx ends, reconnecting with
-// backoff whenever its connection fails.
+// backoff whenever its connection fails. poll backs it up.
 func (s *Store) listen(ctx context.Context) {
 	defer s.listening.Done()
 	backoff := 100 * time.Millisecond
@@ -173,6 +175,28 @@ func (s *Store) listen(ctx context.Context) {
 			return
 		}
 		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// pollInterval is how often a replica reads the latest revision itself, in
+// case its listener's connection is silently dead or cannot reconnect: a
+// watcher then learns of other replicas' writes within about this long.
+const pollInterval = time.Second
+
+// poll reads the latest revision every pollInterval until ctx ends.
+func (s *Store) poll(ctx context.Context) {
+	defer s.listening.Done()
+	t := time.NewTicker(pollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if rev, err := s.Revision(ctx); err == nil {
+			s.latest.Advance(rev)
+		}
 	}
 }
 
@@ -393,6 +417,9 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]people.C
 	if err != nil {
 		return nil, dbError("read changes", err)
 	}
+	if err := people.CheckContiguous(after, *latest, out); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
@@ -417,7 +444,9 @@ func (s *Store) WaitChange(ctx context.Context, after int64) error {
 // revision.
 func (s *Store) write(ctx context.Context, op string, fn func(tx pgx.Tx, next func() int64) error) (int64, error) {
 	var rev int64
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	// READ COMMITTED whatever the database's default: each statement after
+	// the lock must see what the previous lock holder committed.
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", writeLock); err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"testing"
 
@@ -71,5 +72,28 @@ func TestReopenDoesNotReseed(t *testing.T) {
 	s = open(t, url, 0)
 	if _, err := s.Person(ctx, "Alice"); people.KindOf(err) != people.NotFound {
 		t.Errorf("Person(Alice) after reopening = %v, want NotFound", err)
+	}
+}
+
+// TestWritesWhateverTheDefaultIsolation checks that concurrent writers get
+// gap-free revisions even when the database defaults to REPEATABLE READ.
+func TestWritesWhateverTheDefaultIsolation(t *testing.T) {
+	url := postgrestest.Schema(t) + "&default_transaction_isolation=repeatable%20read"
+	s := open(t, url, 0)
+	ctx := context.Background()
+	errs := make(chan error, 20)
+	for i := range 20 {
+		go func() {
+			_, err := s.Add(ctx, people.Person{Name: fmt.Sprint("p", i)})
+			errs <- err
+		}()
+	}
+	for range 20 {
+		if err := <-errs; err != nil {
+			t.Errorf("Add: %v", err)
+		}
+	}
+	if rev, err := s.Revision(ctx); err != nil || rev != 22 {
+		t.Errorf("Revision = %d, %v; want 22", rev, err)
 	}
 }

@@ -24,8 +24,9 @@ import (
 )
 
 // DefaultRetain is how many recent changes a Store keeps for watchers that
-// resume from a revision.
-const DefaultRetain = 100_000
+// resume from a revision: ten of the server's largest import transactions,
+// so a watcher that falls a little behind a bulk import can still catch up.
+const DefaultRetain = 1_000_000
 
 //go:embed migrations/*.sql
 var migrations embed.FS
@@ -397,6 +398,9 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]people.C
 	}
 	if err := rows.Err(); err != nil {
 		return nil, dbError("read changes", err)
+	}
+	if err := people.CheckContiguous(after, latest.Int64, out); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
