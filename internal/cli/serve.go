@@ -2,13 +2,17 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/routeguide/routeguide/internal/grpcserver"
@@ -16,6 +20,7 @@ import (
 	"github.com/routeguide/routeguide/internal/people"
 	"github.com/routeguide/routeguide/internal/postgres"
 	"github.com/routeguide/routeguide/internal/sqlite"
+	"github.com/routeguide/routeguide/internal/telemetry"
 )
 
 // defaultAddr is the seed's port, on loopback only: plaintext does not face
@@ -26,6 +31,9 @@ const defaultAddr = "localhost:50051"
 type serveConfig struct {
 	Addr            string
 	Store           string
+	MetricsAddr     string
+	Pprof           bool
+	Slow            time.Duration
 	ShutdownTimeout time.Duration
 	LogFormat       string
 	LogLevel        string
@@ -39,6 +47,7 @@ func serveCommand(e *env) *cobra.Command {
 		ShutdownTimeout: 10 * time.Second,
 		LogFormat:       "text",
 		LogLevel:        "info",
+		Slow:            time.Second,
 		Limits:          grpcserver.DefaultLimits(),
 	}
 	cmd := &cobra.Command{
@@ -57,9 +66,18 @@ streams with UNAVAILABLE, lets in-flight calls finish for up to
 				"shutdown-timeout": "ROUTEGUIDE_SHUTDOWN_TIMEOUT",
 				"log-format":       "ROUTEGUIDE_LOG_FORMAT",
 				"log-level":        "ROUTEGUIDE_LOG_LEVEL",
+				"metrics-addr":     "ROUTEGUIDE_METRICS_ADDR",
 			})
 			if err != nil {
 				return err
+			}
+			if cfg.Pprof && cfg.MetricsAddr == "" {
+				return usageError{errors.New("--pprof needs --metrics-addr: the profiles are served beside the metrics")}
+			}
+			if cfg.MetricsAddr != "" {
+				if err := checkAddr("--metrics-addr", cfg.MetricsAddr); err != nil {
+					return err
+				}
 			}
 			if err := checkAddr("--addr", cfg.Addr); err != nil {
 				return err
@@ -74,7 +92,7 @@ streams with UNAVAILABLE, lets in-flight calls finish for up to
 			if err != nil {
 				return usageError{err}
 			}
-			return fail(serve(cmd.Context(), log, cfg))
+			return fail(serve(cmd.Context(), log, e.getenv, cfg))
 		},
 	}
 	f := cmd.Flags()
@@ -82,12 +100,15 @@ streams with UNAVAILABLE, lets in-flight calls finish for up to
 	f.StringVar(&cfg.Store, "store", cfg.Store, "where people are kept: a SQLite file path, \"memory\" (kept nowhere), or a postgres:// URL"+envHelp("ROUTEGUIDE_STORE"))
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight calls may run after a stop signal"+envHelp("ROUTEGUIDE_SHUTDOWN_TIMEOUT"))
 	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json"+envHelp("ROUTEGUIDE_LOG_FORMAT"))
+	f.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "host:port to serve Prometheus metrics on, at /metrics; off when empty"+envHelp("ROUTEGUIDE_METRICS_ADDR"))
+	f.BoolVar(&cfg.Pprof, "pprof", false, "also serve runtime profiles at /debug/pprof/ on the metrics address")
+	f.DurationVar(&cfg.Slow, "slow", cfg.Slow, "log a successful call at info level when it takes this long; every call is logged at debug")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "least severe level logged: debug, info, warn or error"+envHelp("ROUTEGUIDE_LOG_LEVEL"))
 	return cmd
 }
 
 // serve runs the server until ctx ends, then shuts it down.
-func serve(ctx context.Context, log *slog.Logger, cfg serveConfig) error {
+func serve(ctx context.Context, log *slog.Logger, getenv func(string) string, cfg serveConfig) error {
 	listeners, err := grpcserver.Listen(ctx, log, cfg.Addr)
 	if err != nil {
 		return err
@@ -106,13 +127,34 @@ func serve(ctx context.Context, log *slog.Logger, cfg serveConfig) error {
 	}
 	defer store.Close()
 
-	srv := grpcserver.New(store, log, cfg.Limits)
+	tracer, stopTracing, err := telemetry.Tracing(ctx, getenv, version())
+	if err != nil {
+		return err
+	}
+	defer stopTracing(context.WithoutCancel(ctx))
+	opts := grpcserver.Options{Log: log, Limits: cfg.Limits, Slow: cfg.Slow, StatsHandler: tracer}
+	if cfg.MetricsAddr != "" {
+		opts.Metrics = telemetry.NewServerMetrics()
+	}
+	srv := grpcserver.New(store, opts)
+	if cfg.MetricsAddr != "" {
+		stop, err := serveMetrics(log, cfg, opts.Metrics, store)
+		if err != nil {
+			for _, l := range listeners {
+				l.Close()
+			}
+			return err
+		}
+		defer stop()
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(listeners...) }()
 	log.Info("serving RouteGuide",
 		"addr", strings.Join(addrs, ","),
 		"version", version(),
 		"store", storeName,
+		"metrics_addr", cfg.MetricsAddr,
+		"tracing", tracer != nil,
 		"shutdown_timeout", cfg.ShutdownTimeout,
 		"max_concurrent_streams", cfg.Limits.MaxConcurrentStreams,
 		"max_recv_msg_size", cfg.Limits.MaxRecvMsgSize,
@@ -135,6 +177,26 @@ func serve(ctx context.Context, log *slog.Logger, cfg serveConfig) error {
 		return fmt.Errorf("serve: %w", serveErr)
 	}
 	return nil
+}
+
+// serveMetrics serves the metrics (and profiles, with --pprof) on
+// cfg.MetricsAddr until the returned stop is called.
+func serveMetrics(log *slog.Logger, cfg serveConfig, grpcMetrics prometheus.Collector, store people.Store) (stop func(), err error) {
+	cs := []prometheus.Collector{grpcMetrics}
+	switch s := store.(type) {
+	case *sqlite.Store:
+		cs = append(cs, telemetry.SQLCollectors(s.DBs())...)
+	case *postgres.Store:
+		cs = append(cs, telemetry.PoolCollector(s.Pool()))
+	}
+	l, err := net.Listen("tcp", cfg.MetricsAddr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	hs := &http.Server{Handler: telemetry.Handler(telemetry.Registry(cs...), cfg.Pprof), ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(l)
+	log.Info("serving metrics", "addr", l.Addr().String(), "pprof", cfg.Pprof)
+	return func() { hs.Close() }, nil
 }
 
 // openStore opens the store spec names: "memory", a postgres:// URL, or else

@@ -10,11 +10,13 @@ import (
 	"net"
 	"time"
 
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/stats"
 
 	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
 )
@@ -93,21 +95,56 @@ type Server struct {
 	drain  context.CancelFunc // ends every open stream's context
 }
 
-// New returns a Server that answers from store and logs to log. It serves
-// nothing until Serve is called.
-func New(store Store, log *slog.Logger, limits Limits) *Server {
+// Options configures a Server beyond its store.
+type Options struct {
+	// Log receives the server's own lines and, per Slow, one per call.
+	Log *slog.Logger
+	// Limits bounds what one client can make the server hold.
+	Limits Limits
+	// Slow is the duration past which a successful unary call is logged at
+	// info level rather than debug.
+	Slow time.Duration
+	// Metrics, when not nil, counts calls, codes and latencies.
+	Metrics *grpcprom.ServerMetrics
+	// StatsHandler, when not nil, sees every call; tracing uses it.
+	StatsHandler stats.Handler
+}
+
+// New returns a Server that answers from store. It serves nothing until
+// Serve is called.
+func New(store Store, o Options) *Server {
 	drainCtx, drain := context.WithCancel(context.Background())
-	opts := append(limits.serverOptions(), grpc.ChainStreamInterceptor(drainStreams(drainCtx)))
+	logUnary, logStream := logCalls(o.Log, o.Slow)
+	recoverUnary, recoverStream := recoverPanics(o.Log)
+	var unary []grpc.UnaryServerInterceptor
+	var stream []grpc.StreamServerInterceptor
+	if o.Metrics != nil {
+		unary = append(unary, o.Metrics.UnaryServerInterceptor())
+		stream = append(stream, o.Metrics.StreamServerInterceptor())
+	}
+	// Outermost first: metrics and the log see the code a panic became,
+	// and a drained stream's UNAVAILABLE.
+	unary = append(unary, logUnary, recoverUnary)
+	stream = append(stream, logStream, drainStreams(drainCtx), recoverStream)
+	opts := append(o.Limits.serverOptions(),
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...))
+	if o.StatsHandler != nil {
+		opts = append(opts, grpc.StatsHandler(o.StatsHandler))
+	}
 	s := &Server{
 		grpc:   grpc.NewServer(opts...),
 		health: health.NewServer(),
 		drain:  drain,
 	}
-	pb.RegisterRouteGuideServer(s.grpc, &service{store: store, log: log})
+	pb.RegisterRouteGuideServer(s.grpc, &service{store: store, log: o.Log})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	s.health.SetServingStatus(ServiceName, healthpb.HealthCheckResponse_SERVING)
+	if o.Metrics != nil {
+		o.Metrics.InitializeMetrics(s.grpc)
+	}
 	return s
 }
 

@@ -40,7 +40,7 @@ func start(t *testing.T, store Store) *harness {
 	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	h := &harness{
-		srv:    New(store, slog.New(slog.DiscardHandler), DefaultLimits()),
+		srv:    New(store, Options{Log: slog.New(slog.DiscardHandler), Limits: DefaultLimits(), Slow: time.Second}),
 		served: make(chan error, 1),
 	}
 	go func() { h.served <- h.srv.Serve(lis) }()

@@ -127,6 +127,11 @@ func (s *Store) migrate(ctx context.Context) error {
 	return nil
 }
 
+// DBs returns the store's connection pools, for their statistics.
+func (s *Store) DBs() map[string]*sql.DB {
+	return map[string]*sql.DB{"sqlite_read": s.read, "sqlite_write": s.write}
+}
+
 // Close closes the database.
 func (s *Store) Close() error {
 	return errors.Join(s.read.Close(), s.write.Close())

@@ -1,0 +1,94 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+var metricsLine = regexp.MustCompile(`msg="serving metrics" addr=(\S+)`)
+
+// startWithMetrics runs serve with --metrics-addr on a free port and returns
+// the gRPC and metrics addresses.
+func startWithMetrics(t *testing.T, extra ...string) (addr, metrics string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &syncBuffer{}
+	exited := make(chan int, 1)
+	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--store", filepath.Join(t.TempDir(), "people.db"), "--metrics-addr", "127.0.0.1:0"}, extra...)
+	go func() { exited <- Run(ctx, args, noEnv, strings.NewReader(""), &bytes.Buffer{}, logs) }()
+	t.Cleanup(func() {
+		cancel()
+		if code := <-exited; code != exitOK {
+			t.Errorf("serve exited %d; logs:\n%s", code, logs)
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for addr == "" || metrics == "" {
+		if time.Now().After(deadline) {
+			t.Fatalf("no addresses logged:\n%s", logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+		if m := addrLine.FindStringSubmatch(logs.String()); m != nil {
+			addr = m[1]
+		}
+		if m := metricsLine.FindStringSubmatch(logs.String()); m != nil {
+			metrics = m[1]
+		}
+	}
+	waitServing(t, addr)
+	return addr, metrics
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// TestMetricsAfterDemo checks that the metrics address shows per-method
+// gRPC metrics after a demo, with the runtime's and the store's.
+func TestMetricsAfterDemo(t *testing.T) {
+	addr, metrics := startWithMetrics(t)
+	if r := runCLI(t, nil, "", "demo", "--addr", addr); r.code != 0 {
+		t.Fatalf("demo: %+v", r)
+	}
+	code, body := httpGet(t, "http://"+metrics+"/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d", code)
+	}
+	for _, want := range []string{
+		`grpc_server_handled_total{grpc_code="OK",grpc_method="GetPerson",grpc_service="RouteGuide",grpc_type="unary"} 1`,
+		`grpc_server_handled_total{grpc_code="OK",grpc_method="GetPeople",grpc_service="RouteGuide",grpc_type="bidi_stream"} 1`,
+		`grpc_server_msg_sent_total{grpc_method="GetPeople",grpc_service="RouteGuide",grpc_type="bidi_stream"} 2`,
+		`grpc_server_handling_seconds_bucket{grpc_method="GetPerson"`,
+		`go_goroutines `,
+		`process_resident_memory_bytes `,
+		`go_sql_open_connections{db_name="sqlite_read"}`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if code, _ := httpGet(t, "http://"+metrics+"/debug/pprof/"); code != http.StatusNotFound {
+		t.Errorf("GET /debug/pprof/ without --pprof: %d, want 404", code)
+	}
+}
+
+func TestPprof(t *testing.T) {
+	_, metrics := startWithMetrics(t, "--pprof")
+	if code, body := httpGet(t, "http://"+metrics+"/debug/pprof/"); code != http.StatusOK || !strings.Contains(body, "goroutine") {
+		t.Errorf("GET /debug/pprof/ with --pprof: %d", code)
+	}
+}

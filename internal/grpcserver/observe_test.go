@@ -1,0 +1,165 @@
+package grpcserver
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+
+	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
+	"github.com/routeguide/routeguide/internal/people"
+)
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer // guarded by mu
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// lines returns the JSON log lines written so far.
+func (b *lockedBuffer) lines(t *testing.T) []map[string]any {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(b.buf.String()), "\n") {
+		if l == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// startLogged starts a server on store that logs JSON at level to the
+// returned buffer, and returns a client.
+func startLogged(t *testing.T, store Store, level slog.Level, slow time.Duration) (pb.RouteGuideClient, *lockedBuffer) {
+	t.Helper()
+	logs := &lockedBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: level}))
+	srv := New(store, Options{Log: log, Limits: DefaultLimits(), Slow: slow})
+	lis := bufconn.Listen(1 << 20)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	conn, err := grpc.NewClient("passthrough:///bufconn",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		<-served
+	})
+	return pb.NewRouteGuideClient(conn), logs
+}
+
+func rpcLines(t *testing.T, logs *lockedBuffer) []map[string]any {
+	var out []map[string]any
+	for _, l := range logs.lines(t) {
+		if l["msg"] == "rpc" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func TestCallLogging(t *testing.T) {
+	t.Run("info: failures and slow calls only", func(t *testing.T) {
+		client, logs := startLogged(t, seedStore(), slog.LevelInfo, time.Hour)
+		ctx := callCtx(t)
+		client.GetPerson(ctx, &pb.Name{Name: "Alice"})
+		client.DeletePerson(ctx, &pb.DeletePersonRequest{Name: "Nobody"})
+		lines := rpcLines(t, logs)
+		if len(lines) != 1 {
+			t.Fatalf("rpc lines at info = %v, want one, for the failed delete", lines)
+		}
+		l := lines[0]
+		if l["level"] != "INFO" || l["method"] != "/RouteGuide/DeletePerson" || l["code"] != "NotFound" || l["peer"] == nil || l["duration"] == nil {
+			t.Errorf("rpc line = %v, want INFO /RouteGuide/DeletePerson NotFound with peer and duration", l)
+		}
+	})
+	t.Run("info: slow calls", func(t *testing.T) {
+		client, logs := startLogged(t, seedStore(), slog.LevelInfo, 0)
+		client.GetPerson(callCtx(t), &pb.Name{Name: "Alice"})
+		if lines := rpcLines(t, logs); len(lines) != 1 || lines[0]["code"] != "OK" {
+			t.Errorf("rpc lines with every call slow = %v, want the GetPerson", lines)
+		}
+	})
+	t.Run("debug: every call", func(t *testing.T) {
+		client, logs := startLogged(t, seedStore(), slog.LevelDebug, time.Hour)
+		ctx := callCtx(t)
+		client.GetPerson(ctx, &pb.Name{Name: "Alice"})
+		stream, _ := client.GetPeople(ctx)
+		stream.CloseSend()
+		stream.Recv()
+		time.Sleep(50 * time.Millisecond) // the stream's line is written after its status is sent
+		lines := rpcLines(t, logs)
+		if len(lines) != 2 || lines[0]["level"] != "DEBUG" {
+			t.Errorf("rpc lines at debug = %v, want GetPerson and GetPeople at DEBUG", lines)
+		}
+	})
+}
+
+// panicStore panics on every lookup.
+func panicStore() Store {
+	return storeWith{seedStore(), func(context.Context, string) (people.Person, error) {
+		panic("lookup exploded")
+	}}
+}
+
+func TestPanicsAnswerInternal(t *testing.T) {
+	client, logs := startLogged(t, panicStore(), slog.LevelInfo, time.Hour)
+	ctx := callCtx(t)
+	_, err := client.GetPerson(ctx, &pb.Name{Name: "Alice"})
+	if st := status.Convert(err); st.Code() != codes.Internal || st.Message() != "internal error" {
+		t.Errorf("GetPerson with a panicking store = %v %q, want INTERNAL \"internal error\"", st.Code(), st.Message())
+	}
+	stream, err := client.GetPeople(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream.Send(&pb.Name{Name: "Alice"})
+	if _, err := stream.Recv(); status.Code(err) != codes.Internal {
+		t.Errorf("GetPeople with a panicking store: %v, want INTERNAL", err)
+	}
+	// The server goes on serving.
+	if _, err := client.AddPerson(ctx, &pb.AddPersonRequest{Person: &pb.Person{Name: "Carol"}}); err != nil {
+		t.Errorf("AddPerson after the panics: %v", err)
+	}
+	var panics int
+	for _, l := range logs.lines(t) {
+		if l["msg"] == "handler panicked" {
+			panics++
+			if !strings.Contains(l["stack"].(string), "panicStore") {
+				t.Errorf("panic line without the stack: %v", l)
+			}
+		}
+	}
+	if panics != 2 {
+		t.Errorf("%d panic lines logged, want 2", panics)
+	}
+}
