@@ -2,15 +2,20 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 	"unicode"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
 	"github.com/routeguide/routeguide/internal/grpcclient"
@@ -21,6 +26,11 @@ type clientConfig struct {
 	Addr    string
 	Timeout time.Duration
 	Output  string
+	Token   string
+	TLS     bool
+	CA      string
+	Cert    string
+	Key     string
 	// timeoutSet reports whether --timeout or ROUTEGUIDE_TIMEOUT was given,
 	// for commands whose natural deadline differs from the default.
 	timeoutSet bool
@@ -33,6 +43,11 @@ func addClientFlags(e *env, cmd *cobra.Command, withOutput bool) *clientConfig {
 	f := cmd.Flags()
 	f.StringVar(&cfg.Addr, "addr", cfg.Addr, "server address, host:port"+envHelp("ROUTEGUIDE_ADDR"))
 	f.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "deadline for each call; 0 means none"+envHelp("ROUTEGUIDE_TIMEOUT"))
+	f.StringVar(&cfg.Token, "token", "", "bearer token to call with"+envHelp("ROUTEGUIDE_TOKEN"))
+	f.BoolVar(&cfg.TLS, "tls", false, "connect with TLS (implied by --ca, --cert)")
+	f.StringVar(&cfg.CA, "ca", "", "PEM CA certificates to verify the server with, instead of the system's")
+	f.StringVar(&cfg.Cert, "cert", "", "PEM client certificate, for servers that require one (mTLS)")
+	f.StringVar(&cfg.Key, "key", "", "PEM private key of --cert")
 	if withOutput {
 		f.StringVarP(&cfg.Output, "output", "o", cfg.Output, "output format: text, or json for one protojson object a line")
 	}
@@ -40,12 +55,20 @@ func addClientFlags(e *env, cmd *cobra.Command, withOutput bool) *clientConfig {
 		err := bindEnv(cmd.Flags(), e.getenv, map[string]string{
 			"addr":    "ROUTEGUIDE_ADDR",
 			"timeout": "ROUTEGUIDE_TIMEOUT",
+			"token":   "ROUTEGUIDE_TOKEN",
 		})
 		if err != nil {
 			return err
 		}
 		if err := checkAddr("--addr", cfg.Addr); err != nil {
 			return err
+		}
+		if (cfg.Cert == "") != (cfg.Key == "") {
+			return usageError{errors.New("--cert and --key go together")}
+		}
+		cfg.TLS = cfg.TLS || cfg.CA != "" || cfg.Cert != ""
+		if cfg.Token != "" && !cfg.TLS && !loopback(cmd.Context(), cfg.Addr) {
+			return usageError{fmt.Errorf("refusing to send a token in plaintext to %s, which is not a loopback address: connect with --tls", cfg.Addr)}
 		}
 		cfg.timeoutSet = cmd.Flags().Changed("timeout")
 		if cfg.Timeout < 0 {
@@ -61,12 +84,47 @@ func addClientFlags(e *env, cmd *cobra.Command, withOutput bool) *clientConfig {
 
 // connect returns a client for cfg.Addr.
 func (cfg *clientConfig) connect() (*grpcclient.Client, error) {
-	c, err := grpcclient.New(cfg.Addr)
+	var opts []grpc.DialOption
+	if cfg.TLS {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if cfg.CA != "" {
+			pem, err := os.ReadFile(cfg.CA)
+			if err != nil {
+				return nil, failure{fmt.Errorf("--ca: %w", err)}
+			}
+			tc.RootCAs = x509.NewCertPool()
+			if !tc.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, failure{fmt.Errorf("--ca %s holds no PEM certificate", cfg.CA)}
+			}
+		}
+		if cfg.Cert != "" {
+			cert, err := tls.LoadX509KeyPair(cfg.Cert, cfg.Key)
+			if err != nil {
+				return nil, failure{fmt.Errorf("--cert: %w", err)}
+			}
+			tc.Certificates = []tls.Certificate{cert}
+		}
+		opts = append(opts, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+	}
+	if cfg.Token != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(bearer(cfg.Token)))
+	}
+	c, err := grpcclient.New(cfg.Addr, opts...)
 	if err != nil {
 		return nil, usageError{err}
 	}
 	return c, nil
 }
+
+// bearer sends a token as "authorization: Bearer TOKEN". The command line
+// checks that it goes over TLS or to a loopback address.
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+func (bearer) RequireTransportSecurity() bool { return false }
 
 // callContext returns the context for one call: ctx with the configured
 // deadline, if any.

@@ -33,6 +33,11 @@ type serveConfig struct {
 	Store           string
 	MetricsAddr     string
 	Pprof           bool
+	TLSCert         string
+	TLSKey          string
+	ClientCA        string
+	Tokens          string
+	Insecure        bool
 	Slow            time.Duration
 	ShutdownTimeout time.Duration
 	LogFormat       string
@@ -71,6 +76,15 @@ streams with UNAVAILABLE, lets in-flight calls finish for up to
 			if err != nil {
 				return err
 			}
+			if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+				return usageError{errors.New("--tls-cert and --tls-key go together")}
+			}
+			if cfg.ClientCA != "" && cfg.TLSCert == "" {
+				return usageError{errors.New("--client-ca needs --tls-cert and --tls-key: client certificates are checked in the TLS handshake")}
+			}
+			if cfg.TLSCert == "" && !cfg.Insecure && !loopback(cmd.Context(), cfg.Addr) {
+				return usageError{fmt.Errorf("--addr %s is not a loopback address, and plaintext must not face the network: serve TLS with --tls-cert and --tls-key, or pass --insecure to serve plaintext anyway", cfg.Addr)}
+			}
 			if cfg.Pprof && cfg.MetricsAddr == "" {
 				return usageError{errors.New("--pprof needs --metrics-addr: the profiles are served beside the metrics")}
 			}
@@ -101,6 +115,11 @@ streams with UNAVAILABLE, lets in-flight calls finish for up to
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight calls may run after a stop signal"+envHelp("ROUTEGUIDE_SHUTDOWN_TIMEOUT"))
 	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json"+envHelp("ROUTEGUIDE_LOG_FORMAT"))
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "host:port to serve Prometheus metrics on, at /metrics; off when empty"+envHelp("ROUTEGUIDE_METRICS_ADDR"))
+	f.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate to serve TLS with (TLS 1.2 or later)")
+	f.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
+	f.StringVar(&cfg.ClientCA, "client-ca", "", "PEM CA certificates; clients must present a certificate they signed (mTLS)")
+	f.StringVar(&cfg.Tokens, "tokens", "", "file of bearer tokens, one \"TOKEN NAME ROLE\" a line, ROLE reader or writer")
+	f.BoolVar(&cfg.Insecure, "insecure", false, "serve plaintext on a non-loopback address")
 	f.BoolVar(&cfg.Pprof, "pprof", false, "also serve runtime profiles at /debug/pprof/ on the metrics address")
 	f.DurationVar(&cfg.Slow, "slow", cfg.Slow, "log a successful call at info level when it takes this long; every call is logged at debug")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "least severe level logged: debug, info, warn or error"+envHelp("ROUTEGUIDE_LOG_LEVEL"))
@@ -133,6 +152,21 @@ func serve(ctx context.Context, log *slog.Logger, getenv func(string) string, cf
 	}
 	defer stopTracing(context.WithoutCancel(ctx))
 	opts := grpcserver.Options{Log: log, Limits: cfg.Limits, Slow: cfg.Slow, StatsHandler: tracer}
+	if cfg.TLSCert != "" {
+		if opts.TLS, err = grpcserver.ServerTLS(cfg.TLSCert, cfg.TLSKey, cfg.ClientCA); err != nil {
+			return err
+		}
+	}
+	var tokens []grpcserver.Token
+	if cfg.Tokens != "" {
+		if tokens, err = grpcserver.LoadTokens(cfg.Tokens); err != nil {
+			return err
+		}
+	}
+	opts.Auth = grpcserver.NewAuth(tokens, cfg.ClientCA != "")
+	if cfg.Insecure && cfg.TLSCert == "" && !loopback(ctx, cfg.Addr) {
+		log.Warn("serving plaintext on a non-loopback address (--insecure): traffic and tokens can be read on the network", "addr", cfg.Addr)
+	}
 	if cfg.MetricsAddr != "" {
 		opts.Metrics = telemetry.NewServerMetrics()
 	}
@@ -155,6 +189,9 @@ func serve(ctx context.Context, log *slog.Logger, getenv func(string) string, cf
 		"store", storeName,
 		"metrics_addr", cfg.MetricsAddr,
 		"tracing", tracer != nil,
+		"tls", cfg.TLSCert != "",
+		"mtls", cfg.ClientCA != "",
+		"tokens", len(tokens),
 		"shutdown_timeout", cfg.ShutdownTimeout,
 		"max_concurrent_streams", cfg.Limits.MaxConcurrentStreams,
 		"max_recv_msg_size", cfg.Limits.MaxRecvMsgSize,
@@ -177,6 +214,32 @@ func serve(ctx context.Context, log *slog.Logger, getenv func(string) string, cf
 		return fmt.Errorf("serve: %w", serveErr)
 	}
 	return nil
+}
+
+// loopback reports whether addr's host names only loopback addresses. An
+// empty host means every interface, which is not loopback; a name that does
+// not resolve is not either.
+func loopback(ctx context.Context, addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		return ip.IsLoopback()
+	}
+	ips, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+	if err != nil || len(ips) == 0 {
+		return false
+	}
+	for _, ip := range ips {
+		if !ip.IP.IsLoopback() {
+			return false
+		}
+	}
+	return true
 }
 
 // serveMetrics serves the metrics (and profiles, with --pprof) on

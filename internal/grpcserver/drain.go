@@ -27,18 +27,10 @@ func drainStreams(drain context.Context) grpc.StreamServerInterceptor {
 		defer cancel(nil)
 		stop := context.AfterFunc(drain, func() { cancel(errDraining) })
 		defer stop()
-		err := handler(srv, &drainingStream{ServerStream: ss, ctx: ctx})
+		err := handler(srv, &contextStream{ServerStream: ss, ctx: ctx})
 		if err != nil && errors.Is(context.Cause(ctx), errDraining) {
 			return errDraining
 		}
 		return err
 	}
 }
-
-// drainingStream is a ServerStream whose context also ends on drain.
-type drainingStream struct {
-	grpc.ServerStream
-	ctx context.Context
-}
-
-func (s *drainingStream) Context() context.Context { return s.ctx }

@@ -20,6 +20,7 @@ import (
 func logCalls(log *slog.Logger, slow time.Duration) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
 	unary := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		start := time.Now()
+		ctx = context.WithValue(ctx, principalKey{}, new(Principal))
 		resp, err := handler(ctx, req)
 		d := time.Since(start)
 		code := status.Code(err)
@@ -32,6 +33,8 @@ func logCalls(log *slog.Logger, slow time.Duration) (grpc.UnaryServerInterceptor
 	}
 	stream := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		start := time.Now()
+		ctx := context.WithValue(ss.Context(), principalKey{}, new(Principal))
+		ss = &contextStream{ServerStream: ss, ctx: ctx}
 		err := handler(srv, ss)
 		code := status.Code(err)
 		// Streams live as long as their clients want, and a client ending
@@ -54,13 +57,26 @@ func logCall(ctx context.Context, log *slog.Logger, level slog.Level, method str
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		addr = p.Addr.String()
 	}
+	who := "-"
+	if p, ok := principalOf(ctx); ok {
+		who = p.Name
+	}
 	log.LogAttrs(ctx, level, "rpc",
 		slog.String("method", method),
 		slog.String("code", code.String()),
 		slog.Duration("duration", d),
 		slog.String("peer", addr),
+		slog.String("principal", who),
 	)
 }
+
+// contextStream is a ServerStream with another context.
+type contextStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *contextStream) Context() context.Context { return s.ctx }
 
 // recoverPanics returns interceptors that turn a handler's panic into
 // INTERNAL, with no detail for the caller, and log it with its stack; the

@@ -5,6 +5,7 @@ package grpcserver
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -12,6 +13,7 @@ import (
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -108,6 +110,11 @@ type Options struct {
 	Metrics *grpcprom.ServerMetrics
 	// StatsHandler, when not nil, sees every call; tracing uses it.
 	StatsHandler stats.Handler
+	// Auth decides who callers are; nil means no tokens or client
+	// certificates: local callers write, others read.
+	Auth *Auth
+	// TLS, when not nil, serves TLS instead of plaintext.
+	TLS *tls.Config
 }
 
 // New returns a Server that answers from store. It serves nothing until
@@ -124,13 +131,17 @@ func New(store Store, o Options) *Server {
 	}
 	// Outermost first: metrics and the log see the code a panic became,
 	// and a drained stream's UNAVAILABLE.
-	unary = append(unary, logUnary, recoverUnary)
-	stream = append(stream, logStream, drainStreams(drainCtx), recoverStream)
+	authUnary, authStream := o.Auth.interceptors()
+	unary = append(unary, logUnary, authUnary, recoverUnary)
+	stream = append(stream, logStream, authStream, drainStreams(drainCtx), recoverStream)
 	opts := append(o.Limits.serverOptions(),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...))
 	if o.StatsHandler != nil {
 		opts = append(opts, grpc.StatsHandler(o.StatsHandler))
+	}
+	if o.TLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(o.TLS)))
 	}
 	s := &Server{
 		grpc:   grpc.NewServer(opts...),

@@ -1,0 +1,280 @@
+package grpcserver
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+)
+
+// Role is what a caller may do.
+type Role int
+
+// The roles, each allowed what the one before it is.
+const (
+	RoleNone   Role = iota
+	RoleReader      // may read
+	RoleWriter      // may also add, change, delete and import
+)
+
+// rolePublic marks methods anyone may call, credentials or not.
+const rolePublic Role = -1
+
+// String returns "reader", "writer" or "none".
+func (r Role) String() string {
+	switch r {
+	case RoleReader:
+		return "reader"
+	case RoleWriter:
+		return "writer"
+	}
+	return "none"
+}
+
+// methodRoles is the role each method needs. A method missing here is
+// refused to everyone: deny by default, so a method added later stays closed
+// until it is classified (a test walks the service descriptors to check).
+var methodRoles = map[string]Role{
+	"/RouteGuide/GetPerson":    RoleReader,
+	"/RouteGuide/GetPeople":    RoleReader,
+	"/RouteGuide/ListPeople":   RoleReader,
+	"/RouteGuide/WatchPeople":  RoleReader,
+	"/RouteGuide/AddPerson":    RoleWriter,
+	"/RouteGuide/UpdatePerson": RoleWriter,
+	"/RouteGuide/DeletePerson": RoleWriter,
+	"/RouteGuide/ImportPeople": RoleWriter,
+
+	"/grpc.health.v1.Health/Check": rolePublic,
+	"/grpc.health.v1.Health/Watch": rolePublic,
+	"/grpc.health.v1.Health/List":  rolePublic,
+
+	"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo":      RoleReader,
+	"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": RoleReader,
+}
+
+// Principal is who is calling.
+type Principal struct {
+	Name string
+	Role Role
+}
+
+// Auth decides who a caller is. With neither tokens nor client certificates
+// configured, a caller on the same machine is a writer and any other a
+// reader; with either configured, every caller must present one.
+type Auth struct {
+	tokens     []Token
+	clientCert bool // client certificates are verified (mTLS)
+}
+
+// Token is one bearer token's principal. Only the token's hash is kept.
+type Token struct {
+	hash [sha256.Size]byte
+	Principal
+}
+
+// LoadTokens reads a tokens file: one "TOKEN NAME ROLE" entry a line, ROLE
+// reader or writer; blank lines and lines starting with # are skipped. It
+// fails naming the line of any malformed entry, without echoing the token.
+func LoadTokens(path string) ([]Token, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("tokens: %w", err)
+	}
+	defer f.Close()
+	var out []Token
+	sc := bufio.NewScanner(f)
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		fields := strings.Fields(text)
+		if len(fields) != 3 {
+			return nil, fmt.Errorf("tokens: %s line %d: want TOKEN NAME ROLE", path, line)
+		}
+		var role Role
+		switch fields[2] {
+		case "reader":
+			role = RoleReader
+		case "writer":
+			role = RoleWriter
+		default:
+			return nil, fmt.Errorf("tokens: %s line %d: role %q is not reader or writer", path, line, fields[2])
+		}
+		if len(fields[0]) < 16 {
+			return nil, fmt.Errorf("tokens: %s line %d: the token is shorter than 16 characters", path, line)
+		}
+		out = append(out, Token{hash: sha256.Sum256([]byte(fields[0])), Principal: Principal{Name: fields[1], Role: role}})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("tokens: %w", err)
+	}
+	return out, nil
+}
+
+// NewAuth returns the Auth for the given tokens, and for client certificates
+// when clientCert is true.
+func NewAuth(tokens []Token, clientCert bool) *Auth {
+	return &Auth{tokens: tokens, clientCert: clientCert}
+}
+
+func (a *Auth) configured() bool { return a != nil && (len(a.tokens) > 0 || a.clientCert) }
+
+// authenticate returns the caller's principal, or UNAUTHENTICATED.
+func (a *Auth) authenticate(ctx context.Context) (Principal, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if vals := md.Get("authorization"); len(vals) > 0 {
+		token, ok := strings.CutPrefix(vals[0], "Bearer ")
+		if !ok || a == nil || len(a.tokens) == 0 {
+			return Principal{}, status.Error(codes.Unauthenticated, "invalid credentials")
+		}
+		// Compare hashes, every entry, in constant time: neither the
+		// result nor the time says how much of a token was right.
+		h := sha256.Sum256([]byte(token))
+		found := -1
+		for i := range a.tokens {
+			if subtle.ConstantTimeCompare(h[:], a.tokens[i].hash[:]) == 1 {
+				found = i
+			}
+		}
+		if found < 0 {
+			return Principal{}, status.Error(codes.Unauthenticated, "invalid credentials")
+		}
+		return a.tokens[found].Principal, nil
+	}
+	p, _ := peer.FromContext(ctx)
+	if a != nil && a.clientCert {
+		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.VerifiedChains) > 0 {
+			return certPrincipal(ti.State), nil
+		}
+	}
+	if a.configured() {
+		return Principal{}, status.Error(codes.Unauthenticated, "credentials required: a bearer token or a client certificate")
+	}
+	if local(p) {
+		return Principal{Name: "local", Role: RoleWriter}, nil
+	}
+	return Principal{Name: "anonymous", Role: RoleReader}, nil
+}
+
+// certPrincipal names a verified client certificate's holder by its common
+// name; its organizational unit "writer" makes it a writer, else a reader.
+func certPrincipal(st tls.ConnectionState) Principal {
+	cert := st.VerifiedChains[0][0]
+	role := RoleReader
+	for _, ou := range cert.Subject.OrganizationalUnit {
+		if ou == "writer" {
+			role = RoleWriter
+		}
+	}
+	return Principal{Name: cert.Subject.CommonName, Role: role}
+}
+
+// local reports whether the peer is on this machine: a loopback address, or
+// a connection that is not over IP at all (in process, a Unix socket).
+func local(p *peer.Peer) bool {
+	if p == nil || p.Addr == nil {
+		return false
+	}
+	if tcp, ok := p.Addr.(*net.TCPAddr); ok {
+		return tcp.IP.IsLoopback()
+	}
+	return p.Addr.Network() != "tcp" && p.Addr.Network() != "udp"
+}
+
+// authorize returns nil when principal may call method, else
+// PERMISSION_DENIED. It never looks at the request, so the answer is the
+// same whether the person concerned exists or not.
+func authorize(method string, principal Principal) error {
+	need, ok := methodRoles[method]
+	switch {
+	case !ok:
+		return status.Errorf(codes.PermissionDenied, "%s is not open to any role", method)
+	case need == rolePublic || principal.Role >= need:
+		return nil
+	}
+	return status.Errorf(codes.PermissionDenied, "%s needs the %s role; %s is a %s", method, need, principal.Name, principal.Role)
+}
+
+type principalKey struct{}
+
+// principalOf returns the principal the auth interceptor found for ctx.
+func principalOf(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(*Principal)
+	if !ok || p.Role == RoleNone {
+		return Principal{}, false
+	}
+	return *p, true
+}
+
+// check authenticates and authorizes one call, recording the principal in
+// the holder the logging interceptor put in ctx.
+func (a *Auth) check(ctx context.Context, method string) error {
+	need, known := methodRoles[method]
+	if known && need == rolePublic {
+		return nil
+	}
+	pr, err := a.authenticate(ctx)
+	if err != nil {
+		return err
+	}
+	if holder, ok := ctx.Value(principalKey{}).(*Principal); ok {
+		*holder = pr
+	}
+	return authorize(method, pr)
+}
+
+// authInterceptors return interceptors that refuse calls the caller may not
+// make, before any handler runs.
+func (a *Auth) interceptors() (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
+	unary := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if err := a.check(ctx, info.FullMethod); err != nil {
+			return nil, err
+		}
+		return handler(ctx, req)
+	}
+	stream := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if err := a.check(ss.Context(), info.FullMethod); err != nil {
+			return err
+		}
+		return handler(srv, ss)
+	}
+	return unary, stream
+}
+
+// ServerTLS returns the TLS configuration for certFile and keyFile: TLS 1.2
+// or later, HTTP/2. With clientCAFile, clients must present a certificate
+// from one of its CAs.
+func ServerTLS(certFile, keyFile, clientCAFile string) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2"}}
+	if clientCAFile != "" {
+		pem, err := os.ReadFile(clientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls: client CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls: client CA %s holds no PEM certificate", clientCAFile)
+		}
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
+}

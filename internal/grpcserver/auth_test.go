@@ -1,0 +1,121 @@
+package grpcserver
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+)
+
+// TestEveryMethodIsClassified walks every service the server registers: a
+// method added later is refused to everyone until methodRoles names it, and
+// this test says so.
+func TestEveryMethodIsClassified(t *testing.T) {
+	srv := New(seedStore(), Options{Log: slog.New(slog.DiscardHandler), Limits: DefaultLimits()})
+	n := 0
+	for svc, info := range srv.grpc.GetServiceInfo() {
+		for _, m := range info.Methods {
+			n++
+			method := "/" + svc + "/" + m.Name
+			if _, ok := methodRoles[method]; !ok {
+				t.Errorf("%s has no role in methodRoles, so everyone is refused it", method)
+			}
+		}
+	}
+	if n < 10 {
+		t.Errorf("walked only %d methods", n)
+	}
+	if err := authorize("/RouteGuide/SomethingNew", Principal{Name: "root", Role: RoleWriter}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("an unclassified method: %v, want PERMISSION_DENIED", err)
+	}
+}
+
+func withPeer(ip string) context.Context {
+	return peer.NewContext(context.Background(), &peer.Peer{Addr: &net.TCPAddr{IP: net.ParseIP(ip), Port: 5555}})
+}
+
+func withToken(ctx context.Context, token string) context.Context {
+	return metadata.NewIncomingContext(ctx, metadata.Pairs("authorization", "Bearer "+token))
+}
+
+func TestAuthWithoutCredentialsConfigured(t *testing.T) {
+	var a *Auth // nothing configured
+	tests := []struct {
+		ctx    context.Context
+		method string
+		code   codes.Code
+	}{
+		{withPeer("127.0.0.1"), "/RouteGuide/AddPerson", codes.OK},
+		{withPeer("::1"), "/RouteGuide/ImportPeople", codes.OK},
+		{withPeer("192.0.2.7"), "/RouteGuide/GetPerson", codes.OK},
+		{withPeer("192.0.2.7"), "/RouteGuide/AddPerson", codes.PermissionDenied},
+		{withPeer("192.0.2.7"), "/RouteGuide/UpdatePerson", codes.PermissionDenied},
+		{withPeer("192.0.2.7"), "/RouteGuide/DeletePerson", codes.PermissionDenied},
+		{withPeer("192.0.2.7"), "/RouteGuide/ImportPeople", codes.PermissionDenied},
+		{withToken(withPeer("127.0.0.1"), "some-token-nobody-has"), "/RouteGuide/GetPerson", codes.Unauthenticated},
+	}
+	for _, tt := range tests {
+		if err := a.check(tt.ctx, tt.method); status.Code(err) != tt.code {
+			p, _ := peer.FromContext(tt.ctx)
+			t.Errorf("%v calling %s: %v, want %v", p.Addr, tt.method, err, tt.code)
+		}
+	}
+}
+
+func TestAuthWithTokens(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens")
+	os.WriteFile(path, []byte("# token name role\nreader-token-0123456789 rita reader\n\nwriter-token-0123456789 wes writer\n"), 0o600)
+	tokens, err := LoadTokens(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := NewAuth(tokens, false)
+	local := withPeer("127.0.0.1")
+	tests := []struct {
+		name   string
+		ctx    context.Context
+		method string
+		code   codes.Code
+	}{
+		{"anonymous, even local", local, "/RouteGuide/GetPerson", codes.Unauthenticated},
+		{"anonymous health check", local, "/grpc.health.v1.Health/Check", codes.OK},
+		{"wrong token", withToken(local, "reader-token-0123456780"), "/RouteGuide/GetPerson", codes.Unauthenticated},
+		{"reader reads", withToken(local, "reader-token-0123456789"), "/RouteGuide/ListPeople", codes.OK},
+		{"reader adds", withToken(local, "reader-token-0123456789"), "/RouteGuide/AddPerson", codes.PermissionDenied},
+		{"reader imports", withToken(withPeer("192.0.2.7"), "reader-token-0123456789"), "/RouteGuide/ImportPeople", codes.PermissionDenied},
+		{"writer adds from afar", withToken(withPeer("192.0.2.7"), "writer-token-0123456789"), "/RouteGuide/AddPerson", codes.OK},
+		{"not a bearer token", metadata.NewIncomingContext(local, metadata.Pairs("authorization", "Basic abc")), "/RouteGuide/GetPerson", codes.Unauthenticated},
+	}
+	for _, tt := range tests {
+		if err := a.check(tt.ctx, tt.method); status.Code(err) != tt.code {
+			t.Errorf("%s: %v, want %v", tt.name, err, tt.code)
+		}
+	}
+}
+
+func TestLoadTokensErrors(t *testing.T) {
+	for name, content := range map[string]string{
+		"two fields":  "abcdefghijklmnopq rita\n",
+		"bad role":    "abcdefghijklmnopq rita admin\n",
+		"short token": "short rita reader\n",
+	} {
+		path := filepath.Join(t.TempDir(), "tokens")
+		os.WriteFile(path, []byte(content), 0o600)
+		_, err := LoadTokens(path)
+		if err == nil {
+			t.Errorf("%s: no error", name)
+			continue
+		}
+		if strings.Contains(err.Error(), "abcdefghijklmnopq") {
+			t.Errorf("%s: the error shows the token: %v", name, err)
+		}
+	}
+}
