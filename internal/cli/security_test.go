@@ -1,0 +1,193 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// pki is a test certificate authority and the files it issued.
+type pki struct {
+	dir  string
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+}
+
+func newPKI(t *testing.T, name string) *pki {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	p := &pki{dir: t.TempDir(), cert: cert, key: key}
+	p.write(t, "ca.pem", "CERTIFICATE", der)
+	return p
+}
+
+func (p *pki) write(t *testing.T, name, typ string, der []byte) string {
+	t.Helper()
+	path := filepath.Join(p.dir, name)
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// issue writes a certificate and key for cn (server when server is true)
+// and returns their paths.
+func (p *pki) issue(t *testing.T, cn, ou string, server bool) (certPath, keyPath string) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn, OrganizationalUnit: []string{ou}},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	if server {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")}
+		tmpl.DNSNames = []string{"localhost"}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.cert, &key.PublicKey, p.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalECPrivateKey(key)
+	return p.write(t, cn+".pem", "CERTIFICATE", der), p.write(t, cn+"-key.pem", "EC PRIVATE KEY", kder)
+}
+
+func TestPlaintextOnlyOnLoopback(t *testing.T) {
+	got := runCLI(t, nil, "", "serve", "--store", "memory", "--addr", "0.0.0.0:50051")
+	if got.code != exitUsage || !strings.Contains(got.stderr, "is not a loopback address") || !strings.Contains(got.stderr, "--insecure") {
+		t.Errorf("serve on 0.0.0.0 without TLS: %+v", got)
+	}
+	got = runCLI(t, nil, "", "serve", "--store", "memory", "--addr", ":50051")
+	if got.code != exitUsage {
+		t.Errorf("serve on every interface without TLS: exit %d, want %d", got.code, exitUsage)
+	}
+
+	// --insecure starts, with a warning.
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, []string{"serve", "--store", "memory", "--addr", "0.0.0.0:0", "--insecure"}, noEnv, strings.NewReader(""), &bytes.Buffer{}, logs)
+	}()
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "serving RouteGuide"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("--insecure did not start:\n%s", logs)
+		}
+	}
+	cancel()
+	<-done
+	if !strings.Contains(logs.String(), "level=WARN msg=\"serving plaintext on a non-loopback address") {
+		t.Errorf("no warning for --insecure:\n%s", logs)
+	}
+}
+
+func TestTokenNeverInPlaintextToTheNetwork(t *testing.T) {
+	got := runCLI(t, nil, "", "get", "--addr", "192.0.2.1:50051", "--token", "secret-token-0123456789", "Alice")
+	if got.code != exitUsage || !strings.Contains(got.stderr, "refusing to send a token in plaintext") || strings.Contains(got.stderr, "secret-token") {
+		t.Errorf("token over plaintext to a remote address: %+v", got)
+	}
+}
+
+func TestTLSAndClientCertificates(t *testing.T) {
+	ca, other := newPKI(t, "routeguide test CA"), newPKI(t, "another CA")
+	srvCert, srvKey := ca.issue(t, "server", "", true)
+	writerCert, writerKey := ca.issue(t, "wanda", "writer", false)
+	readerCert, readerKey := ca.issue(t, "rudy", "reader", false)
+	strangerCert, strangerKey := other.issue(t, "mallory", "writer", false)
+	caFile := filepath.Join(ca.dir, "ca.pem")
+
+	t.Run("TLS", func(t *testing.T) {
+		addr := startServer(t, "--tls-cert", srvCert, "--tls-key", srvKey)
+		if got := runCLI(t, nil, "", "get", "--addr", addr, "--ca", caFile, "Alice"); got.code != 0 {
+			t.Errorf("get over TLS: %+v", got)
+		}
+		if got := runCLI(t, nil, "", "get", "--addr", addr, "--timeout", "2s", "Alice"); got.code == 0 {
+			t.Errorf("get in plaintext from a TLS server succeeded: %+v", got)
+		}
+		if got := runCLI(t, nil, "", "get", "--addr", addr, "--tls", "--timeout", "2s", "Alice"); got.code == 0 {
+			t.Errorf("get trusting only the system's CAs succeeded: %+v", got)
+		}
+	})
+
+	t.Run("mTLS", func(t *testing.T) {
+		addr := startServer(t, "--tls-cert", srvCert, "--tls-key", srvKey, "--client-ca", caFile)
+		run := func(cmd string, args ...string) result {
+			return runCLI(t, nil, "", append([]string{cmd, "--addr", addr, "--ca", caFile, "--timeout", "5s"}, args...)...)
+		}
+		if got := run("get", "Alice"); got.code == 0 {
+			t.Errorf("get without a client certificate succeeded: %+v", got)
+		}
+		if got := run("get", "--cert", strangerCert, "--key", strangerKey, "Alice"); got.code == 0 {
+			t.Errorf("get with another CA's certificate succeeded: %+v", got)
+		}
+		if got := run("get", "--cert", readerCert, "--key", readerKey, "Alice"); got.code != 0 {
+			t.Errorf("get with a reader certificate: %+v", got)
+		}
+		if got := run("add", "--cert", readerCert, "--key", readerKey, "--name", "Rudy"); got.code != 1 || !strings.Contains(got.stderr, "needs the writer role") {
+			t.Errorf("add with a reader certificate: %+v", got)
+		}
+		if got := run("add", "--cert", writerCert, "--key", writerKey, "--name", "Wanda"); got.code != 0 {
+			t.Errorf("add with a writer certificate: %+v", got)
+		}
+	})
+}
+
+func TestTokens(t *testing.T) {
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	os.WriteFile(tokens, []byte("reader-token-0123456789 rita reader\nwriter-token-0123456789 wes writer\n"), 0o600)
+	addr := startServer(t, "--tokens", tokens)
+	run := func(token string, args ...string) result {
+		return runCLI(t, map[string]string{"ROUTEGUIDE_TOKEN": token}, "", append([]string{args[0], "--addr", addr}, args[1:]...)...)
+	}
+	tests := []struct {
+		name, token string
+		args        []string
+		code        int
+		stderr      string
+	}{
+		{"anonymous get", "", []string{"get", "Alice"}, 1, "unauthenticated"},
+		{"wrong token", "reader-token-0123456780", []string{"get", "Alice"}, 1, "unauthenticated"},
+		{"reader get", "reader-token-0123456789", []string{"get", "Alice"}, 0, ""},
+		{"reader add", "reader-token-0123456789", []string{"add", "--name", "Rita"}, 1, "permission denied"},
+		{"reader update", "reader-token-0123456789", []string{"update", "Alice", "--age", "3"}, 1, "permission denied"},
+		{"reader deletes someone", "reader-token-0123456789", []string{"delete", "Alice"}, 1, "permission denied"},
+		{"reader deletes nobody", "reader-token-0123456789", []string{"delete", "Nobody"}, 1, "permission denied"},
+		{"reader import", "reader-token-0123456789", []string{"import", "testdata/import/people.csv"}, 1, "permission denied"},
+		{"writer add", "writer-token-0123456789", []string{"add", "--name", "Wes"}, 0, ""},
+		{"writer import", "writer-token-0123456789", []string{"import", "testdata/import/people.csv"}, 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := run(tt.token, tt.args...)
+			if got.code != tt.code || !strings.Contains(got.stderr, tt.stderr) {
+				t.Errorf("%v: %+v, want exit %d and %q on stderr", tt.args, got, tt.code, tt.stderr)
+			}
+			if strings.Contains(got.stderr, "token-0123") {
+				t.Errorf("stderr shows the token: %q", got.stderr)
+			}
+		})
+	}
+}
