@@ -24,7 +24,7 @@ type Store struct {
 	mu      sync.RWMutex
 	byName  map[string]people.Person // guarded by mu; values are never mutated in place
 	names   []string                 // guarded by mu; every key of byName, sorted
-	changes []people.Change          // guarded by mu; the last retain changes, oldest first
+	changes []people.Change          // guarded by mu; the last retain changes, oldest first (see record)
 	rev     int64                    // guarded by mu; the latest revision
 }
 
@@ -124,13 +124,24 @@ func (s *Store) Import(_ context.Context, batch []people.Person) (people.ImportR
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var r people.ImportResult
+	var added []string
 	for _, p := range batch {
-		if s.put(p) == people.Added {
+		p = clone(p)
+		typ := people.Updated
+		if _, ok := s.byName[p.Name]; !ok {
+			typ = people.Added
+			added = append(added, p.Name)
 			r.Added++
 		} else {
 			r.Updated++
 		}
+		s.byName[p.Name] = p
+		s.record(typ, p)
 	}
+	// One sort for the whole batch rather than an insertion per person,
+	// which would cost a copy of the names each time.
+	s.names = append(s.names, added...)
+	slices.Sort(s.names)
 	r.Revision = s.rev
 	s.latest.Advance(s.rev)
 	return r, nil
@@ -189,10 +200,15 @@ func (s *Store) put(p people.Person) people.ChangeType {
 func (s *Store) record(typ people.ChangeType, p people.Person) {
 	s.rev++
 	s.changes = append(s.changes, people.Change{Revision: s.rev, Type: typ, Person: p})
-	if extra := len(s.changes) - s.retain; extra > 0 {
-		// Shift rather than reslice so the backing array does not grow
-		// without bound.
-		s.changes = slices.Delete(s.changes, 0, extra)
+	if len(s.changes) > s.retain {
+		// Reslicing drops the oldest in constant time; once the dropped
+		// part of the backing array is as large as the kept part, the kept
+		// part moves to a new array, so the cost per change stays constant
+		// and the memory bounded.
+		s.changes = s.changes[len(s.changes)-s.retain:]
+		if cap(s.changes) >= 2*s.retain+1024 {
+			s.changes = slices.Clone(s.changes)
+		}
 	}
 }
 
