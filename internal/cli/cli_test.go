@@ -48,53 +48,72 @@ func (b *syncBuffer) String() string {
 
 var addrLine = regexp.MustCompile(`msg="serving RouteGuide" addr=(\S+)`)
 
-// startServer runs `routeguide serve` in process on a free loopback port,
-// waits until its health check answers SERVING, and returns its address.
-// Cleanup stops it and checks it exited 0 after a graceful stop.
-func startServer(t *testing.T, extraArgs ...string) string {
+// served is a `routeguide serve` running in process.
+type served struct {
+	addr     string
+	logs     *syncBuffer
+	stopOnce sync.Once
+	cancel   context.CancelFunc
+	exited   chan int
+}
+
+// runServe runs `routeguide serve` in process with args and getenv, and
+// returns once it has logged its address. stop (also run at cleanup) stops
+// it and checks that it exited 0 after a graceful stop.
+func runServe(t *testing.T, getenv func(string) string, args ...string) *served {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
-	exited := make(chan int, 1)
-	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--store", filepath.Join(t.TempDir(), "people.db")}, extraArgs...)
-	go func() { exited <- Run(ctx, args, noEnv, strings.NewReader(""), &bytes.Buffer{}, logs) }()
-
-	var addr string
-	deadline := time.Now().Add(10 * time.Second)
-	for addr == "" {
+	s := &served{logs: &syncBuffer{}, cancel: cancel, exited: make(chan int, 1)}
+	go func() {
+		s.exited <- Run(ctx, append([]string{"serve"}, args...), getenv, strings.NewReader(""), &bytes.Buffer{}, s.logs)
+	}()
+	for deadline := time.Now().Add(10 * time.Second); s.addr == ""; {
 		if time.Now().After(deadline) {
 			cancel()
-			t.Fatalf("server did not log its address; logs:\n%s", logs)
+			t.Fatalf("server did not log its address; logs:\n%s", s.logs)
 		}
 		select {
-		case code := <-exited:
+		case code := <-s.exited:
 			cancel()
-			t.Fatalf("serve exited early with %d; logs:\n%s", code, logs)
+			t.Fatalf("serve exited early with %d; logs:\n%s", code, s.logs)
 		case <-time.After(10 * time.Millisecond):
 		}
-		if m := addrLine.FindStringSubmatch(logs.String()); m != nil {
-			addr = m[1]
+		if m := addrLine.FindStringSubmatch(s.logs.String()); m != nil {
+			s.addr = m[1]
 		}
 	}
-	if !slices.Contains(extraArgs, "--tls-cert") { // TLS servers are checked by their tests' own calls
-		waitServing(t, addr)
-	}
+	t.Cleanup(func() { s.stop(t) })
+	return s
+}
 
-	t.Cleanup(func() {
-		cancel()
+// stop stops the server, once, and checks it stopped gracefully with exit 0.
+func (s *served) stop(t *testing.T) {
+	s.stopOnce.Do(func() {
+		s.cancel()
 		select {
-		case code := <-exited:
+		case code := <-s.exited:
 			if code != exitOK {
-				t.Errorf("serve exited with %d; logs:\n%s", code, logs)
+				t.Errorf("serve exited with %d; logs:\n%s", code, s.logs)
 			}
 		case <-time.After(15 * time.Second):
-			t.Errorf("serve did not stop; logs:\n%s", logs)
+			t.Errorf("serve did not stop; logs:\n%s", s.logs)
 		}
-		if !strings.Contains(logs.String(), `msg="stopped RouteGuide" graceful=true`) {
-			t.Errorf("no graceful stop line in the logs:\n%s", logs)
+		if !strings.Contains(s.logs.String(), `msg="stopped RouteGuide" graceful=true`) {
+			t.Errorf("no graceful stop line in the logs:\n%s", s.logs)
 		}
 	})
-	return addr
+}
+
+// startServer runs `routeguide serve` in process on a free loopback port with
+// a store of its own, waits until its health check answers SERVING, and
+// returns its address.
+func startServer(t *testing.T, extraArgs ...string) string {
+	t.Helper()
+	s := runServe(t, noEnv, append([]string{"--addr", "127.0.0.1:0", "--store", filepath.Join(t.TempDir(), "people.db")}, extraArgs...)...)
+	if !slices.Contains(extraArgs, "--tls-cert") { // TLS servers are checked by their tests' own calls
+		waitServing(t, s.addr)
+	}
+	return s.addr
 }
 
 // waitServing polls the health service at addr until it answers SERVING.

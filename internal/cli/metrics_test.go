@@ -1,15 +1,12 @@
 package cli
 
 import (
-	"bytes"
-	"context"
 	"io"
 	"net/http"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 )
 
 var metricsLine = regexp.MustCompile(`msg="serving metrics" addr=(\S+)`)
@@ -18,32 +15,13 @@ var metricsLine = regexp.MustCompile(`msg="serving metrics" addr=(\S+)`)
 // the gRPC and metrics addresses.
 func startWithMetrics(t *testing.T, extra ...string) (addr, metrics string) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
-	exited := make(chan int, 1)
-	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--store", filepath.Join(t.TempDir(), "people.db"), "--metrics-addr", "127.0.0.1:0"}, extra...)
-	go func() { exited <- Run(ctx, args, noEnv, strings.NewReader(""), &bytes.Buffer{}, logs) }()
-	t.Cleanup(func() {
-		cancel()
-		if code := <-exited; code != exitOK {
-			t.Errorf("serve exited %d; logs:\n%s", code, logs)
-		}
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for addr == "" || metrics == "" {
-		if time.Now().After(deadline) {
-			t.Fatalf("no addresses logged:\n%s", logs)
-		}
-		time.Sleep(10 * time.Millisecond)
-		if m := addrLine.FindStringSubmatch(logs.String()); m != nil {
-			addr = m[1]
-		}
-		if m := metricsLine.FindStringSubmatch(logs.String()); m != nil {
-			metrics = m[1]
-		}
+	s := runServe(t, noEnv, append([]string{"--addr", "127.0.0.1:0", "--store", filepath.Join(t.TempDir(), "people.db"), "--metrics-addr", "127.0.0.1:0"}, extra...)...)
+	m := metricsLine.FindStringSubmatch(s.logs.String())
+	if m == nil {
+		t.Fatalf("no metrics address logged:\n%s", s.logs)
 	}
-	waitServing(t, addr)
-	return addr, metrics
+	waitServing(t, s.addr)
+	return s.addr, m[1]
 }
 
 func httpGet(t *testing.T, url string) (int, string) {

@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -86,21 +84,10 @@ func TestPlaintextOnlyOnLoopback(t *testing.T) {
 	}
 
 	// --insecure starts, with a warning.
-	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
-	done := make(chan int, 1)
-	go func() {
-		done <- Run(ctx, []string{"serve", "--store", "memory", "--addr", "0.0.0.0:0", "--insecure"}, noEnv, strings.NewReader(""), &bytes.Buffer{}, logs)
-	}()
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "serving RouteGuide"); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("--insecure did not start:\n%s", logs)
-		}
-	}
-	cancel()
-	<-done
-	if !strings.Contains(logs.String(), "level=WARN msg=\"serving plaintext on a non-loopback address") {
-		t.Errorf("no warning for --insecure:\n%s", logs)
+	srv := runServe(t, noEnv, "--store", "memory", "--addr", "0.0.0.0:0", "--insecure")
+	srv.stop(t)
+	if !strings.Contains(srv.logs.String(), "level=WARN msg=\"serving plaintext on a non-loopback address") {
+		t.Errorf("no warning for --insecure:\n%s", srv.logs)
 	}
 }
 

@@ -1,14 +1,12 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/grpc"
@@ -51,32 +49,14 @@ func TestTracing(t *testing.T) {
 	t.Setenv("OTEL_EXPORTER_OTLP_INSECURE", "true")
 	env := map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://" + l.Addr().String()}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
-	exited := make(chan int, 1)
-	args := []string{"serve", "--addr", "127.0.0.1:0", "--store", filepath.Join(t.TempDir(), "people.db")}
-	go func() {
-		exited <- Run(ctx, args, func(k string) string { return env[k] }, strings.NewReader(""), &bytes.Buffer{}, logs)
-	}()
-	var addr string
-	for deadline := time.Now().Add(10 * time.Second); addr == ""; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no address logged:\n%s", logs)
-		}
-		if m := addrLine.FindStringSubmatch(logs.String()); m != nil {
-			addr = m[1]
-		}
+	s := runServe(t, func(k string) string { return env[k] }, "--addr", "127.0.0.1:0", "--store", filepath.Join(t.TempDir(), "people.db"))
+	if !strings.Contains(s.logs.String(), "tracing=true") {
+		t.Errorf("start line does not say tracing is on:\n%s", s.logs)
 	}
-	if !strings.Contains(logs.String(), "tracing=true") {
-		t.Errorf("start line does not say tracing is on:\n%s", logs)
-	}
-	if r := runCLI(t, nil, "", "demo", "--addr", addr); r.code != 0 {
+	if r := runCLI(t, nil, "", "demo", "--addr", s.addr); r.code != 0 {
 		t.Fatalf("demo: %+v", r)
 	}
-	cancel()
-	if code := <-exited; code != exitOK {
-		t.Fatalf("serve exited %d:\n%s", code, logs)
-	}
+	s.stop(t) // stopping flushes the spans
 	col.mu.Lock()
 	defer col.mu.Unlock()
 	for _, want := range []string{"RouteGuide/GetPerson", "RouteGuide/GetPeople"} {
