@@ -126,6 +126,15 @@ func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]strin
 
 func (bearer) RequireTransportSecurity() bool { return false }
 
+// openEnded drops the default deadline for a call that lasts as long as its
+// user wants (a watch, an import, names from stdin); a --timeout or
+// ROUTEGUIDE_TIMEOUT given explicitly still applies.
+func (cfg *clientConfig) openEnded() {
+	if !cfg.timeoutSet {
+		cfg.Timeout = 0
+	}
+}
+
 // callContext returns the context for one call: ctx with the configured
 // deadline, if any.
 func (cfg *clientConfig) callContext(ctx context.Context) (context.Context, context.CancelFunc) {

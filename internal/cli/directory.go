@@ -216,9 +216,7 @@ The watch has no deadline unless --timeout or ROUTEGUIDE_TIMEOUT sets one.`,
 		if current && from != 0 {
 			return usageError{errors.New("--current and --from contradict each other: --current starts from now")}
 		}
-		if !cfg.timeoutSet {
-			cfg.Timeout = 0
-		}
+		cfg.openEnded()
 		c, err := cfg.connect()
 		if err != nil {
 			return err

@@ -31,9 +31,7 @@ has no deadline unless --timeout or ROUTEGUIDE_TIMEOUT sets one.`,
 		if len(args) == 0 {
 			stdin = &lineReader{r: e.stdin}
 			names = stdin.names
-			if !cfg.timeoutSet {
-				cfg.Timeout = 0
-			}
+			cfg.openEnded()
 		}
 		c, err := cfg.connect()
 		if err != nil {

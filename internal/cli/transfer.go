@@ -49,9 +49,7 @@ deadline unless --timeout or ROUTEGUIDE_TIMEOUT sets one.`,
 		if format != "auto" && format != "jsonl" && format != "csv" {
 			return usageError{fmt.Errorf("--format %q: want auto, jsonl or csv", format)}
 		}
-		if !cfg.timeoutSet {
-			cfg.Timeout = 0
-		}
+		cfg.openEnded()
 		in, size, err := openInput(e, args[0])
 		if err != nil {
 			return fail(err)
