@@ -4,6 +4,7 @@
 package grpcserver
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -21,6 +22,7 @@ import (
 	"google.golang.org/grpc/stats"
 
 	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
+	"github.com/routeguide/routeguide/internal/people"
 )
 
 // ServiceName is the full name of the RouteGuide service, also the name its
@@ -95,6 +97,9 @@ type Server struct {
 	grpc   *grpc.Server
 	health *health.Server
 	drain  context.CancelFunc // ends every open stream's context
+
+	stopChecking context.CancelFunc // ends checkStore; nil when nothing is checked
+	checked      chan struct{}      // closed when checkStore has returned
 }
 
 // Options configures a Server beyond its store.
@@ -115,10 +120,14 @@ type Options struct {
 	Auth *Auth
 	// TLS, when not nil, serves TLS instead of plaintext.
 	TLS *tls.Config
+	// StoreCheck is how often health asks a store that implements
+	// people.Pinger whether it is reachable; 0 means every second.
+	StoreCheck time.Duration
 }
 
 // New returns a Server that answers from store. It serves nothing until
-// Serve is called.
+// Serve is called. When store implements people.Pinger, health follows
+// whether the store is reachable from then until Shutdown.
 func New(store Store, o Options) *Server {
 	drainCtx, drain := context.WithCancel(context.Background())
 	logUnary, logStream := logCalls(o.Log, o.Slow)
@@ -156,7 +165,55 @@ func New(store Store, o Options) *Server {
 	if o.Metrics != nil {
 		o.Metrics.InitializeMetrics(s.grpc)
 	}
+	if p, ok := store.(people.Pinger); ok {
+		ctx, cancel := context.WithCancel(context.Background())
+		s.stopChecking, s.checked = cancel, make(chan struct{})
+		go s.checkStore(ctx, p, cmp.Or(o.StoreCheck, time.Second), o.Log)
+	}
 	return s
+}
+
+// checkStore pings the store every interval until ctx ends, and reports it
+// through health: NOT_SERVING for "" and ServiceName while the store cannot
+// be reached, so that load balancers send callers to a replica that can
+// answer, and SERVING again once it can. It logs each change of state, not
+// each failed ping. A ping that has not answered within the interval, or a
+// second when the interval is shorter, counts as failed.
+func (s *Server) checkStore(ctx context.Context, store people.Pinger, interval time.Duration, log *slog.Logger) {
+	defer close(s.checked)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	reachable := true
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pingCtx, cancel := context.WithTimeout(ctx, max(interval, time.Second))
+		err := store.Ping(pingCtx)
+		cancel()
+		if ctx.Err() != nil {
+			return // Shutdown has begun; health stays NOT_SERVING
+		}
+		switch {
+		case err != nil && reachable:
+			reachable = false
+			log.Warn("store unreachable; health reports NOT_SERVING until it answers again", "error", err)
+			s.setServing(healthpb.HealthCheckResponse_NOT_SERVING)
+		case err == nil && !reachable:
+			reachable = true
+			log.Info("store reachable again; health reports SERVING")
+			s.setServing(healthpb.HealthCheckResponse_SERVING)
+		}
+	}
+}
+
+// setServing sets the health of "" and ServiceName. After Shutdown began,
+// the health server ignores it.
+func (s *Server) setServing(st healthpb.HealthCheckResponse_ServingStatus) {
+	s.health.SetServingStatus("", st)
+	s.health.SetServingStatus(ServiceName, st)
 }
 
 // Serve accepts connections on every listener until Shutdown. It returns nil
@@ -183,6 +240,10 @@ func (s *Server) Serve(listeners ...net.Listener) error {
 // off. Shutdown reports whether the stop was graceful.
 func (s *Server) Shutdown(ctx context.Context) (graceful bool) {
 	s.health.Shutdown()
+	if s.stopChecking != nil {
+		s.stopChecking()
+		<-s.checked
+	}
 	s.drain()
 	done := make(chan struct{})
 	go func() {

@@ -49,6 +49,16 @@ type Store interface {
 	Close() error
 }
 
+// Pinger is implemented by a store that can lose its connection to a
+// database, so that a server can tell whether the store is reachable.
+//
+// Ping returns nil when the store can answer now, and an error (of kind
+// Unavailable when the database cannot be reached) when it cannot, or when
+// ctx ends first.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
 // Field is one part of a person that an Update may change.
 type Field uint8
 
