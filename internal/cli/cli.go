@@ -62,6 +62,7 @@ and the other commands are its client.`,
 		watchCommand(e),
 		importCommand(e),
 		exportCommand(e),
+		benchCommand(e),
 		versionCommand(e),
 	)
 

@@ -84,6 +84,20 @@ func addClientFlags(e *env, cmd *cobra.Command, withOutput bool) *clientConfig {
 
 // connect returns a client for cfg.Addr.
 func (cfg *clientConfig) connect() (*grpcclient.Client, error) {
+	opts, err := cfg.dialOptions()
+	if err != nil {
+		return nil, err
+	}
+	c, err := grpcclient.New(cfg.Addr, opts...)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return c, nil
+}
+
+// dialOptions returns the TLS and token options of cfg, to add to a
+// plaintext connection's. It fails when a certificate file cannot be read.
+func (cfg *clientConfig) dialOptions() ([]grpc.DialOption, error) {
 	var opts []grpc.DialOption
 	if cfg.TLS {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}
@@ -109,11 +123,7 @@ func (cfg *clientConfig) connect() (*grpcclient.Client, error) {
 	if cfg.Token != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(bearer(cfg.Token)))
 	}
-	c, err := grpcclient.New(cfg.Addr, opts...)
-	if err != nil {
-		return nil, usageError{err}
-	}
-	return c, nil
+	return opts, nil
 }
 
 // bearer sends a token as "authorization: Bearer TOKEN". The command line
