@@ -55,7 +55,16 @@ type Store struct {
 	listening     sync.WaitGroup
 }
 
-var _ people.Store = (*Store)(nil)
+var (
+	_ people.Store  = (*Store)(nil)
+	_ people.Pinger = (*Store)(nil)
+)
+
+// connectTimeout bounds a connection attempt when the URL sets no
+// connect_timeout. Without it, a database host that drops packets would hold
+// each call until its deadline, and the change listener indefinitely; with
+// it, calls fail with Unavailable and the listener retries.
+const connectTimeout = 5 * time.Second
 
 // Open connects to the database at url, applies any migrations it lacks (a
 // new database starts with the seed's Alice and Bob) and starts listening
@@ -68,6 +77,9 @@ func Open(ctx context.Context, url string, retain int, log *slog.Logger) (*Store
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: parse URL: %w", err)
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = connectTimeout
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -103,6 +115,41 @@ func (s *Store) Close() error {
 	s.listening.Wait()
 	s.pool.Close()
 	return nil
+}
+
+// Ping checks that the database answers a trivial query on one of the
+// pool's connections. It fails with Unavailable when the database cannot be
+// reached, or with ctx's error when ctx ends first.
+func (s *Store) Ping(ctx context.Context) error {
+	conn, err := s.acquire(ctx, "ping")
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if err := conn.Ping(ctx); err != nil {
+		return dbError(ctx, "ping", err)
+	}
+	return nil
+}
+
+// acquireTimeout bounds the wait for a pooled connection. When every
+// connection is stuck on a database that stopped answering, or the pool
+// cannot connect, a call fails with Unavailable after this long rather than
+// waiting for its deadline, or forever when it has none (a watch, an
+// import).
+const acquireTimeout = 5 * time.Second
+
+// acquire returns one of the pool's connections for op, which the caller
+// releases; an error of kind Unavailable when none becomes available within
+// acquireTimeout, or ctx's error when ctx ends first.
+func (s *Store) acquire(ctx context.Context, op string) (*pgxpool.Conn, error) {
+	actx, cancel := context.WithTimeout(ctx, acquireTimeout)
+	defer cancel()
+	conn, err := s.pool.Acquire(actx)
+	if err != nil {
+		return nil, dbError(ctx, op, err)
+	}
+	return conn, nil
 }
 
 // Pool returns the connection pool, for its statistics.
@@ -235,12 +282,17 @@ const personColumns = "name, age, gender, hobbies, street, city"
 
 // Person returns the person named name, or an error of kind people.NotFound.
 func (s *Store) Person(ctx context.Context, name string) (people.Person, error) {
-	p, err := scanPerson(s.pool.QueryRow(ctx, "SELECT "+personColumns+" FROM people WHERE name = $1", name))
+	conn, err := s.acquire(ctx, "get person")
+	if err != nil {
+		return people.Person{}, err
+	}
+	defer conn.Release()
+	p, err := scanPerson(conn.QueryRow(ctx, "SELECT "+personColumns+" FROM people WHERE name = $1", name))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return people.Person{}, notFound(name)
 	}
 	if err != nil {
-		return people.Person{}, dbError("get person", err)
+		return people.Person{}, dbError(ctx, "get person", err)
 	}
 	return p, nil
 }
@@ -336,13 +388,18 @@ func (s *Store) List(ctx context.Context, q people.Query) ([]people.Person, erro
 	}
 	b.WriteString(" ORDER BY p.name LIMIT " + arg(q.Limit))
 
-	rows, err := s.pool.Query(ctx, b.String(), args...)
+	conn, err := s.acquire(ctx, "list people")
 	if err != nil {
-		return nil, dbError("list people", err)
+		return nil, err
+	}
+	defer conn.Release()
+	rows, err := conn.Query(ctx, b.String(), args...)
+	if err != nil {
+		return nil, dbError(ctx, "list people", err)
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (people.Person, error) { return scanPerson(row) })
 	if err != nil {
-		return nil, dbError("list people", err)
+		return nil, dbError(ctx, "list people", err)
 	}
 	return out, nil
 }
@@ -392,9 +449,14 @@ func (s *Store) Import(ctx context.Context, batch []people.Person) (people.Impor
 
 // Changes returns up to limit changes after revision after.
 func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]people.Change, error) {
+	conn, err := s.acquire(ctx, "read changes")
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Release()
 	var oldest, latest *int64
-	if err := s.pool.QueryRow(ctx, "SELECT min(revision), max(revision) FROM changes").Scan(&oldest, &latest); err != nil {
-		return nil, dbError("read changes", err)
+	if err := conn.QueryRow(ctx, "SELECT min(revision), max(revision) FROM changes").Scan(&oldest, &latest); err != nil {
+		return nil, dbError(ctx, "read changes", err)
 	}
 	if oldest == nil {
 		var zero, one int64 = 0, 1
@@ -403,9 +465,9 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]people.C
 	if err := people.CheckResume(after, *oldest, *latest); err != nil {
 		return nil, err
 	}
-	rows, err := s.pool.Query(ctx, "SELECT revision, type, "+personColumns+" FROM changes WHERE revision > $1 ORDER BY revision LIMIT $2", after, limit)
+	rows, err := conn.Query(ctx, "SELECT revision, type, "+personColumns+" FROM changes WHERE revision > $1 ORDER BY revision LIMIT $2", after, limit)
 	if err != nil {
-		return nil, dbError("read changes", err)
+		return nil, dbError(ctx, "read changes", err)
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (people.Change, error) {
 		var c people.Change
@@ -415,7 +477,7 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]people.C
 		return c, err
 	})
 	if err != nil {
-		return nil, dbError("read changes", err)
+		return nil, dbError(ctx, "read changes", err)
 	}
 	if err := people.CheckContiguous(after, *latest, out); err != nil {
 		return nil, err
@@ -425,9 +487,14 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]people.C
 
 // Revision returns the latest revision.
 func (s *Store) Revision(ctx context.Context) (int64, error) {
+	conn, err := s.acquire(ctx, "read revision")
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Release()
 	var rev int64
-	if err := s.pool.QueryRow(ctx, "SELECT coalesce(max(revision), 0) FROM changes").Scan(&rev); err != nil {
-		return 0, dbError("read revision", err)
+	if err := conn.QueryRow(ctx, "SELECT coalesce(max(revision), 0) FROM changes").Scan(&rev); err != nil {
+		return 0, dbError(ctx, "read revision", err)
 	}
 	return rev, nil
 }
@@ -443,10 +510,18 @@ func (s *Store) WaitChange(ctx context.Context, after int64) error {
 // announces the latest revision to other replicas, commits, and returns that
 // revision.
 func (s *Store) write(ctx context.Context, op string, fn func(tx pgx.Tx, next func() int64) error) (int64, error) {
+	conn, err := s.acquire(ctx, op)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Release()
 	var rev int64
 	// READ COMMITTED whatever the database's default: each statement after
-	// the lock must see what the previous lock holder committed.
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
+	// the lock must see what the previous lock holder committed. An error
+	// from any statement, or from COMMIT, fails the write, even when the
+	// connection died before COMMIT's answer and the write may have been
+	// applied: it is never reported as done unless COMMIT answered.
+	err = pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", writeLock); err != nil {
 			return err
 		}
@@ -468,7 +543,7 @@ func (s *Store) write(ctx context.Context, op string, fn func(tx pgx.Tx, next fu
 		return err
 	})
 	if err != nil {
-		return 0, dbError(op, err)
+		return 0, dbError(ctx, op, err)
 	}
 	s.latest.Advance(rev)
 	return rev, nil
@@ -514,13 +589,18 @@ func notFound(name string) error {
 	return people.Errorf(people.NotFound, "no person named %q", name)
 }
 
-// dbError turns a database failure into a domain error: domain errors and
-// context errors pass through, a database that cannot be reached or is
-// shutting down is Unavailable, and anything else is Internal. The original
-// error is kept for the log.
-func dbError(op string, err error) error {
+// dbError turns a database failure of a call made with ctx into a domain
+// error: domain errors pass through, and so do context errors once ctx has
+// ended, since the caller gave up; a database that cannot be reached, is
+// shutting down, or timed out on its own (a connection attempt, say) is
+// Unavailable, and anything else is Internal. The original error is kept for
+// the log.
+func dbError(ctx context.Context, op string, err error) error {
 	var pe *people.Error
-	if errors.As(err, &pe) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if errors.As(err, &pe) {
+		return err
+	}
+	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 		return err
 	}
 	return &people.Error{Kind: kindOf(err), Message: op + " failed", Err: fmt.Errorf("postgres: %s: %w", op, err)}
