@@ -60,10 +60,12 @@ calls it answered, their rate and their latency. Workloads:
 The first --warmup is not counted; then the run lasts --duration, or until
 -n calls have completed. Calls and the rate count every completed call,
 errors included; latency covers every answer, to within 1%. GetPerson's
-"Not Found" person counts as a NotFound error. Calls have no deadline unless
---timeout or ROUTEGUIDE_TIMEOUT sets one, and a run is cut off 10s after its
-duration. On a terminal, a progress line shows on stderr. The exit status is
-1 when every call failed.`,
+"Not Found" person counts as a NotFound error. The CPU bench itself used
+shows whether the client, rather than the server, set the pace.
+
+Calls have no deadline unless --timeout or ROUTEGUIDE_TIMEOUT sets one, and
+a run is cut off 10s after its duration. On a terminal, a progress line
+shows on stderr. The exit status is 1 when every call failed.`,
 		Args: noArgs,
 	}
 	bc := &benchConfig{workload: "get", concurrency: 32, conns: 2, window: 128, duration: 10 * time.Second, warmup: time.Second}
@@ -192,11 +194,11 @@ func runBench(ctx context.Context, e *env, cfg *clientConfig, bc *benchConfig) (
 			return nil, err
 		}
 	}
-	recs, elapsed, err := b.phase(ctx, bc.workload, bc.duration, bc.count, bar)
+	recs, took, err := b.phase(ctx, bc.workload, bc.duration, bc.count, bar)
 	if err != nil {
 		return nil, err
 	}
-	res := b.result(recs, elapsed)
+	res := b.result(recs, took)
 	if res.Calls > 0 && res.errorCount() == res.Calls {
 		first := firstError(recs)
 		return nil, failure{fmt.Errorf("every call failed: %s (first: %v)", res.errorSummary(), first)}
@@ -253,10 +255,11 @@ func isNotFoundPerson(p *pb.Person, req *pb.Name) bool {
 }
 
 // phase runs the workload for d, or until count calls have completed when
-// count > 0, and returns each worker's record and how long the phase took.
+// count > 0, and returns each worker's record and how long the phase took,
+// with the CPU time this process used meanwhile (-1 when unknown).
 // Calls in flight when d ends complete and count; the phase is cut off 10s
 // (or --timeout, if longer) after d.
-func (b *bench) phase(ctx context.Context, label string, d time.Duration, count int, bar *benchProgress) ([]*recorder, time.Duration, error) {
+func (b *bench) phase(ctx context.Context, label string, d time.Duration, count int, bar *benchProgress) ([]*recorder, elapsed, error) {
 	n := b.bc.workers()
 	recs := make([]*recorder, n)
 	for i := range recs {
@@ -274,6 +277,7 @@ func (b *bench) phase(ctx context.Context, label string, d time.Duration, count 
 		defer t2.Stop()
 	}
 
+	cpu0, cpuOK := processCPU()
 	start := time.Now()
 	stopBar := bar.run(label, start, recs)
 	var wg sync.WaitGroup
@@ -300,12 +304,21 @@ func (b *bench) phase(ctx context.Context, label string, d time.Duration, count 
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	took := elapsed{wall: time.Since(start), cpu: -1}
+	if cpu1, ok := processCPU(); ok && cpuOK {
+		took.cpu = cpu1 - cpu0
+	}
 	stopBar()
 	if parent.Err() != nil {
-		return nil, 0, failure{errors.New("interrupted")}
+		return nil, took, failure{errors.New("interrupted")}
 	}
-	return recs, elapsed, nil
+	return recs, took, nil
+}
+
+// elapsed is how long a phase took, in wall time and in this process's CPU
+// time (-1 when unknown).
+type elapsed struct {
+	wall, cpu time.Duration
 }
 
 // callContext returns the context for one call: ctx, with --timeout as its
@@ -613,6 +626,9 @@ type benchResult struct {
 	DurationS float64           `json:"duration_s"`
 	Rate      float64           `json:"rate_per_s"`
 	Latency   benchLatency      `json:"latency_us"`
+	// ClientCPU is the CPU this process used while measuring, in cores: near
+	// the cores it may use, the rate is the client's limit, not the server's.
+	ClientCPU float64 `json:"client_cpu,omitempty"`
 }
 
 // benchLatency holds latency quantiles in microseconds.
@@ -624,7 +640,7 @@ type benchLatency struct {
 	Max  float64 `json:"max"`
 }
 
-func (b *bench) result(recs []*recorder, elapsed time.Duration) *benchResult {
+func (b *bench) result(recs []*recorder, took elapsed) *benchResult {
 	var h histogram
 	res := &benchResult{
 		Workload: b.bc.workload,
@@ -645,8 +661,11 @@ func (b *bench) result(recs []*recorder, elapsed time.Duration) *benchResult {
 			}
 		}
 	}
-	res.DurationS = round(elapsed.Seconds(), 1000)
-	res.Rate = round(float64(res.Calls)/elapsed.Seconds(), 10)
+	res.DurationS = round(took.wall.Seconds(), 1000)
+	res.Rate = round(float64(res.Calls)/took.wall.Seconds(), 10)
+	if took.cpu >= 0 {
+		res.ClientCPU = round(took.cpu.Seconds()/took.wall.Seconds(), 100)
+	}
 	us := func(d time.Duration) float64 { return round(float64(d)/1e3, 10) }
 	res.Latency = benchLatency{
 		P50:  us(h.quantile(0.50)),
@@ -729,6 +748,9 @@ func (r *benchResult) writeText(w io.Writer) error {
 	fmt.Fprintf(tw, "rate\t%.0f calls/s\n", r.Rate)
 	fmt.Fprintf(tw, "latency\tp50 %s\tp90 %s\tp99 %s\tp99.9 %s\tmax %s\n",
 		us(r.Latency.P50), us(r.Latency.P90), us(r.Latency.P99), us(r.Latency.P999), us(r.Latency.Max))
+	if r.ClientCPU > 0 {
+		fmt.Fprintf(tw, "client\t%.2f cores of CPU\n", r.ClientCPU)
+	}
 	return tw.Flush()
 }
 

@@ -97,7 +97,10 @@ func TestBenchWorkloads(t *testing.T) {
 			if got.DurationS <= 0 || got.Rate <= 0 {
 				t.Errorf("duration_s = %v, rate_per_s = %v; want both positive", got.DurationS, got.Rate)
 			}
-			got.Latency, got.DurationS, got.Rate = benchLatency{}, 0, 0
+			if got.ClientCPU <= 0 {
+				t.Errorf("client_cpu = %v, want the CPU bench used", got.ClientCPU)
+			}
+			got.Latency, got.DurationS, got.Rate, got.ClientCPU = benchLatency{}, 0, 0, 0
 			tt.want.Addr = addr
 			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
 				t.Errorf("result = %+v, want %+v", got, tt.want)

@@ -1,0 +1,8 @@
+//go:build !unix
+
+package cli
+
+import "time"
+
+// processCPU reports that the process's CPU time is not known here.
+func processCPU() (time.Duration, bool) { return 0, false }
