@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# Measures RouteGuide side by side with a bare grpc-go server of the seed's
+# contract (bench/baseline: stock options, the seed's two people in a map)
+# and with a Python grpcio server of the seed's behaviour
+# (test/interop/server.py, through bench/python/serve.sh), all driven by
+# `routeguide bench`. Prints figures and ratios; asserts nothing.
+#
+#   bench/compare.sh                        # 3 rounds of 10 s runs
+#   ROUNDS=1 DURATION=5s bench/compare.sh   # a quick look
+#   PIN=0 bench/compare.sh                  # no CPU pinning
+#
+# Servers: `routeguide serve` as a user runs it (embedded store in a new
+# file, default logging), the same with --metrics-addr, the baseline, and
+# Python. Workloads: get (GetPerson, 32 callers on 2 connections), people
+# (one GetPeople stream with 128 names in flight), add (AddPerson; RouteGuide
+# only, since the seed's contract has no AddPerson). Every run gets a fresh
+# server, ready once `routeguide get Alice` answers, 1 s of warmup and then
+# DURATION of measurement; its peak RSS (VmHWM) is read just before it is
+# stopped. Each round runs every server in an order that rotates from round
+# to round, and the table shows the medians over rounds.
+#
+# By default the server runs on CPU 1 and the load generator on CPU 0
+# (taskset), so that each server gets one core and the client its own.
+#
+# Environment: ROUNDS (3), DURATION (10s), PIN (1; 0 runs unpinned), PORT
+# (50071, the port every server listens on in turn), SAVE (a file to keep
+# the raw runs in, one JSON object a line). Needs Go; the Python server
+# needs /usr/bin/python3 with python3-grpcio and python3-grpc-tools, and
+# shows n/a without them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+PIN=${PIN:-1}
+PORT=${PORT:-50071}
+SAVE=${SAVE:-}
+addr=127.0.0.1:$PORT
+
+work=$(mktemp -d)
+server_pid=
+# alive PID: whether the process runs (a zombie does not).
+alive() {
+  local state
+  state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+  [[ -n "$state" && "$state" != Z ]]
+}
+stop_server() {
+  [[ -n "$server_pid" ]] || return 0
+  kill -TERM "$server_pid" 2>/dev/null || true
+  for _ in $(seq 100); do
+    alive "$server_pid" || break
+    sleep 0.1
+  done
+  kill -KILL "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=
+}
+cleanup() { stop_server || true; rm -rf "$work" || true; }
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+echo "building routeguide, bench/baseline and bench/compare" >&2
+go build -o "$work/routeguide" ./cmd/routeguide
+go build -o "$work/baseline" ./bench/baseline
+go build -o "$work/compare" ./bench/compare
+
+python=(python)
+python_version=$(/usr/bin/python3 -c 'import grpc, grpc_tools; print("grpcio", grpc.__version__)' 2>/dev/null) || {
+  python=()
+  python_version="unavailable: apt-get install python3-grpcio python3-grpc-tools"
+}
+if ((${#python[@]})); then
+  # Compile the stubs once, outside any measured run.
+  /usr/bin/python3 -m grpc_tools.protoc -I protos/testdata/seed --python_out="$work" \
+    --grpc_python_out="$work" person.proto route_guide.proto
+fi
+
+server_pin=()
+client_pin=()
+client_cores=$(nproc)
+if [[ "$PIN" != 0 ]]; then
+  if command -v taskset >/dev/null && (($(nproc) >= 2)); then
+    server_pin=(taskset -c 1)
+    client_pin=(taskset -c 0)
+    pinning="server on CPU 1, load generator on CPU 0 (PIN=0 runs unpinned)"
+    client_cores=1
+  else
+    pinning="none: needs taskset and 2 CPUs"
+  fi
+else
+  pinning="none (PIN=0)"
+fi
+
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+[[ -z "$(git status --porcelain 2>/dev/null)" ]] || commit+=" with local changes"
+echo "RouteGuide against a bare grpc-go server and Python grpcio"
+echo "date:      $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "commit:    $commit"
+echo "cpu:       $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
+echo "cores:     $(nproc), load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
+echo "go:        $(go version | cut -d' ' -f3)"
+echo "python:    $python_version"
+echo "pinning:   $pinning"
+echo "rounds:    $ROUNDS, each run ${DURATION} after 1s of warmup; the table shows medians over rounds"
+echo "workloads: get = GetPerson, 32 callers on 2 connections; people = one GetPeople stream, 128 names in flight; add = AddPerson, 32 callers on 2 connections"
+echo
+
+# start_server NAME DIR: starts a fresh server NAME, its files in DIR, and
+# waits until it answers.
+start_server() {
+  local cmd
+  case "$1" in
+    routeguide) cmd=("$work/routeguide" serve --addr "$addr" --store "$2/rg.db") ;;
+    routeguide-metrics) cmd=("$work/routeguide" serve --addr "$addr" --store "$2/rg.db" --metrics-addr 127.0.0.1:0) ;;
+    baseline) cmd=("$work/baseline" --addr "$addr") ;;
+    python) cmd=(bench/python/serve.sh "$PORT" "$work") ;;
+  esac
+  if "$work/routeguide" get --addr "$addr" --timeout 1s Alice >/dev/null 2>&1; then
+    echo "compare: something already answers on $addr; set PORT to a free port" >&2
+    return 1
+  fi
+  "${server_pin[@]}" "${cmd[@]}" >"$2/server.log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 400); do
+    if ! alive "$server_pid"; then
+      echo "compare: $1 exited before answering:" >&2
+      cat "$2/server.log" >&2
+      return 1
+    fi
+    if "$work/routeguide" get --addr "$addr" --timeout 1s Alice >/dev/null 2>&1; then
+      return 0
+    fi
+    sleep 0.05
+  done
+  echo "compare: $1 did not answer within 20s:" >&2
+  cat "$2/server.log" >&2
+  return 1
+}
+
+# json_string S: S as a JSON string.
+json_string() {
+  local s=${1//\\/\\\\}
+  s=${s//\"/\\\"}
+  s=${s//$'\t'/ }
+  printf '"%s"' "$s"
+}
+
+runs=$work/runs.jsonl
+: >"$runs"
+n=0
+for round in $(seq "$ROUNDS"); do
+  for workload in get people add; do
+    servers=(routeguide routeguide-metrics baseline "${python[@]}")
+    [[ "$workload" == add ]] && servers=(routeguide routeguide-metrics)
+    # Rotate the order from round to round, so that no server always goes first.
+    shift_by=$(((round - 1) % ${#servers[@]}))
+    servers=("${servers[@]:shift_by}" "${servers[@]:0:shift_by}")
+    case "$workload" in
+      get) load=(--workload get -c 32 --conns 2) ;;
+      people) load=(--workload people --conns 1 --window 128) ;;
+      add) load=(--workload add -c 32 --conns 2) ;;
+    esac
+    for server in "${servers[@]}"; do
+      n=$((n + 1))
+      run=$work/run-$n
+      mkdir "$run"
+      start_server "$server" "$run"
+      prefix=$(printf '{"round":%d,"server":"%s","workload":"%s"' "$round" "$server" "$workload")
+      if result=$("${client_pin[@]}" "$work/routeguide" bench --addr "$addr" "${load[@]}" --duration "$DURATION" -o json 2>"$run/bench.err"); then
+        rss=$(awk '/^VmHWM:/ {print $2}' "/proc/$server_pid/status" 2>/dev/null || true)
+        rss=${rss:-0}
+        echo "$prefix,\"rss_kib\":$rss,\"result\":$result}" >>"$runs"
+        field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p" <<<"$result"; }
+        awk -v r="$round/$ROUNDS" -v w="$workload" -v s="$server" -v rate="$(field rate_per_s)" \
+          -v p99="$(field p99)" -v rss="$rss" -v cpu="$(field client_cpu)" \
+          'BEGIN { printf "round %s  %-6s  %-18s  %7.0f/s  p99 %7.2fms  RSS %5.1f MiB  client CPU %.2f\n", r, w, s, rate, p99 / 1000, rss / 1024, cpu }' >&2
+      else
+        err=$(head -1 "$run/bench.err")
+        echo "$prefix,\"error\":$(json_string "$err")}" >>"$runs"
+        printf 'round %d/%d  %-6s  %-18s  failed: %s\n' "$round" "$ROUNDS" "$workload" "$server" "$err" >&2
+      fi
+      stop_server
+      rm -rf "$run"
+    done
+  done
+done
+
+[[ -z "$SAVE" ]] || cp "$runs" "$SAVE"
+"$work/compare" -client-cores "$client_cores" "$runs"
