@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
+	"github.com/routeguide/routeguide/internal/cache"
 	"github.com/routeguide/routeguide/internal/grpcserver"
 	"github.com/routeguide/routeguide/internal/memory"
 	"github.com/routeguide/routeguide/internal/people"
@@ -145,6 +146,15 @@ func serve(ctx context.Context, log *slog.Logger, getenv func(string) string, cf
 		return err
 	}
 	defer store.Close()
+	directory := people.Store(store)
+	if _, inMemory := store.(*memory.Store); !inMemory {
+		// Reads are answered from memory, kept current by the change log;
+		// on PostgreSQL other replicas write too.
+		_, shared := store.(*postgres.Store)
+		c := cache.New(store, cache.Options{Shared: shared, Log: log})
+		defer c.Close()
+		directory = c
+	}
 
 	tracer, stopTracing, err := telemetry.Tracing(ctx, getenv, version())
 	if err != nil {
@@ -170,7 +180,7 @@ func serve(ctx context.Context, log *slog.Logger, getenv func(string) string, cf
 	if cfg.MetricsAddr != "" {
 		opts.Metrics = telemetry.NewServerMetrics()
 	}
-	srv := grpcserver.New(store, opts)
+	srv := grpcserver.New(directory, opts)
 	if cfg.MetricsAddr != "" {
 		stop, err := serveMetrics(log, cfg, opts.Metrics, store)
 		if err != nil {

@@ -1,0 +1,328 @@
+// Package cache keeps the whole directory in memory in front of a store, so
+// that reads (GetPerson, GetPeople) never wait for the database.
+//
+// A Store loads every person once, in the background, then follows the
+// store's change log. Until it has caught up, reads go to the store. Writes
+// go to the store and return once the cache has applied them, so a client
+// reads its own writes on the replica that took them.
+//
+// With Shared set (PostgreSQL, where other replicas write to the same
+// database), a name missing from memory is looked up in the database, since
+// another replica may have just added it; an update or deletion made on
+// another replica is seen here as soon as its notification arrives. Memory
+// answers only while the cache has confirmed it is current within MaxStale:
+// a replica that cannot reach its database stops answering from memory and
+// reports what the database reports (UNAVAILABLE), instead of serving an
+// ever older directory.
+package cache
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/routeguide/routeguide/internal/notify"
+	"github.com/routeguide/routeguide/internal/people"
+)
+
+// Options configures a Store.
+type Options struct {
+	// Shared says other processes write to the same store.
+	Shared bool
+	// MaxStale is how long, with Shared set, memory keeps answering after
+	// the cache last confirmed it was current. Zero means DefaultMaxStale.
+	MaxStale time.Duration
+	// Log receives the cache's own failures. Nil discards them.
+	Log *slog.Logger
+}
+
+// DefaultMaxStale bounds how out of date a shared replica's answers from
+// memory may be when it loses its database. The follower confirms it is
+// current at least every refreshInterval, so a healthy replica is never near
+// it.
+const DefaultMaxStale = 3 * time.Second
+
+// refreshInterval is how often a shared cache reads the change log even when
+// no notification arrives: notifications can be lost with their connection.
+const refreshInterval = time.Second
+
+// loadPage and changesPage bound one read of the store.
+const (
+	loadPage    = 10_000
+	changesPage = 10_000
+)
+
+var _ people.Pinger = (*Store)(nil)
+
+// Store is a people.Store whose reads are answered from memory. Close stops
+// following the store but does not close it: that is its owner's business.
+type Store struct {
+	people.Store
+	opts Options
+
+	mu     sync.RWMutex
+	people map[string]people.Person // guarded by mu
+
+	ready     atomic.Bool   // loaded and caught up at least once
+	confirmed atomic.Int64  // unix nanoseconds when the cache was last known current
+	applied   notify.Latest // the revision the map reflects
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// New returns a cache in front of store and starts loading it.
+func New(store people.Store, opts Options) *Store {
+	if opts.MaxStale <= 0 {
+		opts.MaxStale = DefaultMaxStale
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Store{Store: store, opts: opts, cancel: cancel, done: make(chan struct{})}
+	go c.follow(ctx)
+	return c
+}
+
+// Close stops following the store. The store stays open.
+func (c *Store) Close() error {
+	c.cancel()
+	<-c.done
+	return nil
+}
+
+// Ping asks the store whether it is reachable, when it can tell (see
+// people.Pinger); otherwise it reports nothing wrong.
+func (c *Store) Ping(ctx context.Context) error {
+	if p, ok := c.Store.(people.Pinger); ok {
+		return p.Ping(ctx)
+	}
+	return nil
+}
+
+// Ready reports whether reads are being answered from memory.
+func (c *Store) Ready() bool {
+	if !c.ready.Load() {
+		return false
+	}
+	return !c.opts.Shared || time.Since(time.Unix(0, c.confirmed.Load())) < c.opts.MaxStale
+}
+
+// Len returns how many people the cache holds.
+func (c *Store) Len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.people)
+}
+
+// Person returns the person named name from memory when the cache is ready,
+// and from the store otherwise.
+func (c *Store) Person(ctx context.Context, name string) (people.Person, error) {
+	if !c.Ready() {
+		return c.Store.Person(ctx, name)
+	}
+	c.mu.RLock()
+	p, ok := c.people[name]
+	c.mu.RUnlock()
+	if ok {
+		p.Hobbies = slices.Clone(p.Hobbies)
+		return p, nil
+	}
+	if c.opts.Shared {
+		return c.Store.Person(ctx, name)
+	}
+	return people.Person{}, people.Errorf(people.NotFound, "no person named %q", name)
+}
+
+// Add stores p and waits until the cache holds it.
+func (c *Store) Add(ctx context.Context, p people.Person) (int64, error) {
+	rev, err := c.Store.Add(ctx, p)
+	if err == nil {
+		c.await(ctx, rev)
+	}
+	return rev, err
+}
+
+// Update changes the person named name and waits until the cache holds the
+// result.
+func (c *Store) Update(ctx context.Context, name string, u people.Update) (people.Person, int64, error) {
+	p, rev, err := c.Store.Update(ctx, name, u)
+	if err == nil {
+		c.await(ctx, rev)
+	}
+	return p, rev, err
+}
+
+// Delete removes the person named name and waits until the cache has too.
+func (c *Store) Delete(ctx context.Context, name string) (int64, error) {
+	rev, err := c.Store.Delete(ctx, name)
+	if err == nil {
+		c.await(ctx, rev)
+	}
+	return rev, err
+}
+
+// Import stores batch and waits until the cache holds it.
+func (c *Store) Import(ctx context.Context, batch []people.Person) (people.ImportResult, error) {
+	r, err := c.Store.Import(ctx, batch)
+	if err == nil {
+		c.await(ctx, r.Revision)
+	}
+	return r, err
+}
+
+// await waits until the cache reflects rev, so that the writer's next read
+// sees its write. The write is durable already, so a caller whose context
+// ends first still gets its success; until the cache catches up, reads of
+// that name may be older.
+func (c *Store) await(ctx context.Context, rev int64) {
+	if !c.ready.Load() {
+		return // reads go to the store until the cache is ready
+	}
+	for c.applied.Get() < rev {
+		if c.applied.Wait(ctx, rev-1) != nil {
+			return
+		}
+	}
+}
+
+// follow loads the directory and applies the change log until ctx ends,
+// starting again from a fresh load whenever the log no longer holds the
+// changes it needs.
+func (c *Store) follow(ctx context.Context) {
+	defer close(c.done)
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := c.load(ctx)
+		if err == nil {
+			err = c.track(ctx)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if people.KindOf(err) == people.OutOfRange {
+			c.opts.Log.Warn("cache fell behind the change log; reloading", "error", err)
+			backoff = 100 * time.Millisecond
+			continue
+		}
+		c.opts.Log.Warn("cache cannot read the store; reads go to the store", "error", err, "retry_in", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// load reads every person, then applies the changes made while it read, and
+// marks the cache ready.
+func (c *Store) load(ctx context.Context) error {
+	c.ready.Store(false)
+	start, err := c.Store.Revision(ctx)
+	if err != nil {
+		return err
+	}
+	all := make(map[string]people.Person)
+	q := people.Query{Limit: loadPage}
+	for {
+		page, err := c.Store.List(ctx, q)
+		if err != nil {
+			return err
+		}
+		for _, p := range page {
+			all[p.Name] = p
+		}
+		if len(page) < q.Limit {
+			break
+		}
+		q.After = page[len(page)-1].Name
+	}
+	c.mu.Lock()
+	c.people = all
+	c.mu.Unlock()
+	// The pages may hold writes made after start, and replaying older
+	// changes over them briefly regresses those people; the cache becomes
+	// ready only once it has replayed everything up to a revision read after
+	// the last page, by when the latest change to each name has won.
+	end, err := c.Store.Revision(ctx)
+	if err != nil {
+		return err
+	}
+	c.applied.Advance(start) // revisions only grow, so a reload never goes back
+	for c.applied.Get() < end {
+		if _, err := c.catchUp(ctx); err != nil {
+			return err
+		}
+	}
+	c.ready.Store(true)
+	return nil
+}
+
+// track applies changes as the store announces them, and with Shared set
+// reads the change log every refreshInterval regardless, until ctx ends or
+// reading fails.
+func (c *Store) track(ctx context.Context) error {
+	for {
+		wait := ctx
+		var cancel context.CancelFunc = func() {}
+		if c.opts.Shared {
+			wait, cancel = context.WithTimeout(ctx, refreshInterval)
+		}
+		err := c.Store.WaitChange(wait, c.applied.Get())
+		cancel()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		if _, err := c.catchUp(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// catchUp applies the changes after the cache's revision until it has
+// applied every change that existed when it started, and records when it
+// last knew itself current. It returns how many it applied.
+func (c *Store) catchUp(ctx context.Context) (int, error) {
+	n := 0
+	for {
+		asOf := time.Now()
+		changes, err := c.Store.Changes(ctx, c.applied.Get(), changesPage)
+		if err != nil {
+			return n, err
+		}
+		c.apply(changes)
+		n += len(changes)
+		if len(changes) < changesPage {
+			c.confirmed.Store(asOf.UnixNano())
+			return n, nil
+		}
+	}
+}
+
+// apply makes the map reflect changes, in order, and advances the applied
+// revision, waking writers waiting for it.
+func (c *Store) apply(changes []people.Change) {
+	if len(changes) == 0 {
+		return
+	}
+	c.mu.Lock()
+	for _, ch := range changes {
+		switch ch.Type {
+		case people.Deleted:
+			delete(c.people, ch.Person.Name)
+		default:
+			c.people[ch.Person.Name] = ch.Person
+		}
+	}
+	c.mu.Unlock()
+	c.applied.Advance(changes[len(changes)-1].Revision)
+}

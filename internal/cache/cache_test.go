@@ -1,0 +1,297 @@
+package cache
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/routeguide/routeguide/internal/memory"
+	"github.com/routeguide/routeguide/internal/people"
+	"github.com/routeguide/routeguide/internal/peopletest"
+	"github.com/routeguide/routeguide/internal/postgres"
+	"github.com/routeguide/routeguide/internal/postgres/postgrestest"
+	"github.com/routeguide/routeguide/internal/sqlite"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// owned is a cache that closes its store too, as the suite expects.
+type owned struct {
+	*Store
+	under people.Store
+}
+
+func (o owned) Close() error {
+	o.Store.Close()
+	return o.under.Close()
+}
+
+// newCache puts a cache in front of s, waits until it answers from memory,
+// and stops it when the test ends.
+func newCache(t *testing.T, s people.Store, opts Options) *Store {
+	t.Helper()
+	c := New(s, opts)
+	t.Cleanup(func() { c.Close() })
+	waitReady(t, c)
+	return c
+}
+
+func waitReady(t *testing.T, c *Store) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !c.Ready() {
+		if time.Now().After(deadline) {
+			t.Fatal("the cache did not become ready within 10s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestSuiteMemory(t *testing.T) {
+	peopletest.Run(t, func(t *testing.T, opts peopletest.Options) people.Store {
+		under := memory.New(opts.Retain, people.Seed()...)
+		c := New(under, Options{})
+		waitReady(t, c)
+		o := owned{c, under}
+		t.Cleanup(func() { o.Close() })
+		return o
+	})
+}
+
+func TestSuiteSQLite(t *testing.T) {
+	peopletest.Run(t, func(t *testing.T, opts peopletest.Options) people.Store {
+		under, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "people.db"), opts.Retain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := New(under, Options{})
+		waitReady(t, c)
+		o := owned{c, under}
+		t.Cleanup(func() { o.Close() })
+		return o
+	})
+}
+
+func TestSuitePostgres(t *testing.T) {
+	postgrestest.Require(t)
+	peopletest.Run(t, func(t *testing.T, opts peopletest.Options) people.Store {
+		under, err := postgres.Open(context.Background(), postgrestest.Schema(t), opts.Retain, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := New(under, Options{Shared: true})
+		waitReady(t, c)
+		o := owned{c, under}
+		t.Cleanup(func() { o.Close() })
+		return o
+	})
+}
+
+// counting counts the reads that reach the store, and can be made to fail
+// them as a database outage would.
+type counting struct {
+	people.Store
+	reads atomic.Int64
+	down  atomic.Bool
+	held  atomic.Bool // Changes waits while held
+}
+
+func (s *counting) Person(ctx context.Context, name string) (people.Person, error) {
+	s.reads.Add(1)
+	if s.down.Load() {
+		return people.Person{}, people.Errorf(people.Unavailable, "store down")
+	}
+	return s.Store.Person(ctx, name)
+}
+
+func (s *counting) Changes(ctx context.Context, after int64, limit int) ([]people.Change, error) {
+	for s.held.Load() {
+		time.Sleep(time.Millisecond)
+	}
+	if s.down.Load() {
+		return nil, people.Errorf(people.Unavailable, "store down")
+	}
+	return s.Store.Changes(ctx, after, limit)
+}
+
+func TestReadsComeFromMemory(t *testing.T) {
+	under := &counting{Store: memory.New(0, people.Seed()...)}
+	c := newCache(t, under, Options{})
+	ctx := context.Background()
+	for range 100 {
+		if _, err := c.Person(ctx, "Alice"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Person(ctx, "Nobody"); people.KindOf(err) != people.NotFound {
+			t.Fatalf("Person(Nobody): %v, want NotFound", err)
+		}
+	}
+	if n := under.reads.Load(); n != 0 {
+		t.Errorf("%d reads reached the store, want 0", n)
+	}
+}
+
+func TestWritesAreReadAtOnce(t *testing.T) {
+	under := &counting{Store: memory.New(0, people.Seed()...)}
+	c := newCache(t, under, Options{})
+	ctx := context.Background()
+	for i := range 150 {
+		p := people.Person{Name: "Carol", Age: int32(i)}
+		if i == 0 {
+			if _, err := c.Add(ctx, p); err != nil {
+				t.Fatal(err)
+			}
+		} else if _, _, err := c.Update(ctx, "Carol", people.Update{Fields: people.FieldAge, To: p}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := c.Person(ctx, "Carol")
+		if err != nil || got.Age != int32(i) {
+			t.Fatalf("after writing age %d: got %+v, %v", i, got, err)
+		}
+	}
+	if _, err := c.Delete(ctx, "Carol"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Person(ctx, "Carol"); people.KindOf(err) != people.NotFound {
+		t.Fatalf("after delete: %v, want NotFound", err)
+	}
+	r, err := c.Import(ctx, []people.Person{{Name: "Dave"}, {Name: "Alice", Age: 99}})
+	if err != nil || r.Added != 1 || r.Updated != 1 {
+		t.Fatalf("Import: %+v, %v", r, err)
+	}
+	if got, err := c.Person(ctx, "Alice"); err != nil || got.Age != 99 {
+		t.Fatalf("after import: %+v, %v", got, err)
+	}
+	if n := under.reads.Load(); n != 0 {
+		t.Errorf("%d reads reached the store, want 0", n)
+	}
+}
+
+// TestOtherWriters stands for replicas sharing a database: writes made to
+// the store directly, as another replica's would be, reach the cache through
+// the change feed, and a name not yet in memory is looked up in the store.
+func TestOtherWriters(t *testing.T) {
+	under := memory.New(0, people.Seed()...)
+	c := newCache(t, under, Options{Shared: true})
+	ctx := context.Background()
+
+	if _, err := under.Add(ctx, people.Person{Name: "Erin", Age: 5}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Person(ctx, "Erin"); err != nil || got.Age != 5 {
+		t.Fatalf("a person just added elsewhere: %+v, %v", got, err)
+	}
+	if _, _, err := under.Update(ctx, "Alice", people.Update{Fields: people.FieldAge, To: people.Person{Age: 77}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the update made elsewhere is seen", func() bool {
+		p, err := c.Person(ctx, "Alice")
+		return err == nil && p.Age == 77
+	})
+	if _, err := under.Delete(ctx, "Bob"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the deletion made elsewhere is seen", func() bool {
+		_, err := c.Person(ctx, "Bob")
+		return people.KindOf(err) == people.NotFound
+	})
+}
+
+// TestStaleSharedCacheReadsThrough checks that a shared cache that cannot
+// confirm it is current stops answering from memory: the caller gets what
+// the store says (here Unavailable), and memory answers again once the store
+// is back.
+func TestStaleSharedCacheReadsThrough(t *testing.T) {
+	under := &counting{Store: memory.New(0, people.Seed()...)}
+	c := newCache(t, under, Options{Shared: true, MaxStale: 200 * time.Millisecond})
+	ctx := context.Background()
+	under.down.Store(true)
+	eventually(t, "reads report the outage", func() bool {
+		_, err := c.Person(ctx, "Alice")
+		return people.KindOf(err) == people.Unavailable
+	})
+	under.down.Store(false)
+	eventually(t, "the cache answers again", func() bool {
+		return c.Ready()
+	})
+	if _, err := c.Person(ctx, "Alice"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReloadAfterFallingBehind makes the change log drop changes the cache
+// has not applied, which a replica cut off for long would meet: the cache
+// loads the directory again and ends up current.
+func TestReloadAfterFallingBehind(t *testing.T) {
+	under := &counting{Store: memory.New(3, people.Seed()...)}
+	c := newCache(t, under, Options{Shared: true, MaxStale: time.Hour})
+	ctx := context.Background()
+	under.held.Store(true) // the follower stalls
+	for i := range 10 {
+		if _, err := under.Store.Add(ctx, people.Person{Name: "P" + string(rune('a'+i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := under.Store.Changes(ctx, 2, 10); people.KindOf(err) != people.OutOfRange {
+		t.Fatalf("the log still holds the changes the cache needs: %v", err)
+	}
+	under.held.Store(false)
+	eventually(t, "the cache reloads", func() bool {
+		return c.Ready() && c.Len() == 12
+	})
+}
+
+func eventually(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 10s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestReplicasOnPostgres runs two caches over one PostgreSQL schema, as two
+// replicas would: each sees the other's writes.
+func TestReplicasOnPostgres(t *testing.T) {
+	postgrestest.Require(t)
+	url := postgrestest.Schema(t)
+	ctx := context.Background()
+	open := func() *Store {
+		s, err := postgres.Open(ctx, url, 0, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return newCache(t, s, Options{Shared: true})
+	}
+	a, b := open(), open()
+	if _, err := a.Add(ctx, people.Person{Name: "Carol", Age: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.Person(ctx, "Carol"); err != nil || got.Age != 1 {
+		t.Fatalf("b reads a's new person: %+v, %v", got, err)
+	}
+	if _, _, err := b.Update(ctx, "Carol", people.Update{Fields: people.FieldAge, To: people.Person{Age: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a sees b's update", func() bool {
+		p, err := a.Person(ctx, "Carol")
+		return err == nil && p.Age == 2
+	})
+	if _, err := a.Delete(ctx, "Carol"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "b sees a's deletion", func() bool {
+		_, err := b.Person(ctx, "Carol")
+		return people.KindOf(err) == people.NotFound
+	})
+}
