@@ -409,11 +409,8 @@ func (b *bench) peopleStream(ctx context.Context, i, quota int, stop *atomic.Boo
 		rec.failed(status.Code(err), 0, false, func() error { return b.cfg.describe(err) })
 		return
 	}
-	// Every full window holds a name the server knows, whose answer settles
-	// the skipped names before it.
-	window := max(b.bc.window, len(b.reqs))
-	slots := make(chan struct{}, window)
-	inflight := make(chan sent, window)
+	slots := make(chan struct{}, b.window())
+	inflight := make(chan sent, b.window())
 	senderDone := make(chan struct{})
 	go func() {
 		defer close(senderDone)
@@ -497,6 +494,11 @@ func (b *bench) peopleStream(ctx context.Context, i, quota int, stop *atomic.Boo
 		}
 	}
 }
+
+// window returns how many names a stream keeps in flight: --window, or
+// more when there are more names, so that every full window holds a name
+// the server knows, whose answer settles the skipped names before it.
+func (b *bench) window() int { return max(b.bc.window, len(b.reqs)) }
 
 // skipped records a name GetPeople skipped as a NotFound error.
 func (b *bench) skipped(rec *recorder, idx int32) {
@@ -650,7 +652,7 @@ func (b *bench) result(recs []*recorder, took elapsed) *benchResult {
 		Errors:   map[string]uint64{},
 	}
 	if b.bc.workload == "people" {
-		res.Window = b.bc.window
+		res.Window = b.window()
 	}
 	for _, r := range recs {
 		h.merge(&r.hist)

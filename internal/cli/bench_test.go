@@ -2,14 +2,20 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+
+	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
 )
 
 // runBenchJSON runs `routeguide bench -o json` with args and returns its
@@ -73,8 +79,10 @@ func TestBenchWorkloads(t *testing.T) {
 		},
 		{
 			name: "people skips a name nobody has",
+			// The window grows to the number of names, so that it always
+			// holds one the server answers.
 			args: []string{"--workload", "people", "-n", "30", "--conns", "1", "--window", "2", "--names", "Charlie,Bob,Dana"},
-			want: benchResult{Workload: "people", Workers: 1, Conns: 1, Window: 2, Calls: 30, Errors: map[string]uint64{"NotFound": 20}},
+			want: benchResult{Workload: "people", Workers: 1, Conns: 1, Window: 3, Calls: 30, Errors: map[string]uint64{"NotFound": 20}},
 		},
 		{
 			name:       "add",
@@ -265,5 +273,48 @@ func TestBenchProgress(t *testing.T) {
 	out := buf.String()
 	if !regexp.MustCompile(`^\rget: \d+s, 2 calls, \d+/s, 1 errors\x1b\[K`).MatchString(out) || !strings.HasSuffix(out, "\r\x1b[K") {
 		t.Errorf("progress wrote %q, want lines like \"\\rget: 0s, 2 calls, N/s, 1 errors\" ending erased", out)
+	}
+}
+
+// skipsBob is a server that knows Bob through GetPerson but wrongly skips
+// him in GetPeople.
+type skipsBob struct {
+	pb.UnimplementedRouteGuideServer
+}
+
+func (skipsBob) GetPerson(_ context.Context, req *pb.Name) (*pb.Person, error) {
+	return &pb.Person{Name: req.GetName(), Age: 1}, nil
+}
+
+func (skipsBob) GetPeople(stream grpc.BidiStreamingServer[pb.Name, pb.Person]) error {
+	for {
+		req, err := stream.Recv()
+		if err != nil {
+			return nil
+		}
+		if req.GetName() != "Bob" {
+			if err := stream.Send(&pb.Person{Name: req.GetName()}); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// TestBenchPeopleChecksTheOrder checks that a GetPeople answer is matched
+// to its own name: a known name left unanswered is an error, not a
+// latency.
+func TestBenchPeopleChecksTheOrder(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	pb.RegisterRouteGuideServer(srv, skipsBob{})
+	go srv.Serve(lis)
+	defer srv.Stop()
+
+	got := runBenchJSON(t, "--addr", lis.Addr().String(), "--warmup", "0", "--workload", "people", "--conns", "1", "-n", "20", "--window", "1")
+	if got.Errors["Internal"] == 0 || got.Calls == 0 || got.Calls > 20 {
+		t.Errorf("calls = %d, errors = %v; want some Internal errors for Bob", got.Calls, got.Errors)
 	}
 }
