@@ -17,6 +17,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/routeguide/routeguide/internal/cache"
 	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
 )
 
@@ -286,8 +287,11 @@ func TestPostgresOutage(t *testing.T) {
 	phase.Store(phaseDown)
 	db.stop(t, "immediate")
 	waitFor("health NOT_SERVING for \"\" and RouteGuide", 20*time.Second, healthIs(healthpb.HealthCheckResponse_NOT_SERVING))
-	// With health NOT_SERVING the database is surely gone: each kind of
-	// call answers UNAVAILABLE, in good time.
+	// With health NOT_SERVING the database is surely gone. Reads may still
+	// be answered from memory until the cache has gone unconfirmed for
+	// cache.DefaultMaxStale; after that, each kind of call answers
+	// UNAVAILABLE, in good time.
+	time.Sleep(cache.DefaultMaxStale)
 	checks := map[string]func(ctx context.Context) error{
 		"GetPerson": func(ctx context.Context) error {
 			_, err := client.GetPerson(ctx, &pb.Name{Name: "Alice"})
