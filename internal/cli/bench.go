@@ -80,6 +80,12 @@ shows on stderr. The exit status is 1 when every call failed.`,
 	f.StringSliceVar(&bc.names, "names", []string{"Alice", "Bob"}, "names to ask for, in turn (get, people)")
 	cfg := addClientFlags(e, cmd, true)
 	f.Lookup("output").Usage = "output format: text, or json for one JSON object"
+	// Unlike the other commands, bench gives its calls no deadline by
+	// default: a deadline costs the client a context and a timer on every
+	// call, and the end of the run bounds every call anyway.
+	timeout := f.Lookup("timeout")
+	timeout.Usage = "deadline for each call; by default none, and 10s for the first calls that check the server" + envHelp("ROUTEGUIDE_TIMEOUT")
+	timeout.DefValue = "0s"
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := bc.check(cmd); err != nil {
 			return err

@@ -68,6 +68,11 @@ func TestBenchWorkloads(t *testing.T) {
 			want: benchResult{Workload: "get", Workers: 4, Conns: 2, Calls: 40, Errors: map[string]uint64{"NotFound": 20}},
 		},
 		{
+			name: "a deadline for each call",
+			args: []string{"-n", "10", "-c", "2", "--timeout", "10s"},
+			want: benchResult{Workload: "get", Workers: 2, Conns: 2, Calls: 10, Errors: map[string]uint64{}},
+		},
+		{
 			name: "fewer calls than callers",
 			args: []string{"-n", "3", "-c", "8", "--conns", "3"},
 			want: benchResult{Workload: "get", Workers: 8, Conns: 3, Calls: 3, Errors: map[string]uint64{}},
@@ -158,6 +163,7 @@ func TestBenchText(t *testing.T) {
 func TestBenchFailures(t *testing.T) {
 	addr := startServer(t)
 	closed := closedAddr(t)
+	silent := silentListener(t)
 	tests := []struct {
 		name     string
 		args     []string
@@ -168,6 +174,8 @@ func TestBenchFailures(t *testing.T) {
 			`routeguide: every call failed: 10 NotFound (first: no person named "Charlie")`},
 		{"unreachable", []string{"--addr", closed, "-n", "10"}, exitFailure,
 			`routeguide: RouteGuide at CLOSED is unavailable: connection refused`},
+		{"silent", []string{"--addr", silent, "-n", "10", "--timeout", "200ms"}, exitFailure,
+			`routeguide: no answer from RouteGuide at SILENT within 200ms (--timeout)`},
 		{"people knowing nobody", []string{"--addr", addr, "--workload", "people", "-n", "10", "--names", "Charlie,Dana"}, exitFailure,
 			`routeguide: the server at ADDR knows none of --names (Charlie,Dana), and GetPeople skips unknown names: nothing to measure`},
 		{"unknown workload", []string{"--workload", "list"}, exitUsage, `routeguide: --workload "list": want get, people or add`},
@@ -184,7 +192,7 @@ func TestBenchFailures(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := runCLI(t, nil, "", append([]string{"bench", "--warmup", "0"}, tt.args...)...)
-			stderr := strings.ReplaceAll(strings.ReplaceAll(got.stderr, closed, "CLOSED"), addr, "ADDR")
+			stderr := strings.NewReplacer(closed, "CLOSED", silent, "SILENT", addr, "ADDR").Replace(got.stderr)
 			first, _, _ := strings.Cut(stderr, "\n")
 			if got.code != tt.wantCode || first != tt.want || got.stdout != "" {
 				t.Errorf("exit %d, stdout %q, stderr:\n%s\nwant exit %d and first line\n%s", got.code, got.stdout, stderr, tt.wantCode, tt.want)
