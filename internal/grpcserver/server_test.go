@@ -36,7 +36,7 @@ type harness struct {
 	served chan error
 }
 
-func start(t *testing.T, store Store) *harness {
+func start(t testing.TB, store Store) *harness {
 	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	h := &harness{
@@ -60,7 +60,7 @@ func start(t *testing.T, store Store) *harness {
 }
 
 // shutdown stops the server once; later calls do nothing.
-func (h *harness) shutdown(t *testing.T) {
+func (h *harness) shutdown(t testing.TB) {
 	t.Helper()
 	if h.served == nil {
 		return

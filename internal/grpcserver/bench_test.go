@@ -1,0 +1,145 @@
+package grpcserver
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/routeguide/routeguide/internal/cache"
+	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
+	"github.com/routeguide/routeguide/internal/people"
+	"github.com/routeguide/routeguide/internal/sqlite"
+)
+
+// benchStore is the store `routeguide serve` runs by default: SQLite behind
+// the read cache, holding the seed's people.
+func benchStore(b *testing.B) Store {
+	b.Helper()
+	s, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "people.db"), 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := cache.New(s, cache.Options{})
+	b.Cleanup(func() {
+		c.Close()
+		s.Close()
+	})
+	for !c.Ready() {
+		time.Sleep(time.Millisecond) // the seed's two people load at once
+	}
+	return c
+}
+
+// BenchmarkGetPersonHandler measures the handler alone: the store read and
+// building the response.
+func BenchmarkGetPersonHandler(b *testing.B) {
+	svc := &service{store: benchStore(b), log: slog.New(slog.DiscardHandler)}
+	ctx := context.Background()
+	req := &pb.Name{Name: "Alice"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := svc.GetPerson(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkGetPersonEncode measures the handler plus encoding its answer,
+// the whole per-call work that is RouteGuide's rather than grpc-go's.
+func BenchmarkGetPersonEncode(b *testing.B) {
+	svc := &service{store: benchStore(b), log: slog.New(slog.DiscardHandler)}
+	ctx := context.Background()
+	req := &pb.Name{Name: "Alice"}
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := svc.GetPerson(ctx, req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := proto.Marshal(resp); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkGetPerson measures a whole unary call through grpc-go over an
+// in-process connection, with the server's interceptors, from several
+// callers at once.
+func BenchmarkGetPerson(b *testing.B) {
+	h := start(b, benchStore(b))
+	req := &pb.Name{Name: "Alice"}
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			if _, err := h.client.GetPerson(ctx, req); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkGetPeople measures one GetPeople stream answering names sent
+// ahead of the answers, as a pipelining client does.
+func BenchmarkGetPeople(b *testing.B) {
+	h := start(b, benchStore(b))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stream, err := h.client.GetPeople(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	names := []*pb.Name{{Name: "Alice"}, {Name: "Bob"}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	sent := make(chan error, 1)
+	go func() {
+		for i := range b.N {
+			if err := stream.Send(names[i%2]); err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- stream.CloseSend()
+	}()
+	for range b.N {
+		if _, err := stream.Recv(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := <-sent; err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkCachePerson measures a store read from the cache, and
+// BenchmarkSQLitePerson the same read from SQLite itself.
+func BenchmarkCachePerson(b *testing.B) {
+	s := benchStore(b)
+	benchPerson(b, s)
+}
+
+func BenchmarkSQLitePerson(b *testing.B) {
+	s, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "people.db"), 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	benchPerson(b, s)
+}
+
+func benchPerson(b *testing.B, s people.Reader) {
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Person(ctx, "Alice"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
