@@ -12,7 +12,6 @@ import (
 	"os"
 	"strings"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
@@ -135,8 +134,7 @@ func (a *Auth) configured() bool { return a != nil && (len(a.tokens) > 0 || a.cl
 
 // authenticate returns the caller's principal, or UNAUTHENTICATED.
 func (a *Auth) authenticate(ctx context.Context) (Principal, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	if vals := md.Get("authorization"); len(vals) > 0 {
+	if vals := metadata.ValueFromIncomingContext(ctx, "authorization"); len(vals) > 0 {
 		token, ok := strings.CutPrefix(vals[0], "Bearer ")
 		if !ok || a == nil || len(a.tokens) == 0 {
 			return Principal{}, status.Error(codes.Unauthenticated, "invalid credentials")
@@ -209,50 +207,18 @@ func authorize(method string, principal Principal) error {
 	return status.Errorf(codes.PermissionDenied, "%s needs the %s role; %s is a %s", method, need, principal.Name, principal.Role)
 }
 
-type principalKey struct{}
-
-// principalOf returns the principal the auth interceptor found for ctx.
-func principalOf(ctx context.Context) (Principal, bool) {
-	p, ok := ctx.Value(principalKey{}).(*Principal)
-	if !ok || p.Role == RoleNone {
-		return Principal{}, false
-	}
-	return *p, true
-}
-
-// check authenticates and authorizes one call, recording the principal in
-// the holder the logging interceptor put in ctx.
-func (a *Auth) check(ctx context.Context, method string) error {
+// check authenticates and authorizes one call, and returns the caller's
+// principal (the zero Principal for a public method, which needs none).
+func (a *Auth) check(ctx context.Context, method string) (Principal, error) {
 	need, known := methodRoles[method]
 	if known && need == rolePublic {
-		return nil
+		return Principal{}, nil
 	}
 	pr, err := a.authenticate(ctx)
 	if err != nil {
-		return err
+		return Principal{}, err
 	}
-	if holder, ok := ctx.Value(principalKey{}).(*Principal); ok {
-		*holder = pr
-	}
-	return authorize(method, pr)
-}
-
-// authInterceptors return interceptors that refuse calls the caller may not
-// make, before any handler runs.
-func (a *Auth) interceptors() (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
-	unary := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if err := a.check(ctx, info.FullMethod); err != nil {
-			return nil, err
-		}
-		return handler(ctx, req)
-	}
-	stream := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		if err := a.check(ss.Context(), info.FullMethod); err != nil {
-			return err
-		}
-		return handler(srv, ss)
-	}
-	return unary, stream
+	return pr, authorize(method, pr)
 }
 
 // ServerTLS returns the TLS configuration for certFile and keyFile: TLS 1.2

@@ -20,6 +20,7 @@ import (
 // this test says so.
 func TestEveryMethodIsClassified(t *testing.T) {
 	srv := New(seedStore(), Options{Log: slog.New(slog.DiscardHandler), Limits: DefaultLimits()})
+	defer srv.Shutdown(context.Background())
 	n := 0
 	for svc, info := range srv.grpc.GetServiceInfo() {
 		for _, m := range info.Methods {
@@ -63,7 +64,7 @@ func TestAuthWithoutCredentialsConfigured(t *testing.T) {
 		{withToken(withPeer("127.0.0.1"), "some-token-nobody-has"), "/RouteGuide/GetPerson", codes.Unauthenticated},
 	}
 	for _, tt := range tests {
-		if err := a.check(tt.ctx, tt.method); status.Code(err) != tt.code {
+		if _, err := a.check(tt.ctx, tt.method); status.Code(err) != tt.code {
 			p, _ := peer.FromContext(tt.ctx)
 			t.Errorf("%v calling %s: %v, want %v", p.Addr, tt.method, err, tt.code)
 		}
@@ -95,7 +96,7 @@ func TestAuthWithTokens(t *testing.T) {
 		{"not a bearer token", metadata.NewIncomingContext(local, metadata.Pairs("authorization", "Basic abc")), "/RouteGuide/GetPerson", codes.Unauthenticated},
 	}
 	for _, tt := range tests {
-		if err := a.check(tt.ctx, tt.method); status.Code(err) != tt.code {
+		if _, err := a.check(tt.ctx, tt.method); status.Code(err) != tt.code {
 			t.Errorf("%s: %v, want %v", tt.name, err, tt.code)
 		}
 	}

@@ -2,66 +2,122 @@ package grpcserver
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"runtime/debug"
 	"time"
 
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
 
-// logCalls returns interceptors that log every call at debug level, and at
-// info level a failed call or a unary call slower than slow. go-grpc-
-// middleware's logging interceptor picks a level by code alone; this one
-// also needs the duration, and is small.
-func logCalls(log *slog.Logger, slow time.Duration) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
-	unary := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		start := time.Now()
-		ctx = context.WithValue(ctx, principalKey{}, new(Principal))
-		resp, err := handler(ctx, req)
-		d := time.Since(start)
-		code := status.Code(err)
-		level := slog.LevelDebug
-		if code != codes.OK || d >= slow {
-			level = slog.LevelInfo
-		}
-		logCall(ctx, log, level, info.FullMethod, code, d)
-		return resp, err
-	}
-	stream := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		start := time.Now()
-		ctx := context.WithValue(ss.Context(), principalKey{}, new(Principal))
-		ss = &contextStream{ServerStream: ss, ctx: ctx}
-		err := handler(srv, ss)
-		code := status.Code(err)
-		// Streams live as long as their clients want, and a client ending
-		// one (CANCELED) is how a watch normally stops.
-		level := slog.LevelDebug
-		if code != codes.OK && code != codes.Canceled {
-			level = slog.LevelInfo
-		}
-		logCall(ss.Context(), log, level, info.FullMethod, code, time.Since(start))
-		return err
-	}
-	return unary, stream
+// calls is what the server does around every call, in this order: refuse
+// a caller that may not make it (before any handler runs), end a stream
+// when the server drains, turn a handler's panic into INTERNAL, and log the
+// call with its code, duration and principal. It is one interceptor rather
+// than a chain of four because every link of a chain costs each call a
+// closure, and this is the hot path.
+type calls struct {
+	log   *slog.Logger
+	slow  time.Duration   // a successful unary call this slow is logged at info
+	auth  *Auth           // nil: local callers write, others read
+	drain context.Context // ends when the server starts to drain
 }
 
-func logCall(ctx context.Context, log *slog.Logger, level slog.Level, method string, code codes.Code, d time.Duration) {
-	if !log.Enabled(ctx, level) {
+// unary intercepts unary calls: it logs every call at debug level, and at
+// info level a failed one or one slower than slow.
+func (c *calls) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	start := time.Now()
+	principal, err := c.auth.check(ctx, info.FullMethod)
+	var resp any
+	if err == nil {
+		resp, err = c.invoke(ctx, req, handler)
+	}
+	d := time.Since(start)
+	code := status.Code(err)
+	level := slog.LevelDebug
+	if code != codes.OK || d >= c.slow {
+		level = slog.LevelInfo
+	}
+	c.logCall(ctx, level, info.FullMethod, code, d, principal)
+	return resp, err
+}
+
+// invoke runs a unary handler, turning its panic into INTERNAL.
+func (c *calls) invoke(ctx context.Context, req any, handler grpc.UnaryHandler) (resp any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			resp, err = nil, c.panicked(ctx, p)
+		}
+	}()
+	return handler(ctx, req)
+}
+
+// stream intercepts streaming calls. Streams live as long as their clients
+// want, and a client ending one (CANCELED) is how a watch normally stops, so
+// only other failures are logged at info level.
+func (c *calls) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	start := time.Now()
+	principal, err := c.auth.check(ss.Context(), info.FullMethod)
+	if err == nil {
+		err = c.serveStream(srv, ss, handler)
+	}
+	code := status.Code(err)
+	level := slog.LevelDebug
+	if code != codes.OK && code != codes.Canceled {
+		level = slog.LevelInfo
+	}
+	c.logCall(ss.Context(), level, info.FullMethod, code, time.Since(start), principal)
+	return err
+}
+
+// serveStream runs a stream handler with a context that is cancelled, with
+// errDraining as its cause, when the server starts to drain, and makes a
+// stream that fails because of it end with UNAVAILABLE. GracefulStop waits
+// for every open RPC, and streams such as GetPeople, WatchPeople or a health
+// Watch can wait indefinitely for their next event; without this a shutdown
+// would always wait out its full timeout. A handler blocked in a send to a
+// client that does not read, or in a receive the context cannot interrupt,
+// is only cut off when the shutdown timeout ends. A panic becomes INTERNAL.
+func (c *calls) serveStream(srv any, ss grpc.ServerStream, handler grpc.StreamHandler) (err error) {
+	ctx, cancel := context.WithCancelCause(ss.Context())
+	defer cancel(nil)
+	stop := context.AfterFunc(c.drain, func() { cancel(errDraining) })
+	defer stop()
+	defer func() {
+		if p := recover(); p != nil {
+			err = c.panicked(ctx, p)
+		}
+	}()
+	err = handler(srv, &contextStream{ServerStream: ss, ctx: ctx})
+	if err != nil && errors.Is(context.Cause(ctx), errDraining) {
+		return errDraining
+	}
+	return err
+}
+
+// panicked logs a handler's panic with its stack and returns what the caller
+// gets: INTERNAL, with no detail. The server goes on serving.
+func (c *calls) panicked(ctx context.Context, p any) error {
+	c.log.ErrorContext(ctx, "handler panicked", "panic", p, "stack", string(debug.Stack()))
+	return status.Error(codes.Internal, "internal error")
+}
+
+func (c *calls) logCall(ctx context.Context, level slog.Level, method string, code codes.Code, d time.Duration, principal Principal) {
+	if !c.log.Enabled(ctx, level) {
 		return
 	}
 	addr := "unknown"
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		addr = p.Addr.String()
 	}
-	who := "-"
-	if p, ok := principalOf(ctx); ok {
-		who = p.Name
+	who := principal.Name
+	if who == "" {
+		who = "-"
 	}
-	log.LogAttrs(ctx, level, "rpc",
+	c.log.LogAttrs(ctx, level, "rpc",
 		slog.String("method", method),
 		slog.String("code", code.String()),
 		slog.Duration("duration", d),
@@ -77,14 +133,3 @@ type contextStream struct {
 }
 
 func (s *contextStream) Context() context.Context { return s.ctx }
-
-// recoverPanics returns interceptors that turn a handler's panic into
-// INTERNAL, with no detail for the caller, and log it with its stack; the
-// server goes on serving.
-func recoverPanics(log *slog.Logger) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
-	handle := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
-		log.ErrorContext(ctx, "handler panicked", "panic", p, "stack", string(debug.Stack()))
-		return status.Error(codes.Internal, "internal error")
-	})
-	return recovery.UnaryServerInterceptor(handle), recovery.StreamServerInterceptor(handle)
-}
