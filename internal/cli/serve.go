@@ -177,12 +177,14 @@ func serve(ctx context.Context, log *slog.Logger, getenv func(string) string, cf
 	if cfg.Insecure && cfg.TLSCert == "" && !loopback(ctx, cfg.Addr) {
 		log.Warn("serving plaintext on a non-loopback address (--insecure): traffic and tokens can be read on the network", "addr", cfg.Addr)
 	}
+	var grpcMetrics *telemetry.ServerMetrics
 	if cfg.MetricsAddr != "" {
-		opts.Metrics = telemetry.NewServerMetrics()
+		grpcMetrics = telemetry.NewServerMetrics()
+		opts.Metrics = grpcMetrics
 	}
 	srv := grpcserver.New(directory, opts)
 	if cfg.MetricsAddr != "" {
-		stop, err := serveMetrics(log, cfg, opts.Metrics, store)
+		stop, err := serveMetrics(log, cfg, grpcMetrics, store)
 		if err != nil {
 			for _, l := range listeners {
 				l.Close()

@@ -13,7 +13,6 @@ import (
 	"runtime"
 	"time"
 
-	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
@@ -104,6 +103,17 @@ func DefaultStreamWorkers() int {
 	return 16 * runtime.GOMAXPROCS(0)
 }
 
+// Metrics counts calls; telemetry.ServerMetrics is the implementation
+// `routeguide serve` uses.
+type Metrics interface {
+	UnaryServerInterceptor() grpc.UnaryServerInterceptor
+	StreamServerInterceptor() grpc.StreamServerInterceptor
+	// InitializeMetrics is called once the services are registered.
+	InitializeMetrics(server interface {
+		GetServiceInfo() map[string]grpc.ServiceInfo
+	})
+}
+
 // Server is a RouteGuide gRPC server.
 type Server struct {
 	grpc   *grpc.Server
@@ -124,7 +134,7 @@ type Options struct {
 	// info level rather than debug.
 	Slow time.Duration
 	// Metrics, when not nil, counts calls, codes and latencies.
-	Metrics *grpcprom.ServerMetrics
+	Metrics Metrics
 	// StatsHandler, when not nil, sees every call; tracing uses it.
 	StatsHandler stats.Handler
 	// Auth decides who callers are; nil means no tokens or client

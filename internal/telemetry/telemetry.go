@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/pprof"
 
-	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -22,12 +21,6 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
 	"google.golang.org/grpc/stats"
 )
-
-// NewServerMetrics returns the per-method gRPC metrics: calls started and
-// handled by code, messages, and a handling-time histogram.
-func NewServerMetrics() *grpcprom.ServerMetrics {
-	return grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
-}
 
 // Registry returns a registry of the Go runtime's and the process's metrics
 // and the given collectors.
