@@ -4,15 +4,20 @@
 // grpc-go baseline's and to the Python server's, then the key ratios in a
 // few lines.
 //
-//	compare [-client-cores N] runs.jsonl
+//	compare [-client-cores N] [-steal-max PCT] runs.jsonl
 //
 // -client-cores is how many cores the load generator could use (1 when
 // pinned); a run whose client used nearly all of them is flagged, since its
-// rate may be the client's limit rather than the server's.
+// rate may be the client's limit rather than the server's. -steal-max is the
+// CPU steal, in percent of the machine's CPU time during a run, above which
+// the script repeats a run: a run kept above it (every try had more) is
+// marked, since the hypervisor, not the server, may have set its pace.
 //
-// Each line is {"round":1,"server":"routeguide","workload":"get",
-// "rss_kib":24576,"result":{...}} with the result `routeguide bench -o json`
-// printed, or, for a run that failed, "error" in place of "result".
+// Each line is {"round":1,"server":"routeguide","workload":"get","try":1,
+// "rss_kib":24576,"anon_kib":8192,"steal_pct":0.4,"cpu_ticks":{...},
+// "result":{...}} with the result `routeguide bench -o json` printed, or,
+// for a run that failed, "error" in place of "result". A try the script
+// repeated for its steal has "discarded":true and is only counted.
 package main
 
 import (
@@ -28,10 +33,12 @@ import (
 )
 
 func main() {
-	clientCores := flag.Float64("client-cores", 1, "cores the load generator could use")
+	var opt options
+	flag.Float64Var(&opt.clientCores, "client-cores", 1, "cores the load generator could use")
+	flag.Float64Var(&opt.stealMax, "steal-max", 2, "CPU steal, in percent of a run's CPU time, above which a kept run is marked")
 	flag.Parse()
 	if flag.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "usage: compare [-client-cores N] RUNS.jsonl")
+		fmt.Fprintln(os.Stderr, "usage: compare [-client-cores N] [-steal-max PCT] RUNS.jsonl")
 		os.Exit(2)
 	}
 	f, err := os.Open(flag.Arg(0))
@@ -40,19 +47,30 @@ func main() {
 		os.Exit(1)
 	}
 	defer f.Close()
-	if err := run(f, os.Stdout, *clientCores); err != nil {
+	if err := run(f, os.Stdout, opt); err != nil {
 		fmt.Fprintln(os.Stderr, "compare:", err)
 		os.Exit(1)
 	}
 }
 
-// run is one server's run of one workload in one round.
+// options are the summary's settings.
+type options struct {
+	clientCores float64 // cores the load generator could use
+	stealMax    float64 // percent of CPU time; a kept run above it is marked
+}
+
+// runLine is one server's run of one workload in one round.
 type runLine struct {
-	Round    int     `json:"round"`
-	Server   string  `json:"server"`
-	Workload string  `json:"workload"`
-	RSSKiB   float64 `json:"rss_kib"`
-	Error    string  `json:"error"`
+	Round     int     `json:"round"`
+	Server    string  `json:"server"`
+	Workload  string  `json:"workload"`
+	Try       int     `json:"try"`
+	Discarded bool    `json:"discarded"`
+	RSSKiB    float64 `json:"rss_kib"`
+	AnonKiB   float64 `json:"anon_kib"`
+	// StealPct is nil in runs saved before steal was measured.
+	StealPct *float64 `json:"steal_pct"`
+	Error    string   `json:"error"`
 	Result   *struct {
 		Calls   uint64            `json:"calls"`
 		Errors  map[string]uint64 `json:"errors"`
@@ -85,22 +103,29 @@ type cell struct {
 	runs, failed int
 	rate, p50    float64 // per second; microseconds
 	p99, rssMiB  float64 // microseconds; MiB
+	anonMiB      float64 // MiB; 0 when no run sampled it
 	clientCPU    float64 // cores
 	lastError    string
+	stolen       []string // the kept runs above the steal limit, such as "round 2 at 8.1% (try 4)"
 }
 
 type key struct{ workload, server string }
 
-// summarise returns the medians of every (workload, server) that ran.
-func summarise(lines []runLine) map[key]*cell {
+// summarise returns the medians of every (workload, server) that ran,
+// leaving out the discarded tries.
+func summarise(lines []runLine, stealMax float64) map[key]*cell {
 	type samples struct {
 		rate, p50, p99, rss []float64
-		clientCPU           []float64
+		anon, clientCPU     []float64
 		failed              int
 		lastError           string
+		stolen              []string
 	}
 	all := map[key]*samples{}
 	for _, l := range lines {
+		if l.Discarded {
+			continue
+		}
 		k := key{l.Workload, l.Server}
 		s := all[k]
 		if s == nil {
@@ -116,17 +141,50 @@ func summarise(lines []runLine) map[key]*cell {
 		s.p50 = append(s.p50, l.Result.Latency.P50)
 		s.p99 = append(s.p99, l.Result.Latency.P99)
 		s.rss = append(s.rss, l.RSSKiB/1024)
+		if l.AnonKiB > 0 {
+			s.anon = append(s.anon, l.AnonKiB/1024)
+		}
 		s.clientCPU = append(s.clientCPU, l.Result.ClientCPU)
+		if l.StealPct != nil && *l.StealPct > stealMax {
+			s.stolen = append(s.stolen, fmt.Sprintf("round %d at %.1f%% (try %d)", l.Round, *l.StealPct, l.Try))
+		}
 	}
 	cells := map[key]*cell{}
 	for k, s := range all {
 		cells[k] = &cell{
 			runs: len(s.rate), failed: s.failed, lastError: s.lastError,
 			rate: median(s.rate), p50: median(s.p50), p99: median(s.p99), rssMiB: median(s.rss),
-			clientCPU: median(s.clientCPU),
+			anonMiB: median(s.anon), clientCPU: median(s.clientCPU), stolen: s.stolen,
 		}
 	}
 	return cells
+}
+
+// stealSummary describes the CPU steal over every kept run, and how many
+// tries were repeated for it, or returns "" when no run measured it.
+func stealSummary(lines []runLine, stealMax float64) string {
+	var measured, repeated int
+	var most float64
+	for _, l := range lines {
+		switch {
+		case l.Discarded:
+			repeated++
+		case l.StealPct != nil:
+			measured++
+			most = max(most, *l.StealPct)
+		}
+	}
+	if measured == 0 {
+		return ""
+	}
+	again := "no try was discarded"
+	switch {
+	case repeated == 1:
+		again = "1 try was discarded for steal above it and run again"
+	case repeated > 1:
+		again = fmt.Sprintf("%d tries were discarded for steal above it and run again", repeated)
+	}
+	return fmt.Sprintf("CPU steal: at most %.1f%% of the CPU time of a kept run (limit %g%%); %s", most, stealMax, again)
 }
 
 // median returns the median of xs, or 0 for none.
@@ -145,7 +203,7 @@ func median(xs []float64) float64 {
 // taken to have set the pace.
 const clientBound = 0.9
 
-func run(in io.Reader, out io.Writer, clientCores float64) error {
+func run(in io.Reader, out io.Writer, opt options) error {
 	var lines []runLine
 	sc := bufio.NewScanner(in)
 	sc.Buffer(nil, 1<<20)
@@ -162,26 +220,37 @@ func run(in io.Reader, out io.Writer, clientCores float64) error {
 	if err := sc.Err(); err != nil {
 		return err
 	}
-	cells := summarise(lines)
+	cells := summarise(lines, opt.stealMax)
 
-	rows := [][]string{{"workload", "server", "rate/s", "p50", "p99", "peak RSS MiB", "vs baseline", "vs Python"}}
-	var failures, busy []string
+	rows := [][]string{{"workload", "server", "rate/s", "p50", "p99", "peak RSS MiB", "peak anon MiB", "vs baseline", "vs Python"}}
+	var failures, busy, stolen []string
 	for _, w := range workloads {
 		base, py := cells[key{w.key, "baseline"}], cells[key{w.key, "python"}]
 		for _, s := range servers {
 			c := cells[key{w.key, s.key}]
+			label := s.label
+			if c != nil && len(c.stolen) > 0 {
+				// The mark goes on the left-aligned server column, so the
+				// figures stay aligned.
+				label += " *"
+				stolen = append(stolen, fmt.Sprintf("%s on %s: CPU steal above %g%% in every try; kept %s", w.label, s.label, opt.stealMax, strings.Join(c.stolen, ", ")))
+			}
 			switch {
 			case c == nil:
-				rows = append(rows, []string{w.label, s.label, "n/a"})
+				rows = append(rows, []string{w.label, label, "n/a"})
 				continue
 			case c.runs == 0:
-				rows = append(rows, []string{w.label, s.label, "failed"})
+				rows = append(rows, []string{w.label, label, "failed"})
 			default:
-				rows = append(rows, []string{w.label, s.label, fmt.Sprintf("%.0f", c.rate), micros(c.p50), micros(c.p99),
-					fmt.Sprintf("%.1f", c.rssMiB), ratio(c, base), ratio(c, py)})
+				anon := "n/a"
+				if c.anonMiB > 0 {
+					anon = fmt.Sprintf("%.1f", c.anonMiB)
+				}
+				rows = append(rows, []string{w.label, label, fmt.Sprintf("%.0f", c.rate), micros(c.p50), micros(c.p99),
+					fmt.Sprintf("%.1f", c.rssMiB), anon, ratio(c, base), ratio(c, py)})
 			}
-			if c.runs > 0 && c.clientCPU >= clientBound*clientCores {
-				busy = append(busy, fmt.Sprintf("%s on %s: the load generator used %.2f cores of the %g it could use; the server may be faster than this", w.label, s.label, c.clientCPU, clientCores))
+			if c.runs > 0 && c.clientCPU >= clientBound*opt.clientCores {
+				busy = append(busy, fmt.Sprintf("%s on %s: the load generator used %.2f cores of the %g it could use; the server may be faster than this", w.label, s.label, c.clientCPU, opt.clientCores))
 			}
 			if c.failed > 0 {
 				failures = append(failures, fmt.Sprintf("%s on %s: %d of %d runs failed: %s", w.label, s.label, c.failed, c.failed+c.runs, c.lastError))
@@ -196,6 +265,12 @@ func run(in io.Reader, out io.Writer, clientCores float64) error {
 	}
 	for _, b := range busy {
 		fmt.Fprintln(out, "client-bound:", b)
+	}
+	for _, s := range stolen {
+		fmt.Fprintln(out, "*", s)
+	}
+	if s := stealSummary(lines, opt.stealMax); s != "" {
+		fmt.Fprintln(out, s)
 	}
 
 	fmt.Fprintln(out)
@@ -215,7 +290,11 @@ func run(in io.Reader, out io.Writer, clientCores float64) error {
 		}
 	}
 	if rg, base := get("get", "routeguide"), get("get", "baseline"); ok(rg) && ok(base) {
-		fmt.Fprintf(out, "peak RSS under GetPerson: RouteGuide %.1f MiB, baseline %.1f MiB (%.2fx)\n", rg.rssMiB, base.rssMiB, rg.rssMiB/base.rssMiB)
+		fmt.Fprintf(out, "peak RSS under GetPerson: RouteGuide %.1f MiB, baseline %.1f MiB (%.2fx)", rg.rssMiB, base.rssMiB, rg.rssMiB/base.rssMiB)
+		if rg.anonMiB > 0 && base.anonMiB > 0 {
+			fmt.Fprintf(out, "; anonymous memory (heap and stacks): %.1f vs %.1f MiB (%.2fx)", rg.anonMiB, base.anonMiB, rg.anonMiB/base.anonMiB)
+		}
+		fmt.Fprintln(out)
 	}
 	return nil
 }
