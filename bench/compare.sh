@@ -15,29 +15,53 @@
 # (one GetPeople stream with 128 names in flight), add (AddPerson; RouteGuide
 # only, since the seed's contract has no AddPerson). Every run gets a fresh
 # server, ready once `routeguide get Alice` answers, 1 s of warmup and then
-# DURATION of measurement; its peak RSS (VmHWM) is read just before it is
-# stopped. Each round runs every server in an order that rotates from round
-# to round, and the table shows the medians over rounds.
+# DURATION of measurement. Each round runs every server in an order that
+# rotates from round to round, and the table shows the medians over rounds.
+#
+# Memory, two figures a run: peak RSS (VmHWM, read just before the server is
+# stopped) counts the pages of the executable the kernel mapped, whole large
+# folios at a time, so it grows with the binary's size; peak anonymous
+# memory (the largest RssAnon, sampled every 100 ms from readiness to the
+# end of the run) is the heap and stacks the server itself used.
+#
+# CPU steal: on a virtual machine the hypervisor may take CPU time from the
+# guest, which slows whichever server runs then. Each run reads /proc/stat's
+# aggregate cpu line before and after the bench (warmup included); when the
+# steal is above STEAL_MAX percent of the machine's CPU time in that span,
+# the run is discarded and run again, on a fresh server, up to RETRIES more
+# times. If every try is above it, the last is kept and marked in the table.
+# Discarded tries stay in the raw runs, marked "discarded".
 #
 # By default the server runs on CPU 1 and the load generator on CPU 0
 # (taskset), so that each server gets one core and the client its own.
 #
 # Environment: ROUNDS (3), DURATION (10s), PIN (1; 0 runs unpinned), PORT
-# (50071, the port every server listens on in turn), SAVE (a file to keep
-# the raw runs in, one JSON object a line). Needs Go; the Python server
-# needs /usr/bin/python3 with python3-grpcio and python3-grpc-tools, and
-# shows n/a without them.
+# (50071, the port every server listens on in turn), STEAL_MAX (2, percent),
+# RETRIES (3), SAVE (a file to keep the raw runs in, one JSON object a
+# line). Needs Go; the Python server needs /usr/bin/python3 with
+# python3-grpcio and python3-grpc-tools, and shows n/a without them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
 PIN=${PIN:-1}
 PORT=${PORT:-50071}
+STEAL_MAX=${STEAL_MAX:-2}
+RETRIES=${RETRIES:-3}
 SAVE=${SAVE:-}
 addr=127.0.0.1:$PORT
+if ! [[ "$STEAL_MAX" =~ ^[0-9]+([.][0-9]+)?$ ]]; then
+  echo "compare: STEAL_MAX=$STEAL_MAX: want a percentage, such as 2 or 0.5" >&2
+  exit 2
+fi
+if ! [[ "$RETRIES" =~ ^[0-9]+$ ]]; then
+  echo "compare: RETRIES=$RETRIES: want a whole number of tries" >&2
+  exit 2
+fi
 
 work=$(mktemp -d)
 server_pid=
+sampler_pid=
 # alive PID: whether the process runs (a zombie does not).
 alive() {
   local state
@@ -55,7 +79,41 @@ stop_server() {
   wait "$server_pid" 2>/dev/null || true
   server_pid=
 }
-cleanup() { stop_server || true; rm -rf "$work" || true; }
+# sample_anon PID DIR: reads PID's RssAnon every 100 ms until DIR/stop
+# exists or PID is gone, then writes the largest, in KiB, to DIR/anon. It
+# forks nothing (read -t on a FIFO nobody writes is its sleep), so it takes
+# next to no CPU from the run it watches.
+sample_anon() {
+  set +e
+  local peak=0 key value _ tick
+  exec {tick}<>"$work/tick"
+  while [[ ! -e "$2/stop" ]]; do
+    # A process that is gone, or a zombie (no RssAnon line), ends the loop.
+    while read -r key value _; do
+      [[ "$key" == RssAnon: ]] && break
+    done 2>/dev/null <"/proc/$1/status" || break
+    if ((value > peak)); then
+      peak=$value
+    fi
+    read -r -t 0.1 -u "$tick" _
+  done
+  echo "$peak" >"$2/anon"
+}
+# stop_sampler DIR: stops sample_anon and waits for its figure.
+stop_sampler() {
+  [[ -n "$sampler_pid" ]] || return 0
+  touch "$1/stop"
+  wait "$sampler_pid" 2>/dev/null || true
+  sampler_pid=
+}
+cleanup() {
+  if [[ -n "$sampler_pid" ]]; then
+    kill -TERM "$sampler_pid" 2>/dev/null || true
+    wait "$sampler_pid" 2>/dev/null || true
+  fi
+  stop_server || true
+  rm -rf "$work" || true
+}
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -64,6 +122,7 @@ echo "building routeguide, bench/baseline and bench/compare" >&2
 go build -o "$work/routeguide" ./cmd/routeguide
 go build -o "$work/baseline" ./bench/baseline
 go build -o "$work/compare" ./bench/compare
+mkfifo "$work/tick"
 
 python=(python)
 python_version=$(/usr/bin/python3 -c 'import grpc, grpc_tools; print("grpcio", grpc.__version__)' 2>/dev/null) || {
@@ -102,6 +161,9 @@ echo "cores:     $(nproc), load average $(cut -d' ' -f1-3 /proc/loadavg) at star
 echo "go:        $(go version | cut -d' ' -f3)"
 echo "python:    $python_version"
 echo "pinning:   $pinning"
+echo "binaries:  routeguide $(awk -v b="$(stat -c %s "$work/routeguide")" 'BEGIN { printf "%.1f MB", b / 1e6 }'), baseline $(awk -v b="$(stat -c %s "$work/baseline")" 'BEGIN { printf "%.1f MB", b / 1e6 }')"
+echo "memory:    peak RSS (VmHWM) includes the executable's mapped pages; peak anon (RssAnon, sampled every 100 ms) is heap and stacks"
+echo "steal:     a run with CPU steal above ${STEAL_MAX}% of the machine's CPU time is discarded and run again, at most $RETRIES times"
 echo "rounds:    $ROUNDS, each run ${DURATION} after 1s of warmup; the table shows medians over rounds"
 echo "workloads: get = GetPerson, 32 callers on 2 connections; people = one GetPeople stream, 128 names in flight; add = AddPerson, 32 callers on 2 connections"
 echo
@@ -163,28 +225,58 @@ for round in $(seq "$ROUNDS"); do
     esac
     for server in "${servers[@]}"; do
       n=$((n + 1))
-      run=$work/run-$n
-      mkdir "$run"
-      start_server "$server" "$run"
-      prefix=$(printf '{"round":%d,"server":"%s","workload":"%s"' "$round" "$server" "$workload")
-      if result=$("${client_pin[@]}" "$work/routeguide" bench --addr "$addr" "${load[@]}" --duration "$DURATION" -o json 2>"$run/bench.err"); then
+      for try in $(seq $((RETRIES + 1))); do
+        run=$work/run-$n-$try
+        mkdir "$run"
+        start_server "$server" "$run"
+        sample_anon "$server_pid" "$run" &
+        sampler_pid=$!
+        read -r _ ticks_before </proc/stat # the aggregate cpu line comes first
+        status=0
+        result=$("${client_pin[@]}" "$work/routeguide" bench --addr "$addr" "${load[@]}" --duration "$DURATION" -o json 2>"$run/bench.err") || status=$?
+        read -r _ ticks_after </proc/stat
         rss=$(awk '/^VmHWM:/ {print $2}' "/proc/$server_pid/status" 2>/dev/null || true)
         rss=${rss:-0}
-        echo "$prefix,\"rss_kib\":$rss,\"result\":$result}" >>"$runs"
-        field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p" <<<"$result"; }
-        awk -v r="$round/$ROUNDS" -v w="$workload" -v s="$server" -v rate="$(field rate_per_s)" \
-          -v p99="$(field p99)" -v rss="$rss" -v cpu="$(field client_cpu)" \
-          'BEGIN { printf "round %s  %-6s  %-18s  %7.0f/s  p99 %7.2fms  RSS %5.1f MiB  client CPU %.2f\n", r, w, s, rate, p99 / 1000, rss / 1024, cpu }' >&2
-      else
-        err=$(head -1 "$run/bench.err")
-        echo "$prefix,\"error\":$(json_string "$err")}" >>"$runs"
-        printf 'round %d/%d  %-6s  %-18s  failed: %s\n' "$round" "$ROUNDS" "$workload" "$server" "$err" >&2
-      fi
-      stop_server
-      rm -rf "$run"
+        stop_sampler "$run"
+        anon=$(cat "$run/anon" 2>/dev/null || true)
+        anon=${anon:-0}
+        # The columns: user nice system idle iowait irq softirq steal (guest
+        # time is already in user and nice). Steal is a share of them all.
+        read -r steal over ticks < <(awk -v a="$ticks_before" -v b="$ticks_after" -v max="$STEAL_MAX" 'BEGIN {
+          split(a, x); split(b, y); total = 0
+          for (i = 1; i <= 8; i++) { d[i] = y[i] - x[i]; total += d[i] }
+          pct = total > 0 ? int(10000 * d[8] / total + 0.5) / 100 : 0
+          printf "%.2f %d {\"total\":%d,\"user\":%d,\"nice\":%d,\"system\":%d,\"idle\":%d,\"iowait\":%d,\"irq\":%d,\"softirq\":%d,\"steal\":%d}\n",
+            pct, (pct > max), total, d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8] }')
+        discard=
+        ((status != 0 || over == 0 || try > RETRIES)) || discard=1
+        prefix=$(printf '{"round":%d,"server":"%s","workload":"%s","try":%d' "$round" "$server" "$workload" "$try")
+        [[ -z "$discard" ]] || prefix+=',"discarded":true'
+        prefix+=",\"steal_pct\":$steal,\"cpu_ticks\":$ticks"
+        if ((status == 0)); then
+          echo "$prefix,\"rss_kib\":$rss,\"anon_kib\":$anon,\"result\":$result}" >>"$runs"
+          field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p" <<<"$result"; }
+          note=
+          if [[ -n "$discard" ]]; then
+            note="  discarded: steal above ${STEAL_MAX}%, running it again (try $((try + 1)) of $((RETRIES + 1)))"
+          elif ((over)); then
+            note="  kept: every try had steal above ${STEAL_MAX}%"
+          fi
+          awk -v r="$round/$ROUNDS" -v w="$workload" -v s="$server" -v rate="$(field rate_per_s)" \
+            -v p99="$(field p99)" -v rss="$rss" -v anon="$anon" -v cpu="$(field client_cpu)" -v steal="$steal" -v note="$note" \
+            'BEGIN { printf "round %s  %-6s  %-18s  %7.0f/s  p99 %7.2fms  RSS %5.1f MiB  anon %5.1f MiB  client CPU %.2f  steal %4.1f%%%s\n", r, w, s, rate, p99 / 1000, rss / 1024, anon / 1024, cpu, steal, note }' >&2
+        else
+          err=$(head -1 "$run/bench.err")
+          echo "$prefix,\"error\":$(json_string "$err")}" >>"$runs"
+          printf 'round %d/%d  %-6s  %-18s  failed: %s\n' "$round" "$ROUNDS" "$workload" "$server" "$err" >&2
+        fi
+        stop_server
+        rm -rf "$run"
+        [[ -n "$discard" ]] || break
+      done
     done
   done
 done
 
 [[ -z "$SAVE" ]] || cp "$runs" "$SAVE"
-"$work/compare" -client-cores "$client_cores" "$runs"
+"$work/compare" -client-cores "$client_cores" -steal-max "$STEAL_MAX" "$runs"
