@@ -37,7 +37,7 @@ func benchStore(b *testing.B) Store {
 // BenchmarkGetPersonHandler measures the handler alone: the store read and
 // building the response.
 func BenchmarkGetPersonHandler(b *testing.B) {
-	svc := &service{store: benchStore(b), log: slog.New(slog.DiscardHandler)}
+	svc := newService(benchStore(b), slog.New(slog.DiscardHandler))
 	ctx := context.Background()
 	req := &pb.Name{Name: "Alice"}
 	b.ReportAllocs()
@@ -51,7 +51,7 @@ func BenchmarkGetPersonHandler(b *testing.B) {
 // BenchmarkGetPersonEncode measures the handler plus encoding its answer,
 // the whole per-call work that is RouteGuide's rather than grpc-go's.
 func BenchmarkGetPersonEncode(b *testing.B) {
-	svc := &service{store: benchStore(b), log: slog.New(slog.DiscardHandler)}
+	svc := newService(benchStore(b), slog.New(slog.DiscardHandler))
 	ctx := context.Background()
 	req := &pb.Name{Name: "Alice"}
 	b.ReportAllocs()

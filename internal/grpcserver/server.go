@@ -184,7 +184,7 @@ func New(store Store, o Options) *Server {
 		health: health.NewServer(),
 		drain:  drain,
 	}
-	pb.RegisterRouteGuideServer(s.grpc, &service{store: store, log: o.Log})
+	pb.RegisterRouteGuideServer(s.grpc, newService(store, o.Log))
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)

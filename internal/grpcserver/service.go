@@ -28,12 +28,33 @@ type Store interface {
 	WaitChange(ctx context.Context, after int64) error
 }
 
+// sharedReader is a store that can answer a person without copying it; the
+// read cache is one. The service only encodes what it reads, so it reads
+// this way when it can.
+type sharedReader interface {
+	SharedPerson(ctx context.Context, name string) (people.Person, error)
+}
+
+// person reads the person named name, without a copy when the store allows.
+func (s *service) person(ctx context.Context, name string) (people.Person, error) {
+	if s.shared != nil {
+		return s.shared.SharedPerson(ctx, name)
+	}
+	return s.store.Person(ctx, name)
+}
+
+func newService(store Store, log *slog.Logger) *service {
+	shared, _ := store.(sharedReader)
+	return &service{store: store, shared: shared, log: log}
+}
+
 // service implements the RouteGuide gRPC service over a Store.
 type service struct {
 	pb.UnimplementedRouteGuideServer
 
-	store Store
-	log   *slog.Logger
+	store  Store
+	shared sharedReader // store, when it is one; else nil
+	log    *slog.Logger
 }
 
 // GetPerson answers the person with the requested name, or the seed's
@@ -42,7 +63,7 @@ func (s *service) GetPerson(ctx context.Context, req *pb.Name) (*pb.Person, erro
 	if !storable(req.GetName()) {
 		return &pb.Person{Name: wire.NotFoundName}, nil
 	}
-	p, err := s.store.Person(ctx, req.GetName())
+	p, err := s.person(ctx, req.GetName())
 	if err != nil {
 		if people.KindOf(err) == people.NotFound {
 			return &pb.Person{Name: wire.NotFoundName}, nil
@@ -56,19 +77,30 @@ func (s *service) GetPerson(ctx context.Context, req *pb.Name) (*pb.Person, erro
 // has. Names are received on their own goroutine so that a stream waiting for
 // its next name still ends as soon as its context does (the client cancels,
 // the deadline passes or the server drains); the handler alone sends.
+//
+// A pipelining client keeps many names in flight, so both goroutines first
+// try the channel without blocking, and only wait (on the channel or the
+// context) when it is empty or full; one request and one response message
+// are reused for the whole stream, since grpc-go decodes into and encodes
+// from them before RecvMsg and SendMsg return.
 func (s *service) GetPeople(stream grpc.BidiStreamingServer[pb.Name, pb.Person]) error {
 	ctx := stream.Context()
 	names := make(chan string, 64)
 	recvErr := make(chan error, 1)
 	go func() {
 		defer close(names)
+		var req pb.Name
 		for {
-			req, err := stream.Recv()
-			if err != nil {
+			if err := stream.RecvMsg(&req); err != nil {
 				if err != io.EOF {
 					recvErr <- err
 				}
 				return
+			}
+			select {
+			case names <- req.GetName():
+				continue
+			default:
 			}
 			select {
 			case names <- req.GetName():
@@ -78,32 +110,42 @@ func (s *service) GetPeople(stream grpc.BidiStreamingServer[pb.Name, pb.Person])
 		}
 	}()
 
+	var resp pb.Person
+	var addr pb.Person_Address
 	for {
+		var name string
+		var ok bool
 		select {
-		case name, ok := <-names:
-			if !ok {
-				select {
-				case err := <-recvErr:
-					return err
-				default:
-					return nil // the client finished sending and has every answer
-				}
+		case name, ok = <-names:
+		default:
+			select {
+			case name, ok = <-names:
+			case <-ctx.Done():
 			}
-			if !storable(name) {
-				continue // nobody can have it
-			}
-			p, err := s.store.Person(ctx, name)
-			if err != nil {
-				if people.KindOf(err) == people.NotFound {
-					continue
-				}
-				return statusError(ctx, s.log, "GetPeople", err)
-			}
-			if err := stream.Send(wire.ToProto(p)); err != nil {
+		}
+		if err := ctx.Err(); err != nil {
+			return status.FromContextError(err).Err()
+		}
+		if !ok {
+			select {
+			case err := <-recvErr:
 				return err
+			default:
+				return nil // the client finished sending and has every answer
 			}
-		case <-ctx.Done():
-			return status.FromContextError(ctx.Err()).Err()
+		}
+		if !storable(name) {
+			continue // nobody can have it
+		}
+		p, err := s.person(ctx, name)
+		if err != nil {
+			if people.KindOf(err) == people.NotFound {
+				continue
+			}
+			return statusError(ctx, s.log, "GetPeople", err)
+		}
+		if err := stream.Send(wire.SetProto(&resp, &addr, p)); err != nil {
+			return err
 		}
 	}
 }

@@ -34,6 +34,22 @@ func ToProto(p people.Person) *pb.Person {
 	return m
 }
 
+// SetProto makes m hold p, using a for its address, and returns m: ToProto
+// for a caller that sends people one at a time and can reuse one message.
+// m shares p's hobbies slice.
+func SetProto(m *pb.Person, a *pb.Person_Address, p people.Person) *pb.Person {
+	m.Name = p.Name
+	m.Age = p.Age
+	m.Gender = pb.Person_Gender(p.Gender)
+	m.Hobbies = p.Hobbies
+	m.Address = nil
+	if p.Address != (people.Address{}) {
+		a.Street, a.City = p.Address.Street, p.Address.City
+		m.Address = a
+	}
+	return m
+}
+
 // FromProto returns the domain form of m. A nil m is the zero Person. The
 // result shares m's hobbies slice. An undefined gender value is kept as it
 // is; validation is the domain's job, not the converter's.

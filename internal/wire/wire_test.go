@@ -1,11 +1,14 @@
 package wire
 
 import (
+	"bytes"
 	"slices"
 	"testing"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 
+	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
 	"github.com/routeguide/routeguide/internal/people"
 )
 
@@ -52,5 +55,30 @@ func TestCodes(t *testing.T) {
 	}
 	if got := Kind(codes.DataLoss); got != people.Internal {
 		t.Errorf("Kind(DataLoss) = %v, want Internal", got)
+	}
+}
+
+// TestSetProtoReuse reuses one message for people with and without an
+// address, hobbies and age: each encodes as ToProto's does.
+func TestSetProtoReuse(t *testing.T) {
+	var m pb.Person
+	var a pb.Person_Address
+	for _, p := range []people.Person{
+		people.Seed()[0],
+		{Name: "Nomad"},
+		people.Seed()[1],
+		{Name: "Hermit", Age: 80, Hobbies: []string{"silence"}},
+	} {
+		got, err := proto.Marshal(SetProto(&m, &a, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := proto.Marshal(ToProto(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s: reused message encodes as %x, want %x", p.Name, got, want)
+		}
 	}
 }
