@@ -123,6 +123,15 @@ func (c *Store) Len() int {
 // Person returns the person named name from memory when the cache is ready,
 // and from the store otherwise.
 func (c *Store) Person(ctx context.Context, name string) (people.Person, error) {
+	p, err := c.SharedPerson(ctx, name)
+	p.Hobbies = slices.Clone(p.Hobbies)
+	return p, err
+}
+
+// SharedPerson is Person without the copy: the result's hobbies are the
+// cache's own, which the caller must not modify. The gRPC service, which
+// only encodes them, reads this way.
+func (c *Store) SharedPerson(ctx context.Context, name string) (people.Person, error) {
 	if !c.Ready() {
 		return c.Store.Person(ctx, name)
 	}
@@ -130,7 +139,6 @@ func (c *Store) Person(ctx context.Context, name string) (people.Person, error) 
 	p, ok := c.people[name]
 	c.mu.RUnlock()
 	if ok {
-		p.Hobbies = slices.Clone(p.Hobbies)
 		return p, nil
 	}
 	if c.opts.Shared {

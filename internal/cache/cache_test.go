@@ -132,6 +132,9 @@ func TestReadsComeFromMemory(t *testing.T) {
 		if _, err := c.Person(ctx, "Nobody"); people.KindOf(err) != people.NotFound {
 			t.Fatalf("Person(Nobody): %v, want NotFound", err)
 		}
+		if p, err := c.SharedPerson(ctx, "Alice"); err != nil || p.Name != "Alice" || len(p.Hobbies) == 0 {
+			t.Fatalf("SharedPerson(Alice): %+v, %v", p, err)
+		}
 	}
 	if n := under.reads.Load(); n != 0 {
 		t.Errorf("%d reads reached the store, want 0", n)
