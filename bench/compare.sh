@@ -7,7 +7,7 @@
 #
 #   bench/compare.sh                        # 3 rounds of 10 s runs
 #   ROUNDS=1 DURATION=5s bench/compare.sh   # a quick look
-#   PIN=0 bench/compare.sh                  # no CPU pinning
+#   PIN=1 bench/compare.sh                  # server and client on a core each
 #
 # Servers: `routeguide serve` as a user runs it (embedded store in a new
 # file, default logging), the same with --metrics-addr, the baseline, and
@@ -32,10 +32,13 @@
 # times. If every try is above it, the last is kept and marked in the table.
 # Discarded tries stay in the raw runs, marked "discarded".
 #
-# By default the server runs on CPU 1 and the load generator on CPU 0
-# (taskset), so that each server gets one core and the client its own.
+# By default nothing is pinned: servers and the load generator share the
+# machine's cores as they would on a host, so a server that can use more
+# than one core (grpc-go) may, and one that cannot (Python's GIL) does not.
+# PIN=1 runs the server on CPU 1 and the load generator on CPU 0 (taskset),
+# comparing the servers on one core each.
 #
-# Environment: ROUNDS (3), DURATION (10s), PIN (1; 0 runs unpinned), PORT
+# Environment: ROUNDS (3), DURATION (10s), PIN (0; 1 pins), PORT
 # (50071, the port every server listens on in turn), STEAL_MAX (2, percent),
 # RETRIES (3), SAVE (a file to keep the raw runs in, one JSON object a
 # line). Needs Go; the Python server needs /usr/bin/python3 with
@@ -44,7 +47,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
-PIN=${PIN:-1}
+PIN=${PIN:-0}
 PORT=${PORT:-50071}
 STEAL_MAX=${STEAL_MAX:-2}
 RETRIES=${RETRIES:-3}
@@ -142,13 +145,13 @@ if [[ "$PIN" != 0 ]]; then
   if command -v taskset >/dev/null && (($(nproc) >= 2)); then
     server_pin=(taskset -c 1)
     client_pin=(taskset -c 0)
-    pinning="server on CPU 1, load generator on CPU 0 (PIN=0 runs unpinned)"
+    pinning="server on CPU 1, load generator on CPU 0 (PIN=1)"
     client_cores=1
   else
     pinning="none: needs taskset and 2 CPUs"
   fi
 else
-  pinning="none (PIN=0)"
+  pinning="none: servers and load generator share every core (PIN=1 pins them)"
 fi
 
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
