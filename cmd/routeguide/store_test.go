@@ -117,12 +117,28 @@ func TestReplicas(t *testing.T) {
 		}
 		close(lines)
 	}()
-	// The watch is ready once it reports a change; make one and wait for it.
-	run(t, "add", "--addr", a.addr, "--name", "Ready")
-	select {
-	case <-lines:
-	case <-time.After(10 * time.Second):
+	// The watch is ready once it reports a change. It only reports changes
+	// made after it is in place, and the process may still be starting, so
+	// make one every half second until it reports one.
+	ready := false
+	for i := 0; !ready && i < 20; i++ {
+		run(t, "add", "--addr", a.addr, "--name", fmt.Sprintf("Ready %d", i))
+		select {
+		case <-lines:
+			ready = true
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	if !ready {
 		t.Fatal("the watch on the third replica printed nothing")
+	}
+	// Drop the reports of any other additions made while it started.
+	for drained := false; !drained; {
+		select {
+		case <-lines:
+		case <-time.After(200 * time.Millisecond):
+			drained = true
+		}
 	}
 
 	start := time.Now()
