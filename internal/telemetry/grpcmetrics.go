@@ -76,17 +76,7 @@ func (m *ServerMetrics) InitializeMetrics(server interface {
 }) {
 	for service, info := range server.GetServiceInfo() {
 		for _, method := range info.Methods {
-			values := []string{methodType(method), service, method.Name}
-			mm := &methodMetrics{
-				started:  m.started.WithLabelValues(values...),
-				received: m.received.WithLabelValues(values...),
-				sent:     m.sent.WithLabelValues(values...),
-				seconds:  m.seconds.WithLabelValues(values...),
-			}
-			for c := range mm.handled {
-				mm.handled[c] = m.handled.WithLabelValues(append(values, codes.Code(c).String())...)
-			}
-			m.methods["/"+service+"/"+method.Name] = mm
+			m.methods["/"+service+"/"+method.Name] = m.series(methodType(method), service, method.Name)
 		}
 	}
 }
@@ -111,7 +101,12 @@ func (m *ServerMetrics) method(fullMethod string) *methodMetrics {
 		return mm
 	}
 	service, name, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
-	values := []string{"unknown", service, name}
+	return m.series("unknown", service, name)
+}
+
+// series finds (creating them as needed) one method's series.
+func (m *ServerMetrics) series(typ, service, method string) *methodMetrics {
+	values := []string{typ, service, method}
 	mm := &methodMetrics{
 		started:  m.started.WithLabelValues(values...),
 		received: m.received.WithLabelValues(values...),
