@@ -3,17 +3,13 @@ package grpcserver
 import (
 	"context"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/routeguide/routeguide/internal/memory"
 	"github.com/routeguide/routeguide/internal/people"
@@ -50,53 +46,19 @@ func down(context.Context) error { return errDown }
 // healthHarness is a Server on a pingStore, checked every few milliseconds,
 // with a health client and the server's JSON log.
 type healthHarness struct {
+	*harness
 	store  *pingStore
-	srv    *Server
 	health healthpb.HealthClient
 	logs   *lockedBuffer
-	served chan error
 }
 
 func startHealth(t *testing.T) *healthHarness {
 	t.Helper()
-	h := &healthHarness{
-		store:  &pingStore{Store: seedStore(), ping: up},
-		logs:   &lockedBuffer{},
-		served: make(chan error, 1),
-	}
-	log := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	h.srv = New(h.store, Options{Log: log, Limits: DefaultLimits(), Slow: time.Second, StoreCheck: 5 * time.Millisecond})
-	lis := bufconn.Listen(1 << 20)
-	go func() { h.served <- h.srv.Serve(lis) }()
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.health = healthpb.NewHealthClient(conn)
-	t.Cleanup(func() {
-		conn.Close()
-		h.shutdown(t)
-	})
-	return h
-}
-
-// shutdown stops the server once; later calls do nothing.
-func (h *healthHarness) shutdown(t *testing.T) {
-	t.Helper()
-	if h.served == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if !h.srv.Shutdown(ctx) {
-		t.Errorf("Shutdown was not graceful")
-	}
-	if err := <-h.served; err != nil {
-		t.Errorf("Serve: %v", err)
-	}
-	h.served = nil
+	store := &pingStore{Store: seedStore(), ping: up}
+	logs := &lockedBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	h := startWith(t, store, Options{Log: log, Limits: DefaultLimits(), Slow: time.Second, StoreCheck: 5 * time.Millisecond})
+	return &healthHarness{harness: h, store: store, health: healthpb.NewHealthClient(h.conn), logs: logs}
 }
 
 // waitStatus reads w until it reports want, failing after a few seconds.

@@ -38,9 +38,15 @@ type harness struct {
 
 func start(t testing.TB, store Store) *harness {
 	t.Helper()
+	return startWith(t, store, Options{Log: slog.New(slog.DiscardHandler), Limits: DefaultLimits(), Slow: time.Second})
+}
+
+// startWith is start with the server's options given.
+func startWith(t testing.TB, store Store, opts Options) *harness {
+	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	h := &harness{
-		srv:    New(store, Options{Log: slog.New(slog.DiscardHandler), Limits: DefaultLimits(), Slow: time.Second}),
+		srv:    New(store, opts),
 		served: make(chan error, 1),
 	}
 	go func() { h.served <- h.srv.Serve(lis) }()
