@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 
 	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
+	"github.com/routeguide/routeguide/internal/syncbuf"
 )
 
 // runBenchJSON runs `routeguide bench -o json` with args and returns its
@@ -264,7 +265,7 @@ func TestBenchProgress(t *testing.T) {
 	if p := newBenchProgress(&quiet, true); p.active {
 		t.Error("progress is active on a buffer, want it only on a terminal")
 	}
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	p := &benchProgress{w: &buf, active: true, every: time.Millisecond}
 	recs := []*recorder{new(recorder), new(recorder)}
 	recs[0].answered(time.Millisecond)

@@ -20,6 +20,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/routeguide/routeguide/internal/syncbuf"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -28,30 +30,12 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer // guarded by mu
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 var addrLine = regexp.MustCompile(`msg="serving RouteGuide" addr=(\S+)`)
 
 // served is a `routeguide serve` running in process.
 type served struct {
 	addr     string
-	logs     *syncBuffer
+	logs     *syncbuf.Buffer
 	stopOnce sync.Once
 	cancel   context.CancelFunc
 	exited   chan int
@@ -63,7 +47,7 @@ type served struct {
 func runServe(t *testing.T, getenv func(string) string, args ...string) *served {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &served{logs: &syncBuffer{}, cancel: cancel, exited: make(chan int, 1)}
+	s := &served{logs: &syncbuf.Buffer{}, cancel: cancel, exited: make(chan int, 1)}
 	go func() {
 		s.exited <- Run(ctx, append([]string{"serve"}, args...), getenv, strings.NewReader(""), &bytes.Buffer{}, s.logs)
 	}()
@@ -282,10 +266,10 @@ func TestCommands(t *testing.T) {
 func TestPeopleStreamsLive(t *testing.T) {
 	addr := startServer(t)
 	stdinR, stdinW := io.Pipe()
-	stdout := &syncBuffer{}
+	stdout := &syncbuf.Buffer{}
 	done := make(chan int, 1)
 	go func() {
-		done <- Run(context.Background(), []string{"people", "--addr", addr}, noEnv, stdinR, stdout, &syncBuffer{})
+		done <- Run(context.Background(), []string{"people", "--addr", addr}, noEnv, stdinR, stdout, &syncbuf.Buffer{})
 	}()
 	for i, name := range []string{"Alice", "Bob"} {
 		if _, err := stdinW.Write([]byte(name + "\n")); err != nil {

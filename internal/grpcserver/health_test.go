@@ -13,6 +13,7 @@ import (
 
 	"github.com/routeguide/routeguide/internal/memory"
 	"github.com/routeguide/routeguide/internal/people"
+	"github.com/routeguide/routeguide/internal/syncbuf"
 )
 
 // pingStore is a seeded directory whose Ping answers what ping says.
@@ -49,13 +50,13 @@ type healthHarness struct {
 	*harness
 	store  *pingStore
 	health healthpb.HealthClient
-	logs   *lockedBuffer
+	logs   *syncbuf.Buffer
 }
 
 func startHealth(t *testing.T) *healthHarness {
 	t.Helper()
 	store := &pingStore{Store: seedStore(), ping: up}
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	h := startWith(t, store, Options{Log: log, Limits: DefaultLimits(), Slow: time.Second, StoreCheck: 5 * time.Millisecond})
 	return &healthHarness{harness: h, store: store, health: healthpb.NewHealthClient(h.conn), logs: logs}
@@ -104,7 +105,7 @@ func (h *healthHarness) waitPings(t *testing.T, n int64) {
 // logged counts the log lines at level whose message starts with prefix.
 func (h *healthHarness) logged(t *testing.T, level, prefix string) int {
 	n := 0
-	for _, l := range h.logs.lines(t) {
+	for _, l := range logLines(t, h.logs) {
 		if l["level"] == level && strings.HasPrefix(l["msg"].(string), prefix) {
 			n++
 		}
@@ -134,7 +135,7 @@ func TestHealthFollowsStore(t *testing.T) {
 		h.checkStatus(t, healthpb.HealthCheckResponse_NOT_SERVING)
 		h.waitPings(t, 10) // many failed pings, still one line
 		if got, want := h.logged(t, "WARN", "store unreachable"), round+1; got != want {
-			t.Errorf("round %d: %d warnings that the store is unreachable, want %d; logs:\n%v", round, got, want, h.logs.lines(t))
+			t.Errorf("round %d: %d warnings that the store is unreachable, want %d; logs:\n%v", round, got, want, logLines(t, h.logs))
 		}
 
 		h.store.answer(up)
@@ -142,7 +143,7 @@ func TestHealthFollowsStore(t *testing.T) {
 		h.checkStatus(t, healthpb.HealthCheckResponse_SERVING)
 		h.waitPings(t, 10)
 		if got, want := h.logged(t, "INFO", "store reachable again"), round+1; got != want {
-			t.Errorf("round %d: %d lines that the store is reachable again, want %d; logs:\n%v", round, got, want, h.logs.lines(t))
+			t.Errorf("round %d: %d lines that the store is reachable again, want %d; logs:\n%v", round, got, want, logLines(t, h.logs))
 		}
 	}
 }

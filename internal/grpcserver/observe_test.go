@@ -1,13 +1,11 @@
 package grpcserver
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,26 +17,13 @@ import (
 
 	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
 	"github.com/routeguide/routeguide/internal/people"
+	"github.com/routeguide/routeguide/internal/syncbuf"
 )
 
-// lockedBuffer is a bytes.Buffer safe for concurrent writers.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer // guarded by mu
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// lines returns the JSON log lines written so far.
-func (b *lockedBuffer) lines(t *testing.T) []map[string]any {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+// logLines returns the JSON log lines written to b so far.
+func logLines(t *testing.T, b *syncbuf.Buffer) []map[string]any {
 	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(b.buf.String()), "\n") {
+	for _, l := range strings.Split(strings.TrimSpace(b.String()), "\n") {
 		if l == "" {
 			continue
 		}
@@ -53,9 +38,9 @@ func (b *lockedBuffer) lines(t *testing.T) []map[string]any {
 
 // startLogged starts a server on store that logs JSON at level to the
 // returned buffer, and returns a client.
-func startLogged(t *testing.T, store Store, level slog.Level, slow time.Duration) (pb.RouteGuideClient, *lockedBuffer) {
+func startLogged(t *testing.T, store Store, level slog.Level, slow time.Duration) (pb.RouteGuideClient, *syncbuf.Buffer) {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: level}))
 	srv := New(store, Options{Log: log, Limits: DefaultLimits(), Slow: slow})
 	lis := bufconn.Listen(1 << 20)
@@ -77,9 +62,9 @@ func startLogged(t *testing.T, store Store, level slog.Level, slow time.Duration
 	return pb.NewRouteGuideClient(conn), logs
 }
 
-func rpcLines(t *testing.T, logs *lockedBuffer) []map[string]any {
+func rpcLines(t *testing.T, logs *syncbuf.Buffer) []map[string]any {
 	var out []map[string]any
-	for _, l := range logs.lines(t) {
+	for _, l := range logLines(t, logs) {
 		if l["msg"] == "rpc" {
 			out = append(out, l)
 		}
@@ -151,7 +136,7 @@ func TestPanicsAnswerInternal(t *testing.T) {
 		t.Errorf("AddPerson after the panics: %v", err)
 	}
 	var panics int
-	for _, l := range logs.lines(t) {
+	for _, l := range logLines(t, logs) {
 		if l["msg"] == "handler panicked" {
 			panics++
 			if !strings.Contains(l["stack"].(string), "panicStore") {
