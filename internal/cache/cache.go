@@ -192,11 +192,7 @@ func (c *Store) await(ctx context.Context, rev int64) {
 	if !c.ready.Load() {
 		return // reads go to the store until the cache is ready
 	}
-	for c.applied.Get() < rev {
-		if c.applied.Wait(ctx, rev-1) != nil {
-			return
-		}
-	}
+	c.applied.Wait(ctx, rev-1) // returns once the applied revision is rev or more
 }
 
 // follow loads the directory and applies the change log until ctx ends,
