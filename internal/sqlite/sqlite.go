@@ -374,10 +374,15 @@ func (s *Store) Import(ctx context.Context, batch []people.Person) (people.Impor
 	return r, err
 }
 
+// changeBounds reads the oldest and latest revision in the log. SQLite
+// answers a lone min() or max() from one end of the index, but a query with
+// both scans the whole table, so each gets its own subquery.
+const changeBounds = "SELECT (SELECT min(revision) FROM changes), (SELECT max(revision) FROM changes)"
+
 // Changes returns up to limit changes after revision after.
 func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]people.Change, error) {
 	var oldest, latest sql.NullInt64
-	if err := s.read.QueryRowContext(ctx, "SELECT min(revision), max(revision) FROM changes").Scan(&oldest, &latest); err != nil {
+	if err := s.read.QueryRowContext(ctx, changeBounds).Scan(&oldest, &latest); err != nil {
 		return nil, dbError("read changes", err)
 	}
 	if err := people.CheckResume(after, oldest.Int64, latest.Int64); err != nil {

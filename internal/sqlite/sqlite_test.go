@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -57,5 +58,38 @@ func TestReopenDoesNotReseed(t *testing.T) {
 	}
 	if rev, err := s.Revision(ctx); err != nil || rev != 4 {
 		t.Errorf("Revision after reopening = %d, %v; want 4", rev, err)
+	}
+}
+
+// TestQueriesUseIndexes checks that the queries run on every write or
+// watch read a few rows of an index rather than scanning a table, which
+// grows with the directory and its change log.
+func TestQueriesUseIndexes(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "people.db"), 0)
+	for _, q := range []string{
+		changeBounds,
+		"SELECT max(revision) FROM changes",
+		"SELECT revision, type, " + personColumns + " FROM changes WHERE revision > 1 ORDER BY revision LIMIT 10",
+		"SELECT " + personColumns + " FROM people WHERE name = 'Alice'",
+	} {
+		rows, err := s.read.Query("EXPLAIN QUERY PLAN " + q)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		for _, step := range plan {
+			if strings.HasPrefix(step, "SCAN ") && step != "SCAN CONSTANT ROW" {
+				t.Errorf("%s\nscans a table: %q", q, plan)
+			}
+		}
 	}
 }
