@@ -1,6 +1,10 @@
 // Package sqlite is the embedded people directory: one SQLite file, in WAL
 // mode with full sync, so a write that returned is on disk. It is what
 // `routeguide serve` uses by default.
+//
+// Writes commit in groups: the writes waiting while one transaction commits
+// go together into the next, each in its own savepoint, so that concurrent
+// writers share one fsync instead of queueing for one each.
 package sqlite
 
 import (
@@ -15,6 +19,8 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -31,6 +37,9 @@ const DefaultRetain = 1_000_000
 //go:embed migrations/*.sql
 var migrations embed.FS
 
+// maxGroup is the most writes one transaction commits together.
+const maxGroup = 256
+
 // Store is a directory in one SQLite file, safe for concurrent use. Writes go
 // through one connection, in order; reads use a pool.
 type Store struct {
@@ -38,6 +47,23 @@ type Store struct {
 	read   *sql.DB
 	retain int
 	latest notify.Latest
+
+	writes    chan *pending // to the committer; unbuffered
+	waiting   atomic.Int64  // writes not yet taken by the committer
+	closing   chan struct{} // closed by Close
+	committed chan struct{} // closed when the committer has returned
+	closeOnce sync.Once
+
+	testHookGroup func(size int) // when set, called before each group commits
+}
+
+// pending is a write waiting for its group to commit.
+type pending struct {
+	ctx  context.Context
+	fn   func(ctx context.Context, tx *sql.Tx) error
+	rev  int64 // the revision after the write, once done is closed
+	err  error
+	done chan struct{}
 }
 
 var _ people.Store = (*Store)(nil)
@@ -74,7 +100,9 @@ func Open(ctx context.Context, path string, retain int) (*Store, error) {
 	read.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
 	read.SetMaxIdleConns(max(4, runtime.GOMAXPROCS(0)))
 
-	s := &Store{write: write, read: read, retain: retain}
+	s := &Store{write: write, read: read, retain: retain,
+		writes: make(chan *pending), closing: make(chan struct{}), committed: make(chan struct{})}
+	go s.commitLoop()
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
@@ -132,8 +160,13 @@ func (s *Store) DBs() map[string]*sql.DB {
 	return map[string]*sql.DB{"sqlite_read": s.read, "sqlite_write": s.write}
 }
 
-// Close closes the database.
+// Close stops taking writes, waits for the group being committed, and closes
+// the database. Writes still waiting fail with Unavailable.
 func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		<-s.committed
+	})
 	return errors.Join(s.read.Close(), s.write.Close())
 }
 
@@ -154,7 +187,7 @@ func (s *Store) Person(ctx context.Context, name string) (people.Person, error) 
 
 // Add stores p; AlreadyExists when the name is taken.
 func (s *Store) Add(ctx context.Context, p people.Person) (int64, error) {
-	return s.inTx(ctx, "add person", func(tx *sql.Tx) error {
+	return s.apply(ctx, "add person", func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx,
 			"INSERT INTO people ("+personColumns+") VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
 			personArgs(p)...)
@@ -177,7 +210,7 @@ func (s *Store) Add(ctx context.Context, p people.Person) (int64, error) {
 // Invalid when the result breaks the rules.
 func (s *Store) Update(ctx context.Context, name string, u people.Update) (people.Person, int64, error) {
 	var updated people.Person
-	rev, err := s.inTx(ctx, "update person", func(tx *sql.Tx) error {
+	rev, err := s.apply(ctx, "update person", func(ctx context.Context, tx *sql.Tx) error {
 		old, err := scanPerson(tx.QueryRowContext(ctx, "SELECT "+personColumns+" FROM people WHERE name = ?", name))
 		if errors.Is(err, sql.ErrNoRows) {
 			return notFound(name)
@@ -208,7 +241,7 @@ func (s *Store) Update(ctx context.Context, name string, u people.Update) (peopl
 
 // Delete removes the person named name; NotFound when nobody has it.
 func (s *Store) Delete(ctx context.Context, name string) (int64, error) {
-	return s.inTx(ctx, "delete person", func(tx *sql.Tx) error {
+	return s.apply(ctx, "delete person", func(ctx context.Context, tx *sql.Tx) error {
 		var hobbies string
 		err := tx.QueryRowContext(ctx, "DELETE FROM people WHERE name = ? RETURNING hobbies", name).Scan(&hobbies)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -430,9 +463,147 @@ func (s *Store) WaitChange(ctx context.Context, after int64) error {
 	return s.latest.Wait(ctx, after)
 }
 
-// inTx runs fn in a write transaction, compacts the change log, commits, and
-// returns the latest revision. Errors fn returns that are already domain
-// errors pass through; the rest become Unavailable or Internal.
+// errClosed is what a write gets once the store is closing.
+var errClosed = people.Errorf(people.Unavailable, "the directory is closing")
+
+// apply has fn run in the next group of writes and returns the revision
+// after it. fn runs with a context that keeps ctx's values but is never
+// cancelled: an interrupted statement would roll back the whole group, so a
+// write that a group has taken runs to the end, and apply waits for its
+// outcome even when ctx ends meanwhile. A write whose ctx ends before its
+// group starts is not applied.
+func (s *Store) apply(ctx context.Context, op string, fn func(ctx context.Context, tx *sql.Tx) error) (int64, error) {
+	w := &pending{ctx: ctx, fn: fn, done: make(chan struct{})}
+	s.waiting.Add(1)
+	select {
+	case s.writes <- w:
+	case <-ctx.Done():
+		s.waiting.Add(-1)
+		return 0, ctx.Err()
+	case <-s.closing:
+		s.waiting.Add(-1)
+		return 0, errClosed
+	}
+	<-w.done
+	if w.err != nil {
+		return 0, dbError(op, w.err)
+	}
+	return w.rev, nil
+}
+
+// commitLoop commits groups of writes until the store closes: it waits for
+// one write, takes every other write already waiting (up to maxGroup), and
+// commits them together.
+func (s *Store) commitLoop() {
+	defer close(s.committed)
+	group := make([]*pending, 0, maxGroup)
+	for {
+		select {
+		case w := <-s.writes:
+			group = append(group[:0], w)
+		case <-s.closing:
+			return
+		}
+	more:
+		for len(group) < maxGroup {
+			select {
+			case w := <-s.writes:
+				group = append(group, w)
+			default:
+				break more
+			}
+		}
+		s.waiting.Add(-int64(len(group)))
+		if s.testHookGroup != nil {
+			s.testHookGroup(len(group))
+		}
+		s.commit(group)
+		clear(group)
+	}
+}
+
+// commit runs group in one transaction and commits it once, so the group
+// shares one fsync. Each write runs in its own savepoint: a write that fails
+// (a name already taken, say) is undone alone and the others go on. A write
+// whose caller gave up before the group began is skipped. Should the
+// transaction itself fail, every write of the group fails: none is
+// acknowledged unless the commit succeeded.
+func (s *Store) commit(group []*pending) {
+	defer func() {
+		for _, w := range group {
+			close(w.done)
+		}
+	}()
+	ctx := context.Background()
+	var applied []*pending
+	// fail fails every write the transaction applied and every write from
+	// group[from:] on: the transaction is lost, so none of them happened.
+	fail := func(from int, err error) {
+		for _, w := range applied {
+			w.rev, w.err = 0, err
+		}
+		for _, w := range group[from:] {
+			if w.err == nil {
+				w.err = err
+			}
+		}
+	}
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		fail(0, err)
+		return
+	}
+	defer tx.Rollback()
+	var rev int64
+	for i, w := range group {
+		if err := w.ctx.Err(); err != nil {
+			w.err = err
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT write"); err != nil {
+			fail(i, err)
+			return
+		}
+		if err := w.fn(context.WithoutCancel(w.ctx), tx); err != nil {
+			w.err = err
+			// Some failures (a full disk, an I/O error) roll back the whole
+			// transaction, and the savepoint with it.
+			if _, err := tx.ExecContext(ctx, "ROLLBACK TO write; RELEASE write"); err != nil {
+				fail(i+1, err)
+				return
+			}
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, "RELEASE write"); err != nil {
+			fail(i, err)
+			return
+		}
+		if err := tx.QueryRowContext(ctx, "SELECT max(revision) FROM changes").Scan(&rev); err != nil {
+			fail(i, err)
+			return
+		}
+		w.rev = rev
+		applied = append(applied, w)
+	}
+	if len(applied) == 0 {
+		return
+	}
+	if _, err := tx.ExecContext(ctx, "DELETE FROM changes WHERE revision <= ?", rev-int64(s.retain)); err != nil {
+		fail(len(group), err)
+		return
+	}
+	if err := tx.Commit(); err != nil {
+		fail(len(group), err)
+		return
+	}
+	s.latest.Advance(rev)
+}
+
+// inTx runs fn in a write transaction of its own, compacts the change log,
+// commits, and returns the latest revision. Imports use it: their batches
+// are groups already, and ctx can stop one midway. Errors fn returns that
+// are already domain errors pass through; the rest become Unavailable or
+// Internal.
 func (s *Store) inTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) (int64, error) {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {

@@ -1,0 +1,234 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/routeguide/routeguide/internal/people"
+)
+
+// holdFirstGroup makes s's committer wait, before committing its next group,
+// until the returned release is called; entered is closed once it waits.
+// It records every group's size in sizes, which the caller may read once
+// the writes it started have returned.
+func holdFirstGroup(s *Store) (entered <-chan struct{}, release func(), sizes *[]int) {
+	in := make(chan struct{})
+	gate := make(chan struct{})
+	var once sync.Once
+	var got []int
+	first := true
+	s.testHookGroup = func(n int) {
+		got = append(got, n)
+		if first {
+			first = false
+			close(in)
+			<-gate
+		}
+	}
+	return in, func() { once.Do(func() { close(gate) }) }, &got
+}
+
+// waitForWaiting waits until n writes wait for the committer.
+func waitForWaiting(t *testing.T, s *Store, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.waiting.Load() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d writes wait for the committer, want %d", s.waiting.Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestGroupCommit checks that the writes waiting while a group commits go
+// together into the next group, that a write failing inside a group fails
+// alone, and that every write that succeeds gets its own revision, logged
+// with what it wrote.
+func TestGroupCommit(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "people.db"), 0)
+	entered, release, sizes := holdFirstGroup(s)
+	defer release()
+
+	firstRev := make(chan int64, 1)
+	go func() {
+		rev, err := s.Add(ctx, people.Person{Name: "First"})
+		if err != nil {
+			t.Errorf("Add(First): %v", err)
+		}
+		firstRev <- rev
+	}()
+	<-entered
+
+	type result struct {
+		name string
+		rev  int64
+		err  error
+	}
+	const added, taken, missing = 30, 5, 5
+	results := make(chan result, added+taken+missing)
+	var wg sync.WaitGroup
+	for i := range added {
+		wg.Go(func() {
+			name := fmt.Sprintf("P%02d", i)
+			rev, err := s.Add(ctx, people.Person{Name: name, Age: int32(i), Hobbies: []string{"chess"}})
+			results <- result{name, rev, err}
+		})
+	}
+	for range taken {
+		wg.Go(func() {
+			rev, err := s.Add(ctx, people.Person{Name: "Alice"})
+			results <- result{"Alice", rev, err}
+		})
+	}
+	for i := range missing {
+		wg.Go(func() {
+			name := fmt.Sprintf("Nobody%d", i)
+			_, rev, err := s.Update(ctx, name, people.Update{Fields: people.FieldAge, To: people.Person{Age: 1}})
+			results <- result{name, rev, err}
+		})
+	}
+	waitForWaiting(t, s, added+taken+missing)
+	release()
+	wg.Wait()
+	close(results)
+	first := <-firstRev
+
+	revs := map[int64]string{}
+	for r := range results {
+		switch r.name {
+		case "Alice":
+			if people.KindOf(r.err) != people.AlreadyExists {
+				t.Errorf("Add(Alice) = %d, %v; want AlreadyExists", r.rev, r.err)
+			}
+		default:
+			if r.name[0] == 'N' {
+				if people.KindOf(r.err) != people.NotFound {
+					t.Errorf("Update(%s) = %d, %v; want NotFound", r.name, r.rev, r.err)
+				}
+				continue
+			}
+			if r.err != nil {
+				t.Errorf("Add(%s): %v", r.name, r.err)
+				continue
+			}
+			if r.rev <= first {
+				t.Errorf("Add(%s) = revision %d, not after the first group's %d", r.name, r.rev, first)
+			}
+			if other, ok := revs[r.rev]; ok {
+				t.Errorf("Add(%s) and Add(%s) both got revision %d", r.name, other, r.rev)
+			}
+			revs[r.rev] = r.name
+		}
+	}
+	if got := *sizes; len(got) != 2 || got[0] != 1 || got[1] != added+taken+missing {
+		t.Errorf("groups of %v, want [1 %d]", got, added+taken+missing)
+	}
+
+	changes, err := s.Changes(ctx, first, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(changes) != added {
+		t.Fatalf("%d changes after the first group, want %d: %+v", len(changes), added, changes)
+	}
+	for _, c := range changes {
+		if revs[c.Revision] != c.Person.Name || c.Type != people.Added {
+			t.Errorf("change %d is %v %q; the write that got it added %q", c.Revision, c.Type, c.Person.Name, revs[c.Revision])
+		}
+	}
+	for _, name := range revs {
+		if p, err := s.Person(ctx, name); err != nil || p.Hobbies[0] != "chess" {
+			t.Errorf("Person(%s) = %+v, %v", name, p, err)
+		}
+	}
+	hobbyists, err := s.List(ctx, people.Query{Hobby: "chess", Limit: 100})
+	if err != nil || len(hobbyists) != added {
+		t.Errorf("List(hobby chess) = %d people, %v; want %d", len(hobbyists), err, added)
+	}
+	if rev, err := s.Revision(ctx); err != nil || rev != first+added {
+		t.Errorf("Revision = %d, %v; want %d", rev, err, first+added)
+	}
+}
+
+// TestGroupCommitSkipsAbandonedWrites checks that a write whose caller gives
+// up while it waits for its group is not applied.
+func TestGroupCommitSkipsAbandonedWrites(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "people.db"), 0)
+	entered, release, _ := holdFirstGroup(s)
+	defer release()
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Add(ctx, people.Person{Name: "First"})
+		done <- err
+	}()
+	<-entered
+
+	cctx, cancel := context.WithCancel(ctx)
+	abandoned := make(chan error, 1)
+	go func() {
+		_, err := s.Add(cctx, people.Person{Name: "Abandoned"})
+		abandoned <- err
+	}()
+	waitForWaiting(t, s, 1)
+	cancel()
+	release()
+	if err := <-done; err != nil {
+		t.Fatalf("Add(First): %v", err)
+	}
+	if err := <-abandoned; !errors.Is(err, context.Canceled) {
+		t.Errorf("Add with a cancelled context = %v, want context.Canceled", err)
+	}
+	if _, err := s.Person(ctx, "Abandoned"); people.KindOf(err) != people.NotFound {
+		t.Errorf("Person(Abandoned) = %v, want NotFound: a write whose caller gave up was applied", err)
+	}
+}
+
+// TestCloseWithWritesWaiting checks that closing the store while a write
+// waits tells that write the truth: it either committed (and is in the file)
+// or failed with Unavailable (and is not).
+func TestCloseWithWritesWaiting(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "people.db")
+	s, err := Open(ctx, path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered, release, _ := holdFirstGroup(s)
+	go s.Add(ctx, people.Person{Name: "First"})
+	<-entered
+	waiting := make(chan error, 1)
+	go func() {
+		_, err := s.Add(ctx, people.Person{Name: "Waiting"})
+		waiting <- err
+	}()
+	waitForWaiting(t, s, 1)
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	release()
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	err = <-waiting
+	if err != nil && people.KindOf(err) != people.Unavailable {
+		t.Fatalf("Add while closing = %v, want success or Unavailable", err)
+	}
+
+	s = open(t, path, 0)
+	_, gerr := s.Person(ctx, "Waiting")
+	if err == nil && gerr != nil {
+		t.Errorf("Add(Waiting) succeeded but after reopening Person = %v", gerr)
+	}
+	if err != nil && people.KindOf(gerr) != people.NotFound {
+		t.Errorf("Add(Waiting) failed (%v) but after reopening Person = %v", err, gerr)
+	}
+	if _, err := s.Person(ctx, "First"); err != nil {
+		t.Errorf("Person(First) after reopening: %v", err)
+	}
+}
