@@ -65,7 +65,7 @@ type Store struct {
 	opts Options
 
 	mu     sync.RWMutex
-	people map[string]people.Person // guarded by mu
+	people map[string]*entry // guarded by mu
 
 	ready     atomic.Bool   // loaded and caught up at least once
 	confirmed atomic.Int64  // unix nanoseconds when the cache was last known current
@@ -74,6 +74,25 @@ type Store struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 }
+
+// entry is one version of a cached person and what readers derived from it.
+// Entries are never modified: a change replaces the whole entry.
+type entry struct {
+	person people.Person
+	memo   Memo
+}
+
+// Memo is room for something a reader derives from one version of a cached
+// person and reuses, such as the gRPC service's encoded answer. The next
+// version of the person comes with a new, empty Memo, so what a Memo holds
+// is never stale. Every value stored in one Memo must have the same type.
+type Memo struct{ v atomic.Value }
+
+// Load returns what the Memo holds, or nil.
+func (m *Memo) Load() any { return m.v.Load() }
+
+// Store keeps v; concurrent readers may each store their own equal v.
+func (m *Memo) Store(v any) { m.v.Store(v) }
 
 // New returns a cache in front of store and starts loading it.
 func New(store people.Store, opts Options) *Store {
@@ -123,28 +142,31 @@ func (c *Store) Len() int {
 // Person returns the person named name from memory when the cache is ready,
 // and from the store otherwise.
 func (c *Store) Person(ctx context.Context, name string) (people.Person, error) {
-	p, err := c.SharedPerson(ctx, name)
+	p, _, err := c.SharedPerson(ctx, name)
 	p.Hobbies = slices.Clone(p.Hobbies)
 	return p, err
 }
 
 // SharedPerson is Person without the copy: the result's hobbies are the
 // cache's own, which the caller must not modify. The gRPC service, which
-// only encodes them, reads this way.
-func (c *Store) SharedPerson(ctx context.Context, name string) (people.Person, error) {
+// only encodes them, reads this way. When the person came from memory,
+// memo is that version's Memo; when it came from the store, memo is nil.
+func (c *Store) SharedPerson(ctx context.Context, name string) (p people.Person, memo *Memo, err error) {
 	if !c.Ready() {
-		return c.Store.Person(ctx, name)
+		p, err = c.Store.Person(ctx, name)
+		return p, nil, err
 	}
 	c.mu.RLock()
-	p, ok := c.people[name]
+	e := c.people[name]
 	c.mu.RUnlock()
-	if ok {
-		return p, nil
+	if e != nil {
+		return e.person, &e.memo, nil
 	}
 	if c.opts.Shared {
-		return c.Store.Person(ctx, name)
+		p, err = c.Store.Person(ctx, name)
+		return p, nil, err
 	}
-	return people.Person{}, people.Errorf(people.NotFound, "no person named %q", name)
+	return people.Person{}, nil, people.Errorf(people.NotFound, "no person named %q", name)
 }
 
 // Add stores p and waits until the cache holds it.
@@ -232,7 +254,7 @@ func (c *Store) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	all := make(map[string]people.Person)
+	all := make(map[string]*entry)
 	q := people.Query{Limit: loadPage}
 	for {
 		page, err := c.Store.List(ctx, q)
@@ -240,7 +262,7 @@ func (c *Store) load(ctx context.Context) error {
 			return err
 		}
 		for _, p := range page {
-			all[p.Name] = p
+			all[p.Name] = &entry{person: p}
 		}
 		if len(page) < q.Limit {
 			break
@@ -324,7 +346,7 @@ func (c *Store) apply(changes []people.Change) {
 		case people.Deleted:
 			delete(c.people, ch.Person.Name)
 		default:
-			c.people[ch.Person.Name] = ch.Person
+			c.people[ch.Person.Name] = &entry{person: ch.Person}
 		}
 	}
 	c.mu.Unlock()
