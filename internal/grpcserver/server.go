@@ -23,6 +23,7 @@ import (
 
 	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
 	"github.com/routeguide/routeguide/internal/people"
+	"github.com/routeguide/routeguide/internal/wire"
 )
 
 // ServiceName is the full name of the RouteGuide service, also the name its
@@ -169,7 +170,9 @@ func New(store Store, o Options) *Server {
 	stream = append(stream, c.stream)
 	opts := append(o.Limits.serverOptions(),
 		grpc.ChainUnaryInterceptor(unary...),
-		grpc.ChainStreamInterceptor(stream...))
+		grpc.ChainStreamInterceptor(stream...),
+		// Protobuf, and answers the service encoded ahead sent as they are.
+		grpc.ForceServerCodecV2(wire.NewCodec()))
 	if n := cmp.Or(o.StreamWorkers, DefaultStreamWorkers()); n > 0 {
 		opts = append(opts, grpc.NumStreamWorkers(uint32(n)))
 	}

@@ -18,7 +18,9 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
+	"github.com/routeguide/routeguide/internal/cache"
 	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
 	"github.com/routeguide/routeguide/internal/memory"
 	"github.com/routeguide/routeguide/internal/people"
@@ -416,4 +418,64 @@ func TestReflectionListsServices(t *testing.T) {
 			t.Errorf("reflection lists %v, missing %s", got, want)
 		}
 	}
+}
+
+// TestGetPeopleFromCacheFollowsUpdates checks the answers GetPeople sends in
+// the wire form kept with each cached person: the same person answered
+// twice is answered the same, and once updated or deleted, never as before.
+func TestGetPeopleFromCacheFollowsUpdates(t *testing.T) {
+	c := cache.New(seedStore(), cache.Options{})
+	t.Cleanup(func() { c.Close() })
+	for !c.Ready() {
+		time.Sleep(time.Millisecond) // the seed's two people load at once
+	}
+	h := start(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ask := func(names ...string) []*pb.Person {
+		t.Helper()
+		stream, err := h.client.GetPeople(ctx)
+		if err != nil {
+			t.Fatalf("GetPeople: %v", err)
+		}
+		for _, n := range names {
+			if err := stream.Send(&pb.Name{Name: n}); err != nil {
+				t.Fatalf("Send(%q): %v", n, err)
+			}
+		}
+		stream.CloseSend()
+		var got []*pb.Person
+		for {
+			p, err := stream.Recv()
+			if err == io.EOF {
+				return got
+			}
+			if err != nil {
+				t.Fatalf("Recv: %v", err)
+			}
+			got = append(got, p)
+		}
+	}
+	check := func(got []*pb.Person, want ...*pb.Person) {
+		t.Helper()
+		if len(got) != len(want) {
+			t.Fatalf("got %d answers %v, want %d %v", len(got), got, len(want), want)
+		}
+		for i := range want {
+			if !proto.Equal(got[i], want[i]) {
+				t.Errorf("answer #%d = %v, want %v", i, got[i], want[i])
+			}
+		}
+	}
+	check(ask("Alice", "Bob", "Alice"), alice, bob, alice)
+
+	updated := proto.Clone(alice).(*pb.Person)
+	updated.Age = 31
+	if _, err := h.client.UpdatePerson(ctx, &pb.UpdatePersonRequest{Person: updated, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"age"}}}); err != nil {
+		t.Fatalf("UpdatePerson: %v", err)
+	}
+	if _, err := h.client.DeletePerson(ctx, &pb.DeletePersonRequest{Name: "Bob"}); err != nil {
+		t.Fatalf("DeletePerson: %v", err)
+	}
+	check(ask("Alice", "Bob", "Alice"), updated, updated)
 }

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 
+	"github.com/routeguide/routeguide/internal/cache"
 	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
 	"github.com/routeguide/routeguide/internal/people"
 	"github.com/routeguide/routeguide/internal/wire"
@@ -28,19 +29,46 @@ type Store interface {
 	WaitChange(ctx context.Context, after int64) error
 }
 
-// sharedReader is a store that can answer a person without copying it; the
-// read cache is one. The service only encodes what it reads, so it reads
-// this way when it can.
+// sharedReader is a store that can answer a person without copying it,
+// with room to keep the person's encoding; the read cache is one. The
+// service only encodes what it reads, so it reads this way when it can.
 type sharedReader interface {
-	SharedPerson(ctx context.Context, name string) (people.Person, error)
+	SharedPerson(ctx context.Context, name string) (people.Person, *cache.Memo, error)
 }
 
 // person reads the person named name, without a copy when the store allows.
 func (s *service) person(ctx context.Context, name string) (people.Person, error) {
 	if s.shared != nil {
-		return s.shared.SharedPerson(ctx, name)
+		p, _, err := s.shared.SharedPerson(ctx, name)
+		return p, err
 	}
 	return s.store.Person(ctx, name)
+}
+
+// encoded reads the person named name in wire form. A person the cache
+// holds is encoded once per version, and the encoding kept in its Memo.
+func (s *service) encoded(ctx context.Context, name string) (*wire.Encoded, error) {
+	if s.shared == nil {
+		p, err := s.store.Person(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		return wire.Encode(p)
+	}
+	p, memo, err := s.shared.SharedPerson(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if memo != nil {
+		if e, ok := memo.Load().(*wire.Encoded); ok {
+			return e, nil
+		}
+	}
+	e, err := wire.Encode(p)
+	if err == nil && memo != nil {
+		memo.Store(e)
+	}
+	return e, err
 }
 
 func newService(store Store, log *slog.Logger) *service {
@@ -80,9 +108,10 @@ func (s *service) GetPerson(ctx context.Context, req *pb.Name) (*pb.Person, erro
 //
 // A pipelining client keeps many names in flight, so both goroutines first
 // try the channel without blocking, and only wait (on the channel or the
-// context) when it is empty or full; one request and one response message
-// are reused for the whole stream, since grpc-go decodes into and encodes
-// from them before RecvMsg and SendMsg return.
+// context) when it is empty or full; one request message is reused for the
+// whole stream, since grpc-go decodes into it before RecvMsg returns. Each
+// answer is sent in its kept wire form (see encoded): encoding was a sixth
+// of the server's work on a stream.
 func (s *service) GetPeople(stream grpc.BidiStreamingServer[pb.Name, pb.Person]) error {
 	ctx := stream.Context()
 	names := make(chan string, 64)
@@ -110,8 +139,6 @@ func (s *service) GetPeople(stream grpc.BidiStreamingServer[pb.Name, pb.Person])
 		}
 	}()
 
-	var resp pb.Person
-	var addr pb.Person_Address
 	for {
 		var name string
 		var ok bool
@@ -137,14 +164,14 @@ func (s *service) GetPeople(stream grpc.BidiStreamingServer[pb.Name, pb.Person])
 		if !storable(name) {
 			continue // nobody can have it
 		}
-		p, err := s.person(ctx, name)
+		answer, err := s.encoded(ctx, name)
 		if err != nil {
 			if people.KindOf(err) == people.NotFound {
 				continue
 			}
 			return statusError(ctx, s.log, "GetPeople", err)
 		}
-		if err := stream.Send(wire.SetProto(&resp, &addr, p)); err != nil {
+		if err := stream.SendMsg(answer); err != nil {
 			return err
 		}
 	}
