@@ -38,7 +38,8 @@
 # PIN=1 runs the server on CPU 1 and the load generator on CPU 0 (taskset),
 # comparing the servers on one core each.
 #
-# Environment: ROUNDS (3), DURATION (10s), PIN (0; 1 pins), PORT
+# Environment: ROUNDS (3), DURATION (10s), PIN (0; 1 pins), WINDOW (128,
+# the names in flight on the GetPeople stream), PORT
 # (50071, the port every server listens on in turn), STEAL_MAX (2, percent),
 # RETRIES (3), SAVE (a file to keep the raw runs in, one JSON object a
 # line). Needs Go; the Python server needs /usr/bin/python3 with
@@ -48,6 +49,7 @@ cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
 PIN=${PIN:-0}
+WINDOW=${WINDOW:-128}
 PORT=${PORT:-50071}
 STEAL_MAX=${STEAL_MAX:-2}
 RETRIES=${RETRIES:-3}
@@ -55,6 +57,10 @@ SAVE=${SAVE:-}
 addr=127.0.0.1:$PORT
 if ! [[ "$STEAL_MAX" =~ ^[0-9]+([.][0-9]+)?$ ]]; then
   echo "compare: STEAL_MAX=$STEAL_MAX: want a percentage, such as 2 or 0.5" >&2
+  exit 2
+fi
+if ! [[ "$WINDOW" =~ ^[1-9][0-9]*$ ]]; then
+  echo "compare: WINDOW=$WINDOW: want a number of names, such as 128" >&2
   exit 2
 fi
 if ! [[ "$RETRIES" =~ ^[0-9]+$ ]]; then
@@ -168,7 +174,7 @@ echo "binaries:  routeguide $(awk -v b="$(stat -c %s "$work/routeguide")" 'BEGIN
 echo "memory:    peak RSS (VmHWM) includes the executable's mapped pages; peak anon (RssAnon, sampled every 100 ms) is heap and stacks"
 echo "steal:     a run with CPU steal above ${STEAL_MAX}% of the machine's CPU time is discarded and run again, at most $RETRIES times"
 echo "rounds:    $ROUNDS, each run ${DURATION} after 1s of warmup; the table shows medians over rounds"
-echo "workloads: get = GetPerson, 32 callers on 2 connections; people = one GetPeople stream, 128 names in flight; add = AddPerson, 32 callers on 2 connections"
+echo "workloads: get = GetPerson, 32 callers on 2 connections; people = one GetPeople stream, $WINDOW names in flight; add = AddPerson, 32 callers on 2 connections"
 echo
 
 # start_server NAME DIR: starts a fresh server NAME, its files in DIR, and
@@ -223,7 +229,7 @@ for round in $(seq "$ROUNDS"); do
     servers=("${servers[@]:shift_by}" "${servers[@]:0:shift_by}")
     case "$workload" in
       get) load=(--workload get -c 32 --conns 2) ;;
-      people) load=(--workload people --conns 1 --window 128) ;;
+      people) load=(--workload people --conns 1 --window "$WINDOW") ;;
       add) load=(--workload add -c 32 --conns 2) ;;
     esac
     for server in "${servers[@]}"; do
