@@ -12,25 +12,36 @@ import (
 	"github.com/routeguide/routeguide/internal/people"
 )
 
-// holdFirstGroup makes s's committer wait, before committing its next group,
-// until the returned release is called; entered is closed once it waits.
-// It records every group's size in sizes, which the caller may read once
-// the writes it started have returned.
-func holdFirstGroup(s *Store) (entered <-chan struct{}, release func(), sizes *[]int) {
-	in := make(chan struct{})
+// outcome is what an Add returned.
+type outcome struct {
+	rev int64
+	err error
+}
+
+// holdFirstGroup adds a person named First to s and holds s's committer
+// with that write alone in its group, until release is called. It returns
+// once the committer is held. first receives the write's outcome; sizes
+// records every group's size, for the caller to read once the writes it
+// started have returned.
+func holdFirstGroup(s *Store) (release func(), sizes *[]int, first <-chan outcome) {
+	entered := make(chan struct{})
 	gate := make(chan struct{})
-	var once sync.Once
 	var got []int
-	first := true
 	s.testHookGroup = func(n int) {
 		got = append(got, n)
-		if first {
-			first = false
-			close(in)
+		if len(got) == 1 {
+			close(entered)
 			<-gate
 		}
 	}
-	return in, func() { once.Do(func() { close(gate) }) }, &got
+	out := make(chan outcome, 1)
+	go func() {
+		rev, err := s.Add(context.Background(), people.Person{Name: "First"})
+		out <- outcome{rev, err}
+	}()
+	<-entered
+	var once sync.Once
+	return func() { once.Do(func() { close(gate) }) }, &got, out
 }
 
 // waitForWaiting waits until n writes wait for the committer.
@@ -52,23 +63,12 @@ func waitForWaiting(t *testing.T, s *Store, n int64) {
 func TestGroupCommit(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, filepath.Join(t.TempDir(), "people.db"), 0)
-	entered, release, sizes := holdFirstGroup(s)
+	release, sizes, firstAdd := holdFirstGroup(s)
 	defer release()
-
-	firstRev := make(chan int64, 1)
-	go func() {
-		rev, err := s.Add(ctx, people.Person{Name: "First"})
-		if err != nil {
-			t.Errorf("Add(First): %v", err)
-		}
-		firstRev <- rev
-	}()
-	<-entered
 
 	type result struct {
 		name string
-		rev  int64
-		err  error
+		outcome
 	}
 	const added, taken, missing = 30, 5, 5
 	results := make(chan result, added+taken+missing)
@@ -77,27 +77,31 @@ func TestGroupCommit(t *testing.T) {
 		wg.Go(func() {
 			name := fmt.Sprintf("P%02d", i)
 			rev, err := s.Add(ctx, people.Person{Name: name, Age: int32(i), Hobbies: []string{"chess"}})
-			results <- result{name, rev, err}
+			results <- result{name, outcome{rev, err}}
 		})
 	}
 	for range taken {
 		wg.Go(func() {
 			rev, err := s.Add(ctx, people.Person{Name: "Alice"})
-			results <- result{"Alice", rev, err}
+			results <- result{"Alice", outcome{rev, err}}
 		})
 	}
 	for i := range missing {
 		wg.Go(func() {
 			name := fmt.Sprintf("Nobody%d", i)
 			_, rev, err := s.Update(ctx, name, people.Update{Fields: people.FieldAge, To: people.Person{Age: 1}})
-			results <- result{name, rev, err}
+			results <- result{name, outcome{rev, err}}
 		})
 	}
 	waitForWaiting(t, s, added+taken+missing)
 	release()
 	wg.Wait()
 	close(results)
-	first := <-firstRev
+	firstAdded := <-firstAdd
+	if firstAdded.err != nil {
+		t.Fatalf("Add(First): %v", firstAdded.err)
+	}
+	first := firstAdded.rev
 
 	revs := map[int64]string{}
 	for r := range results {
@@ -161,14 +165,8 @@ func TestGroupCommit(t *testing.T) {
 func TestGroupCommitSkipsAbandonedWrites(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, filepath.Join(t.TempDir(), "people.db"), 0)
-	entered, release, _ := holdFirstGroup(s)
+	release, _, firstAdd := holdFirstGroup(s)
 	defer release()
-	done := make(chan error, 1)
-	go func() {
-		_, err := s.Add(ctx, people.Person{Name: "First"})
-		done <- err
-	}()
-	<-entered
 
 	cctx, cancel := context.WithCancel(ctx)
 	abandoned := make(chan error, 1)
@@ -179,8 +177,8 @@ func TestGroupCommitSkipsAbandonedWrites(t *testing.T) {
 	waitForWaiting(t, s, 1)
 	cancel()
 	release()
-	if err := <-done; err != nil {
-		t.Fatalf("Add(First): %v", err)
+	if a := <-firstAdd; a.err != nil {
+		t.Fatalf("Add(First): %v", a.err)
 	}
 	if err := <-abandoned; !errors.Is(err, context.Canceled) {
 		t.Errorf("Add with a cancelled context = %v, want context.Canceled", err)
@@ -200,9 +198,7 @@ func TestCloseWithWritesWaiting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	entered, release, _ := holdFirstGroup(s)
-	go s.Add(ctx, people.Person{Name: "First"})
-	<-entered
+	release, _, firstAdd := holdFirstGroup(s)
 	waiting := make(chan error, 1)
 	go func() {
 		_, err := s.Add(ctx, people.Person{Name: "Waiting"})
@@ -214,6 +210,9 @@ func TestCloseWithWritesWaiting(t *testing.T) {
 	release()
 	if err := <-closed; err != nil {
 		t.Fatalf("Close: %v", err)
+	}
+	if a := <-firstAdd; a.err != nil {
+		t.Fatalf("Add(First): %v", a.err)
 	}
 	err = <-waiting
 	if err != nil && people.KindOf(err) != people.Unavailable {
