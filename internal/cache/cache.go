@@ -36,7 +36,8 @@ type Options struct {
 	// MaxStale is how long, with Shared set, memory keeps answering after
 	// the cache last confirmed it was current. Zero means DefaultMaxStale.
 	MaxStale time.Duration
-	// Log receives the cache's own failures. Nil discards them.
+	// Log receives the cache's failures and a line each time it has loaded
+	// the directory. Nil discards them.
 	Log *slog.Logger
 }
 
@@ -250,6 +251,7 @@ func (c *Store) follow(ctx context.Context) {
 // marks the cache ready.
 func (c *Store) load(ctx context.Context) error {
 	c.ready.Store(false)
+	began := time.Now()
 	start, err := c.Store.Revision(ctx)
 	if err != nil {
 		return err
@@ -286,6 +288,7 @@ func (c *Store) load(ctx context.Context) error {
 			return err
 		}
 	}
+	c.opts.Log.Info("read cache loaded", "people", c.Len(), "revision", c.applied.Get(), "took", time.Since(began).Round(time.Millisecond))
 	c.ready.Store(true)
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/routeguide/routeguide/internal/postgres"
 	"github.com/routeguide/routeguide/internal/postgres/postgrestest"
 	"github.com/routeguide/routeguide/internal/sqlite"
+	"github.com/routeguide/routeguide/internal/syncbuf"
 )
 
 func TestMain(m *testing.M) {
@@ -327,5 +329,16 @@ func TestMemoFollowsVersions(t *testing.T) {
 	}
 	if _, bob, _ := c.SharedPerson(ctx, "Bob"); bob == nil || bob.Load() != nil {
 		t.Errorf("Bob's Memo = %v, want his own empty Memo", bob)
+	}
+}
+
+// TestLoadIsLogged checks that the cache says when it has loaded the
+// directory, and how much of it, so an operator knows when reads stop
+// going to the store.
+func TestLoadIsLogged(t *testing.T) {
+	var logs syncbuf.Buffer
+	newCache(t, memory.New(0, people.Seed()...), Options{Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	if got := logs.String(); !strings.Contains(got, `level=INFO msg="read cache loaded" people=2 revision=2 took=`) {
+		t.Errorf("log after loading:\n%s\nwant a line saying the cache loaded 2 people at revision 2", got)
 	}
 }
