@@ -65,8 +65,14 @@ type Store struct {
 	people.Store
 	opts Options
 
-	mu     sync.RWMutex
-	people map[string]*entry // guarded by mu
+	mu      sync.RWMutex
+	people  map[string]entry // guarded by mu
+	version uint64           // the version the latest change got; guarded by mu
+	// memos holds the Memo of the version of a person a reader last asked
+	// one for, by name. Memos are added with mu read-locked and dropped
+	// with mu locked, by the change that replaces the version, so a Memo
+	// is never added for a version already replaced.
+	memos sync.Map
 
 	ready     atomic.Bool   // loaded and caught up at least once
 	confirmed atomic.Int64  // unix nanoseconds when the cache was last known current
@@ -76,18 +82,22 @@ type Store struct {
 	done   chan struct{}
 }
 
-// entry is one version of a cached person and what readers derived from it.
-// Entries are never modified: a change replaces the whole entry.
+// entry is one version of a cached person. Each change gives the person's
+// new entry the next version; entries from a load have version 0, and a
+// load drops every Memo.
 type entry struct {
-	person people.Person
-	memo   Memo
+	person  people.Person
+	version uint64
 }
 
 // Memo is room for something a reader derives from one version of a cached
 // person and reuses, such as the gRPC service's encoded answer. The next
 // version of the person comes with a new, empty Memo, so what a Memo holds
 // is never stale. Every value stored in one Memo must have the same type.
-type Memo struct{ v atomic.Value }
+type Memo struct {
+	version uint64
+	v       atomic.Value
+}
 
 // Load returns what the Memo holds, or nil.
 func (m *Memo) Load() any { return m.v.Load() }
@@ -143,31 +153,61 @@ func (c *Store) Len() int {
 // Person returns the person named name from memory when the cache is ready,
 // and from the store otherwise.
 func (c *Store) Person(ctx context.Context, name string) (people.Person, error) {
-	p, _, err := c.SharedPerson(ctx, name)
+	p, err := c.SharedPerson(ctx, name)
 	p.Hobbies = slices.Clone(p.Hobbies)
 	return p, err
 }
 
 // SharedPerson is Person without the copy: the result's hobbies are the
 // cache's own, which the caller must not modify. The gRPC service, which
-// only encodes them, reads this way. When the person came from memory,
-// memo is that version's Memo; when it came from the store, memo is nil.
-func (c *Store) SharedPerson(ctx context.Context, name string) (p people.Person, memo *Memo, err error) {
+// only encodes them, reads this way.
+func (c *Store) SharedPerson(ctx context.Context, name string) (people.Person, error) {
+	p, _, err := c.lookup(ctx, name, false)
+	return p, err
+}
+
+// SharedPersonMemo is SharedPerson that also returns the Memo of the version
+// of the person it returns, when that came from memory; when it came from
+// the store, memo is nil.
+func (c *Store) SharedPersonMemo(ctx context.Context, name string) (p people.Person, memo *Memo, err error) {
+	return c.lookup(ctx, name, true)
+}
+
+func (c *Store) lookup(ctx context.Context, name string, withMemo bool) (people.Person, *Memo, error) {
 	if !c.Ready() {
-		p, err = c.Store.Person(ctx, name)
+		p, err := c.Store.Person(ctx, name)
 		return p, nil, err
 	}
+	var memo *Memo
 	c.mu.RLock()
-	e := c.people[name]
+	e, ok := c.people[name]
+	if ok && withMemo {
+		memo = c.memo(name, e.version)
+	}
 	c.mu.RUnlock()
-	if e != nil {
-		return e.person, &e.memo, nil
+	if ok {
+		return e.person, memo, nil
 	}
 	if c.opts.Shared {
-		p, err = c.Store.Person(ctx, name)
+		p, err := c.Store.Person(ctx, name)
 		return p, nil, err
 	}
 	return people.Person{}, nil, people.Errorf(people.NotFound, "no person named %q", name)
+}
+
+// memo returns the Memo of version of the person named name, adding one when
+// there is none for that version. mu must be held, read-locked at least.
+func (c *Store) memo(name string, version uint64) *Memo {
+	if v, ok := c.memos.Load(name); ok {
+		if m := v.(*Memo); m.version == version {
+			return m
+		}
+	}
+	// Readers racing here each add their own Memo for the same version; the
+	// last one stays, and what the others keep in theirs is only lost.
+	m := &Memo{version: version}
+	c.memos.Store(name, m)
+	return m
 }
 
 // Add stores p and waits until the cache holds it.
@@ -256,7 +296,7 @@ func (c *Store) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	all := make(map[string]*entry)
+	all := make(map[string]entry)
 	q := people.Query{Limit: loadPage}
 	for {
 		page, err := c.Store.List(ctx, q)
@@ -264,7 +304,7 @@ func (c *Store) load(ctx context.Context) error {
 			return err
 		}
 		for _, p := range page {
-			all[p.Name] = &entry{person: p}
+			all[p.Name] = entry{person: p}
 		}
 		if len(page) < q.Limit {
 			break
@@ -273,6 +313,7 @@ func (c *Store) load(ctx context.Context) error {
 	}
 	c.mu.Lock()
 	c.people = all
+	c.memos.Clear()
 	c.mu.Unlock()
 	// The pages may hold writes made after start, and replaying older
 	// changes over them briefly regresses those people; the cache becomes
@@ -349,8 +390,10 @@ func (c *Store) apply(changes []people.Change) {
 		case people.Deleted:
 			delete(c.people, ch.Person.Name)
 		default:
-			c.people[ch.Person.Name] = &entry{person: ch.Person}
+			c.version++
+			c.people[ch.Person.Name] = entry{person: ch.Person, version: c.version}
 		}
+		c.memos.Delete(ch.Person.Name)
 	}
 	c.mu.Unlock()
 	c.applied.Advance(changes[len(changes)-1].Revision)

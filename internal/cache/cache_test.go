@@ -134,7 +134,7 @@ func TestReadsComeFromMemory(t *testing.T) {
 		if _, err := c.Person(ctx, "Nobody"); people.KindOf(err) != people.NotFound {
 			t.Fatalf("Person(Nobody): %v, want NotFound", err)
 		}
-		if p, _, err := c.SharedPerson(ctx, "Alice"); err != nil || p.Name != "Alice" || len(p.Hobbies) == 0 {
+		if p, err := c.SharedPerson(ctx, "Alice"); err != nil || p.Name != "Alice" || len(p.Hobbies) == 0 {
 			t.Fatalf("SharedPerson(Alice): %+v, %v", p, err)
 		}
 	}
@@ -306,7 +306,7 @@ func TestReplicasOnPostgres(t *testing.T) {
 func TestMemoFollowsVersions(t *testing.T) {
 	c := newCache(t, memory.New(0, people.Seed()...), Options{})
 	ctx := context.Background()
-	_, memo, err := c.SharedPerson(ctx, "Alice")
+	_, memo, err := c.SharedPersonMemo(ctx, "Alice")
 	if err != nil || memo == nil {
 		t.Fatalf("SharedPerson(Alice) = memo %v, %v; want a Memo", memo, err)
 	}
@@ -314,21 +314,32 @@ func TestMemoFollowsVersions(t *testing.T) {
 		t.Fatalf("new Memo holds %v", v)
 	}
 	memo.Store("age 30")
-	if _, again, _ := c.SharedPerson(ctx, "Alice"); again != memo || again.Load() != "age 30" {
+	if _, again, _ := c.SharedPersonMemo(ctx, "Alice"); again != memo || again.Load() != "age 30" {
 		t.Fatalf("second read of the same version: Memo %p holding %v, want %p holding age 30", again, again.Load(), memo)
 	}
 	if _, _, err := c.Update(ctx, "Alice", people.Update{Fields: people.FieldAge, To: people.Person{Age: 31}}); err != nil {
 		t.Fatal(err)
 	}
-	p, next, err := c.SharedPerson(ctx, "Alice")
+	p, next, err := c.SharedPersonMemo(ctx, "Alice")
 	if err != nil || p.Age != 31 {
 		t.Fatalf("SharedPerson(Alice) after the update = %+v, %v", p, err)
 	}
 	if next == memo || next.Load() != nil {
 		t.Errorf("the updated version's Memo holds %v, want a new empty Memo", next.Load())
 	}
-	if _, bob, _ := c.SharedPerson(ctx, "Bob"); bob == nil || bob.Load() != nil {
-		t.Errorf("Bob's Memo = %v, want his own empty Memo", bob)
+	_, bob, _ := c.SharedPersonMemo(ctx, "Bob")
+	if bob == nil || bob.Load() != nil {
+		t.Fatalf("Bob's Memo = %v, want his own empty Memo", bob)
+	}
+	bob.Store("age 25")
+	if _, err := c.Delete(ctx, "Bob"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Add(ctx, people.Person{Name: "Bob", Age: 52}); err != nil {
+		t.Fatal(err)
+	}
+	if _, again, _ := c.SharedPersonMemo(ctx, "Bob"); again == nil || again.Load() != nil {
+		t.Errorf("the Memo of Bob added again holds %v, want a new empty Memo", again.Load())
 	}
 }
 

@@ -33,14 +33,14 @@ type Store interface {
 // with room to keep the person's encoding; the read cache is one. The
 // service only encodes what it reads, so it reads this way when it can.
 type sharedReader interface {
-	SharedPerson(ctx context.Context, name string) (people.Person, *cache.Memo, error)
+	SharedPerson(ctx context.Context, name string) (people.Person, error)
+	SharedPersonMemo(ctx context.Context, name string) (people.Person, *cache.Memo, error)
 }
 
 // person reads the person named name, without a copy when the store allows.
 func (s *service) person(ctx context.Context, name string) (people.Person, error) {
 	if s.shared != nil {
-		p, _, err := s.shared.SharedPerson(ctx, name)
-		return p, err
+		return s.shared.SharedPerson(ctx, name)
 	}
 	return s.store.Person(ctx, name)
 }
@@ -55,7 +55,7 @@ func (s *service) encoded(ctx context.Context, name string) (*wire.Encoded, erro
 		}
 		return wire.Encode(p)
 	}
-	p, memo, err := s.shared.SharedPerson(ctx, name)
+	p, memo, err := s.shared.SharedPersonMemo(ctx, name)
 	if err != nil {
 		return nil, err
 	}
