@@ -24,6 +24,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unique"
 
 	"github.com/routeguide/routeguide/internal/notify"
 	"github.com/routeguide/routeguide/internal/people"
@@ -304,7 +305,7 @@ func (c *Store) load(ctx context.Context) error {
 			return err
 		}
 		for _, p := range page {
-			all[p.Name] = entry{person: p}
+			all[p.Name] = entry{person: shareValues(p)}
 		}
 		if len(page) < q.Limit {
 			break
@@ -332,6 +333,19 @@ func (c *Store) load(ctx context.Context) error {
 	c.opts.Log.Info("read cache loaded", "people", c.Len(), "revision", c.applied.Get(), "took", time.Since(began).Round(time.Millisecond))
 	c.ready.Store(true)
 	return nil
+}
+
+// shareValues makes p's city and hobbies the same strings as every other
+// cached person's equal ones (unique.Make), and returns p: in a large
+// directory a few cities and hobbies recur across most people, and each
+// person read from the store otherwise holds its own copies. p's hobbies
+// slice is changed in place; what the store returns is the cache's own.
+func shareValues(p people.Person) people.Person {
+	p.Address.City = unique.Make(p.Address.City).Value()
+	for i, h := range p.Hobbies {
+		p.Hobbies[i] = unique.Make(h).Value()
+	}
+	return p
 }
 
 // track applies changes as the store announces them, and with Shared set
@@ -391,7 +405,7 @@ func (c *Store) apply(changes []people.Change) {
 			delete(c.people, ch.Person.Name)
 		default:
 			c.version++
-			c.people[ch.Person.Name] = entry{person: ch.Person, version: c.version}
+			c.people[ch.Person.Name] = entry{person: shareValues(ch.Person), version: c.version}
 		}
 		c.memos.Delete(ch.Person.Name)
 	}
