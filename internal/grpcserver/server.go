@@ -21,7 +21,6 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/stats"
 
-	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
 	"github.com/routeguide/routeguide/internal/people"
 	"github.com/routeguide/routeguide/internal/wire"
 )
@@ -187,7 +186,7 @@ func New(store Store, o Options) *Server {
 		health: health.NewServer(),
 		drain:  drain,
 	}
-	pb.RegisterRouteGuideServer(s.grpc, newService(store, o.Log))
+	s.grpc.RegisterService(routeGuideService(), newService(store, o.Log))
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)

@@ -420,10 +420,11 @@ func TestReflectionListsServices(t *testing.T) {
 	}
 }
 
-// TestGetPeopleFromCacheFollowsUpdates checks the answers GetPeople sends in
-// the wire form kept with each cached person: the same person answered
-// twice is answered the same, and once updated or deleted, never as before.
-func TestGetPeopleFromCacheFollowsUpdates(t *testing.T) {
+// TestAnswersFromCacheFollowUpdates checks the answers GetPerson and
+// GetPeople send in the wire form kept with each cached person: the same
+// person answered twice is answered the same, and once updated or deleted,
+// never as before.
+func TestAnswersFromCacheFollowUpdates(t *testing.T) {
 	c := cache.New(seedStore(), cache.Options{})
 	t.Cleanup(func() { c.Close() })
 	for !c.Ready() {
@@ -467,7 +468,16 @@ func TestGetPeopleFromCacheFollowsUpdates(t *testing.T) {
 			}
 		}
 	}
+	get := func(name string) *pb.Person {
+		t.Helper()
+		p, err := h.client.GetPerson(ctx, &pb.Name{Name: name})
+		if err != nil {
+			t.Fatalf("GetPerson(%q): %v", name, err)
+		}
+		return p
+	}
 	check(ask("Alice", "Bob", "Alice"), alice, bob, alice)
+	check([]*pb.Person{get("Alice"), get("Bob"), get("Alice")}, alice, bob, alice)
 
 	updated := proto.Clone(alice).(*pb.Person)
 	updated.Age = 31
@@ -478,4 +488,17 @@ func TestGetPeopleFromCacheFollowsUpdates(t *testing.T) {
 		t.Fatalf("DeletePerson: %v", err)
 	}
 	check(ask("Alice", "Bob", "Alice"), updated, updated)
+	check([]*pb.Person{get("Alice"), get("Bob")}, updated, notFound)
+}
+
+// TestGetPersonInProcess checks the typed GetPerson, which the server does
+// not register but callers in the same process may use, against the seed.
+func TestGetPersonInProcess(t *testing.T) {
+	svc := newService(seedStore(), slog.New(slog.DiscardHandler))
+	for name, want := range map[string]*pb.Person{"Alice": alice, "Bob": bob, "Charlie": notFound, "a\x00b": notFound} {
+		got, err := svc.GetPerson(context.Background(), &pb.Name{Name: name})
+		if err != nil || !proto.Equal(got, want) {
+			t.Errorf("GetPerson(%q) = %v, %v; want %v", name, got, err, want)
+		}
+	}
 }

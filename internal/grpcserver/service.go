@@ -4,10 +4,12 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/routeguide/routeguide/internal/cache"
 	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
@@ -86,19 +88,82 @@ type service struct {
 }
 
 // GetPerson answers the person with the requested name, or the seed's
-// "Not Found" person when nobody has it.
+// "Not Found" person when nobody has it. The server does not call it:
+// it registers getPerson, which answers the same in wire form (see
+// routeGuideService). This form is the generated interface's, for callers
+// in the same process.
 func (s *service) GetPerson(ctx context.Context, req *pb.Name) (*pb.Person, error) {
-	if !storable(req.GetName()) {
-		return &pb.Person{Name: wire.NotFoundName}, nil
+	answer, err := s.getPerson(ctx, req)
+	if err != nil {
+		return nil, err
 	}
-	p, err := s.person(ctx, req.GetName())
+	var p pb.Person
+	if err := proto.Unmarshal(answer.Bytes(), &p); err != nil {
+		return nil, statusError(ctx, s.log, "GetPerson", err)
+	}
+	return &p, nil
+}
+
+// notFoundAnswer is the seed's answer for a name nobody has.
+var notFoundAnswer = must(wire.Encode(people.Person{Name: wire.NotFoundName}))
+
+// getPerson answers GetPerson in wire form: a cached person is encoded once
+// per version, as for GetPeople.
+func (s *service) getPerson(ctx context.Context, req *pb.Name) (*wire.Encoded, error) {
+	if !storable(req.GetName()) {
+		return notFoundAnswer, nil
+	}
+	answer, err := s.encoded(ctx, req.GetName())
 	if err != nil {
 		if people.KindOf(err) == people.NotFound {
-			return &pb.Person{Name: wire.NotFoundName}, nil
+			return notFoundAnswer, nil
 		}
 		return nil, statusError(ctx, s.log, "GetPerson", err)
 	}
-	return wire.ToProto(p), nil
+	return answer, nil
+}
+
+// routeGuideService is the generated description of the RouteGuide service
+// with one change: GetPerson's handler calls getPerson, whose answer the
+// server's codec sends as it is, instead of GetPerson, whose answer grpc-go
+// would encode again for every call.
+func routeGuideService() *grpc.ServiceDesc {
+	desc := pb.RouteGuide_ServiceDesc
+	desc.Methods = slices.Clone(desc.Methods)
+	for i := range desc.Methods {
+		if desc.Methods[i].MethodName == "GetPerson" {
+			desc.Methods[i].Handler = getPersonHandler
+		}
+	}
+	return &desc
+}
+
+// getPersonHandler is the generated GetPerson handler, calling getPerson.
+func getPersonHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	in := new(pb.Name)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	s := srv.(*service)
+	handler := func(ctx context.Context, req any) (any, error) {
+		answer, err := s.getPerson(ctx, req.(*pb.Name))
+		if err != nil {
+			return nil, err // not a nil *wire.Encoded in an interface
+		}
+		return answer, nil
+	}
+	if interceptor == nil {
+		return handler(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: pb.RouteGuide_GetPerson_FullMethodName}
+	return interceptor(ctx, in, info, handler)
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
 
 // GetPeople answers each name as it arrives, in order, and skips names nobody
