@@ -35,16 +35,7 @@ type Store interface {
 // with room to keep the person's encoding; the read cache is one. The
 // service only encodes what it reads, so it reads this way when it can.
 type sharedReader interface {
-	SharedPerson(ctx context.Context, name string) (people.Person, error)
 	SharedPersonMemo(ctx context.Context, name string) (people.Person, *cache.Memo, error)
-}
-
-// person reads the person named name, without a copy when the store allows.
-func (s *service) person(ctx context.Context, name string) (people.Person, error) {
-	if s.shared != nil {
-		return s.shared.SharedPerson(ctx, name)
-	}
-	return s.store.Person(ctx, name)
 }
 
 // encoded reads the person named name in wire form. A person the cache
@@ -130,11 +121,11 @@ func (s *service) getPerson(ctx context.Context, req *pb.Name) (*wire.Encoded, e
 func routeGuideService() *grpc.ServiceDesc {
 	desc := pb.RouteGuide_ServiceDesc
 	desc.Methods = slices.Clone(desc.Methods)
-	for i := range desc.Methods {
-		if desc.Methods[i].MethodName == "GetPerson" {
-			desc.Methods[i].Handler = getPersonHandler
-		}
+	i := slices.IndexFunc(desc.Methods, func(m grpc.MethodDesc) bool { return m.MethodName == "GetPerson" })
+	if i < 0 {
+		panic("the generated RouteGuide service has no GetPerson method")
 	}
+	desc.Methods[i].Handler = getPersonHandler
 	return &desc
 }
 
