@@ -578,7 +578,7 @@ func (s *Store) commit(group []*pending) {
 			fail(i, err)
 			return
 		}
-		if err := tx.QueryRowContext(ctx, "SELECT max(revision) FROM changes").Scan(&rev); err != nil {
+		if rev, err = latestIn(ctx, tx); err != nil {
 			fail(i, err)
 			return
 		}
@@ -588,15 +588,9 @@ func (s *Store) commit(group []*pending) {
 	if len(applied) == 0 {
 		return
 	}
-	if _, err := tx.ExecContext(ctx, "DELETE FROM changes WHERE revision <= ?", rev-int64(s.retain)); err != nil {
+	if err := s.finish(ctx, tx, rev); err != nil {
 		fail(len(group), err)
-		return
 	}
-	if err := tx.Commit(); err != nil {
-		fail(len(group), err)
-		return
-	}
-	s.latest.Advance(rev)
 }
 
 // inTx runs fn in a write transaction of its own, compacts the change log,
@@ -613,18 +607,35 @@ func (s *Store) inTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) 
 	if err := fn(tx); err != nil {
 		return 0, dbError(op, err)
 	}
-	var rev int64
-	if err := tx.QueryRowContext(ctx, "SELECT max(revision) FROM changes").Scan(&rev); err != nil {
+	rev, err := latestIn(ctx, tx)
+	if err != nil {
 		return 0, dbError(op, err)
 	}
-	if _, err := tx.ExecContext(ctx, "DELETE FROM changes WHERE revision <= ?", rev-int64(s.retain)); err != nil {
+	if err := s.finish(ctx, tx, rev); err != nil {
 		return 0, dbError(op, err)
+	}
+	return rev, nil
+}
+
+// latestIn returns the latest revision in tx's change log.
+func latestIn(ctx context.Context, tx *sql.Tx) (int64, error) {
+	var rev int64
+	err := tx.QueryRowContext(ctx, "SELECT max(revision) FROM changes").Scan(&rev)
+	return rev, err
+}
+
+// finish ends a write transaction whose latest revision is rev: it drops
+// the changes older than the last s.retain, commits, and announces rev to
+// WaitChange.
+func (s *Store) finish(ctx context.Context, tx *sql.Tx, rev int64) error {
+	if _, err := tx.ExecContext(ctx, "DELETE FROM changes WHERE revision <= ?", rev-int64(s.retain)); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
-		return 0, dbError(op, err)
+		return err
 	}
 	s.latest.Advance(rev)
-	return rev, nil
+	return nil
 }
 
 // record appends a change to the log.
