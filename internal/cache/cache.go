@@ -160,8 +160,7 @@ func (c *Store) Person(ctx context.Context, name string) (people.Person, error) 
 }
 
 // SharedPerson is Person without the copy: the result's hobbies are the
-// cache's own, which the caller must not modify. The gRPC service, which
-// only encodes them, reads this way.
+// cache's own, which the caller must not modify.
 func (c *Store) SharedPerson(ctx context.Context, name string) (people.Person, error) {
 	p, _, err := c.lookup(ctx, name, false)
 	return p, err
@@ -169,7 +168,8 @@ func (c *Store) SharedPerson(ctx context.Context, name string) (people.Person, e
 
 // SharedPersonMemo is SharedPerson that also returns the Memo of the version
 // of the person it returns, when that came from memory; when it came from
-// the store, memo is nil.
+// the store, memo is nil. The gRPC service, which only encodes what it
+// reads and keeps the encoding in the Memo, reads this way.
 func (c *Store) SharedPersonMemo(ctx context.Context, name string) (p people.Person, memo *Memo, err error) {
 	return c.lookup(ctx, name, true)
 }
