@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -62,11 +63,20 @@ func TestMetricsAfterDemo(t *testing.T) {
 	if code, _ := httpGet(t, "http://"+metrics+"/debug/pprof/"); code != http.StatusNotFound {
 		t.Errorf("GET /debug/pprof/ without --pprof: %d, want 404", code)
 	}
+	if runtime.MemProfileRate != 0 {
+		t.Errorf("without --pprof, allocations are sampled for a heap profile nobody can read: MemProfileRate %d, want 0", runtime.MemProfileRate)
+	}
 }
 
 func TestPprof(t *testing.T) {
 	_, metrics := startWithMetrics(t, "--pprof")
 	if code, body := httpGet(t, "http://"+metrics+"/debug/pprof/"); code != http.StatusOK || !strings.Contains(body, "goroutine") {
 		t.Errorf("GET /debug/pprof/ with --pprof: %d", code)
+	}
+	if runtime.MemProfileRate != 512*1024 {
+		t.Errorf("with --pprof, MemProfileRate %d, want the runtime's default %d", runtime.MemProfileRate, 512*1024)
+	}
+	if code, body := httpGet(t, "http://"+metrics+"/debug/pprof/heap?debug=1"); code != http.StatusOK || !strings.HasPrefix(body, "heap profile: ") {
+		t.Errorf("GET /debug/pprof/heap with --pprof: %d %.40q", code, body)
 	}
 }

@@ -129,6 +129,7 @@ streams with UNAVAILABLE, lets in-flight calls finish for up to
 
 // serve runs the server until ctx ends, then shuts it down.
 func serve(ctx context.Context, log *slog.Logger, getenv func(string) string, cfg serveConfig) error {
+	telemetry.HeapProfiling(cfg.Pprof)
 	listeners, err := grpcserver.Listen(ctx, log, cfg.Addr)
 	if err != nil {
 		return err
