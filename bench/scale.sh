@@ -16,7 +16,7 @@ pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-go build -o "$work/routeguide" ./cmd/routeguide
+go build -tags grpcnotrace -o "$work/routeguide" ./cmd/routeguide
 go build -o "$work/genpeople" ./bench/genpeople
 go build -o "$work/scale" ./bench/scale
 
