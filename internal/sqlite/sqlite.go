@@ -19,12 +19,11 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/routeguide/routeguide/internal/groupcommit"
 	"github.com/routeguide/routeguide/internal/notify"
 	"github.com/routeguide/routeguide/internal/people"
 )
@@ -48,23 +47,14 @@ type Store struct {
 	retain int
 	latest notify.Latest
 
-	writes    chan *pending // to the committer; unbuffered
-	waiting   atomic.Int64  // writes not yet taken by the committer
-	closing   chan struct{} // closed by Close
-	committed chan struct{} // closed when the committer has returned
-	closeOnce sync.Once
-
-	testHookGroup func(size int) // when set, called before each group commits
+	group *groupcommit.Committer[writeFunc]
 }
+
+// writeFunc is a write, run in its group's transaction.
+type writeFunc = func(ctx context.Context, tx *sql.Tx) error
 
 // pending is a write waiting for its group to commit.
-type pending struct {
-	ctx  context.Context
-	fn   func(ctx context.Context, tx *sql.Tx) error
-	rev  int64 // the revision after the write, once done is closed
-	err  error
-	done chan struct{}
-}
+type pending = groupcommit.Write[writeFunc]
 
 var _ people.Store = (*Store)(nil)
 
@@ -100,9 +90,8 @@ func Open(ctx context.Context, path string, retain int) (*Store, error) {
 	read.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
 	read.SetMaxIdleConns(max(4, runtime.GOMAXPROCS(0)))
 
-	s := &Store{write: write, read: read, retain: retain,
-		writes: make(chan *pending), closing: make(chan struct{}), committed: make(chan struct{})}
-	go s.commitLoop()
+	s := &Store{write: write, read: read, retain: retain}
+	s.group = groupcommit.New(maxGroup, s.commit)
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
@@ -163,10 +152,7 @@ func (s *Store) DBs() map[string]*sql.DB {
 // Close stops taking writes, waits for the group being committed, and closes
 // the database. Writes still waiting fail with Unavailable.
 func (s *Store) Close() error {
-	s.closeOnce.Do(func() {
-		close(s.closing)
-		<-s.committed
-	})
+	s.group.Close()
 	return errors.Join(s.read.Close(), s.write.Close())
 }
 
@@ -472,54 +458,16 @@ var errClosed = people.Errorf(people.Unavailable, "the directory is closing")
 // write that a group has taken runs to the end, and apply waits for its
 // outcome even when ctx ends meanwhile. A write whose ctx ends before its
 // group starts is not applied.
-func (s *Store) apply(ctx context.Context, op string, fn func(ctx context.Context, tx *sql.Tx) error) (int64, error) {
-	w := &pending{ctx: ctx, fn: fn, done: make(chan struct{})}
-	s.waiting.Add(1)
-	select {
-	case s.writes <- w:
-	case <-ctx.Done():
-		s.waiting.Add(-1)
-		return 0, ctx.Err()
-	case <-s.closing:
-		s.waiting.Add(-1)
-		return 0, errClosed
+func (s *Store) apply(ctx context.Context, op string, fn writeFunc) (int64, error) {
+	w, err := s.group.Submit(ctx, fn, errClosed)
+	if err != nil {
+		return 0, err
 	}
-	<-w.done
-	if w.err != nil {
-		return 0, dbError(op, w.err)
+	<-w.Done()
+	if w.Err != nil {
+		return 0, dbError(op, w.Err)
 	}
-	return w.rev, nil
-}
-
-// commitLoop commits groups of writes until the store closes: it waits for
-// one write, takes every other write already waiting (up to maxGroup), and
-// commits them together.
-func (s *Store) commitLoop() {
-	defer close(s.committed)
-	group := make([]*pending, 0, maxGroup)
-	for {
-		select {
-		case w := <-s.writes:
-			group = append(group[:0], w)
-		case <-s.closing:
-			return
-		}
-	more:
-		for len(group) < maxGroup {
-			select {
-			case w := <-s.writes:
-				group = append(group, w)
-			default:
-				break more
-			}
-		}
-		s.waiting.Add(-int64(len(group)))
-		if s.testHookGroup != nil {
-			s.testHookGroup(len(group))
-		}
-		s.commit(group)
-		clear(group)
-	}
+	return w.Rev, nil
 }
 
 // commit runs group in one transaction and commits it once, so the group
@@ -529,22 +477,17 @@ func (s *Store) commitLoop() {
 // transaction itself fail, every write of the group fails: none is
 // acknowledged unless the commit succeeded.
 func (s *Store) commit(group []*pending) {
-	defer func() {
-		for _, w := range group {
-			close(w.done)
-		}
-	}()
 	ctx := context.Background()
 	var applied []*pending
 	// fail fails every write the transaction applied and every write from
 	// group[from:] on: the transaction is lost, so none of them happened.
 	fail := func(from int, err error) {
 		for _, w := range applied {
-			w.rev, w.err = 0, err
+			w.Rev, w.Err = 0, err
 		}
 		for _, w := range group[from:] {
-			if w.err == nil {
-				w.err = err
+			if w.Err == nil {
+				w.Err = err
 			}
 		}
 	}
@@ -556,16 +499,16 @@ func (s *Store) commit(group []*pending) {
 	defer tx.Rollback()
 	var rev int64
 	for i, w := range group {
-		if err := w.ctx.Err(); err != nil {
-			w.err = err
+		if err := w.Ctx.Err(); err != nil {
+			w.Err = err
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, "SAVEPOINT write"); err != nil {
 			fail(i, err)
 			return
 		}
-		if err := w.fn(context.WithoutCancel(w.ctx), tx); err != nil {
-			w.err = err
+		if err := w.Fn(context.WithoutCancel(w.Ctx), tx); err != nil {
+			w.Err = err
 			// Some failures (a full disk, an I/O error) roll back the whole
 			// transaction, and the savepoint with it.
 			if _, err := tx.ExecContext(ctx, "ROLLBACK TO write; RELEASE write"); err != nil {
@@ -582,7 +525,7 @@ func (s *Store) commit(group []*pending) {
 			fail(i, err)
 			return
 		}
-		w.rev = rev
+		w.Rev = rev
 		applied = append(applied, w)
 	}
 	if len(applied) == 0 {
