@@ -1,6 +1,11 @@
 // Package postgres is the people directory on PostgreSQL, for running
 // several stateless `routeguide serve` replicas on one database. Replicas
 // learn of each other's writes through LISTEN/NOTIFY.
+//
+// Writes commit in groups: the writes waiting while one transaction commits
+// go together into the next, each in its own savepoint, so that concurrent
+// writers on a replica share one commit (and one hold of the write lock)
+// instead of queueing for one each.
 package postgres
 
 import (
@@ -20,6 +25,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/routeguide/routeguide/internal/groupcommit"
 	"github.com/routeguide/routeguide/internal/notify"
 	"github.com/routeguide/routeguide/internal/people"
 )
@@ -50,10 +56,21 @@ type Store struct {
 	retain int
 	log    *slog.Logger
 	latest notify.Latest
+	group  *groupcommit.Committer[writeFunc]
 
 	stopListening context.CancelFunc
 	listening     sync.WaitGroup
 }
+
+// maxGroup is the most writes one transaction commits together.
+const maxGroup = 256
+
+// writeFunc is a write, run in its group's transaction (in a savepoint);
+// next hands out the next revision for the change log.
+type writeFunc = func(ctx context.Context, tx pgx.Tx, next func() int64) error
+
+// pending is a write waiting for its group to commit.
+type pending = groupcommit.Write[writeFunc]
 
 var (
 	_ people.Store  = (*Store)(nil)
@@ -100,6 +117,7 @@ func Open(ctx context.Context, url string, retain int, log *slog.Logger) (*Store
 		return nil, err
 	}
 	s.latest.Advance(rev)
+	s.group = groupcommit.New(maxGroup, s.commit)
 
 	listenCtx, cancel := context.WithCancel(context.Background())
 	s.stopListening = cancel
@@ -109,10 +127,13 @@ func Open(ctx context.Context, url string, retain int, log *slog.Logger) (*Store
 	return s, nil
 }
 
-// Close stops listening and closes every connection.
+// Close stops listening, stops taking writes, waits for the group being
+// committed, and closes every connection. Writes still waiting fail with
+// Unavailable.
 func (s *Store) Close() error {
 	s.stopListening()
 	s.listening.Wait()
+	s.group.Close()
 	s.pool.Close()
 	return nil
 }
@@ -299,7 +320,7 @@ func (s *Store) Person(ctx context.Context, name string) (people.Person, error) 
 
 // Add stores p; AlreadyExists when the name is taken.
 func (s *Store) Add(ctx context.Context, p people.Person) (int64, error) {
-	return s.write(ctx, "add person", func(tx pgx.Tx, next func() int64) error {
+	return s.apply(ctx, "add person", func(ctx context.Context, tx pgx.Tx, next func() int64) error {
 		tag, err := tx.Exec(ctx, "INSERT INTO people ("+personColumns+") VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING", personArgs(p)...)
 		if err != nil {
 			return err
@@ -318,7 +339,7 @@ func (s *Store) Add(ctx context.Context, p people.Person) (int64, error) {
 // Invalid when the result breaks the rules.
 func (s *Store) Update(ctx context.Context, name string, u people.Update) (people.Person, int64, error) {
 	var updated people.Person
-	rev, err := s.write(ctx, "update person", func(tx pgx.Tx, next func() int64) error {
+	rev, err := s.apply(ctx, "update person", func(ctx context.Context, tx pgx.Tx, next func() int64) error {
 		old, err := scanPerson(tx.QueryRow(ctx, "SELECT "+personColumns+" FROM people WHERE name = $1 FOR UPDATE", name))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return notFound(name)
@@ -346,7 +367,7 @@ func (s *Store) Update(ctx context.Context, name string, u people.Update) (peopl
 
 // Delete removes the person named name; NotFound when nobody has it.
 func (s *Store) Delete(ctx context.Context, name string) (int64, error) {
-	return s.write(ctx, "delete person", func(tx pgx.Tx, next func() int64) error {
+	return s.apply(ctx, "delete person", func(ctx context.Context, tx pgx.Tx, next func() int64) error {
 		tag, err := tx.Exec(ctx, "DELETE FROM people WHERE name = $1", name)
 		if err != nil {
 			return err
@@ -412,7 +433,7 @@ func (s *Store) Import(ctx context.Context, batch []people.Person) (people.Impor
 		return people.ImportResult{Revision: rev}, err
 	}
 	var r people.ImportResult
-	rev, err := s.write(ctx, "import people", func(tx pgx.Tx, next func() int64) error {
+	rev, err := s.inTx(ctx, "import people", func(tx pgx.Tx, next func() int64) error {
 		r = people.ImportResult{}
 		var b pgx.Batch
 		for _, p := range batch {
@@ -505,48 +526,186 @@ func (s *Store) WaitChange(ctx context.Context, after int64) error {
 	return s.latest.Wait(ctx, after)
 }
 
-// write runs fn in a transaction that holds the write lock, so that the
-// revisions next hands out commit in order. It trims the change log,
-// announces the latest revision to other replicas, commits, and returns that
-// revision.
-func (s *Store) write(ctx context.Context, op string, fn func(tx pgx.Tx, next func() int64) error) (int64, error) {
+// errClosed is what a write gets once the store is closing.
+var errClosed = people.Errorf(people.Unavailable, "the directory is closing")
+
+// apply has fn run in the next group of writes and returns the revision
+// after it. A write whose ctx ends before its group starts is not applied.
+// Once a group has taken it, the write runs to the group's end whatever
+// ctx does (a cancelled statement would abort the whole transaction), but
+// apply returns ctx's error as soon as ctx ends: like a connection lost
+// before COMMIT answered, the caller is told the write failed, and it may
+// have been applied.
+func (s *Store) apply(ctx context.Context, op string, fn writeFunc) (int64, error) {
+	w, err := s.group.Submit(ctx, fn, errClosed)
+	if err != nil {
+		return 0, err
+	}
+	select {
+	case <-w.Done():
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	if w.Err != nil {
+		return 0, dbError(ctx, op, w.Err)
+	}
+	return w.Rev, nil
+}
+
+// commit runs group in one transaction that holds the write lock, and
+// commits it once. Each write runs in its own savepoint: a write that fails
+// (a name already taken, say) is undone alone, with the revisions it took,
+// and the others go on. A write whose caller gave up before the group began
+// is skipped. Should the transaction itself fail, every write of the group
+// fails: none is acknowledged unless COMMIT answered.
+func (s *Store) commit(group []*pending) {
+	ctx, cancel := groupContext(group)
+	defer cancel()
+	var applied []*pending
+	// fail fails every write the transaction applied and every write from
+	// group[from:] on: the transaction is lost, so none of them happened.
+	fail := func(from int, err error) {
+		for _, w := range applied {
+			w.Rev, w.Err = 0, err
+		}
+		for _, w := range group[from:] {
+			if w.Err == nil {
+				w.Err = err
+			}
+		}
+	}
+	conn, err := s.acquire(ctx, "write")
+	if err != nil {
+		fail(0, err)
+		return
+	}
+	defer conn.Release()
+	tx, rev, err := begin(ctx, conn)
+	if err != nil {
+		fail(0, err)
+		return
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	next := func() int64 { rev++; return rev }
+	for i, w := range group {
+		if err := w.Ctx.Err(); err != nil {
+			w.Err = err
+			continue
+		}
+		savepoint, err := tx.Begin(ctx)
+		if err != nil {
+			fail(i, err)
+			return
+		}
+		before := rev
+		if err := w.Fn(ctx, savepoint, next); err != nil {
+			w.Err, rev = err, before
+			if err := savepoint.Rollback(ctx); err != nil {
+				fail(i+1, err)
+				return
+			}
+			continue
+		}
+		if err := savepoint.Commit(ctx); err != nil {
+			fail(i, err)
+			return
+		}
+		w.Rev = rev
+		applied = append(applied, w)
+	}
+	if len(applied) == 0 {
+		return
+	}
+	if err := s.finish(ctx, tx, rev); err != nil {
+		fail(len(group), err)
+	}
+}
+
+// groupContext returns the context a group's statements run with. No
+// caller's cancellation reaches it: a cancelled statement would abort the
+// whole transaction. When every caller has a deadline it ends at the latest
+// of them, so that a database that stopped answering holds the group no
+// longer than its most patient caller waits.
+func groupContext(group []*pending) (context.Context, context.CancelFunc) {
+	var last time.Time
+	for _, w := range group {
+		d, ok := w.Ctx.Deadline()
+		if !ok {
+			return context.WithCancel(context.Background())
+		}
+		if d.After(last) {
+			last = d
+		}
+	}
+	return context.WithDeadline(context.Background(), last)
+}
+
+// inTx runs fn in a write transaction of its own and returns the latest
+// revision. Imports use it: their batches are groups already, and ctx can
+// stop one midway.
+func (s *Store) inTx(ctx context.Context, op string, fn func(tx pgx.Tx, next func() int64) error) (int64, error) {
 	conn, err := s.acquire(ctx, op)
 	if err != nil {
 		return 0, err
 	}
 	defer conn.Release()
-	var rev int64
-	// READ COMMITTED whatever the database's default: each statement after
-	// the lock must see what the previous lock holder committed. An error
-	// from any statement, or from COMMIT, fails the write, even when the
-	// connection died before COMMIT's answer and the write may have been
-	// applied: it is never reported as done unless COMMIT answered.
-	err = pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", writeLock); err != nil {
-			return err
-		}
-		var latest int64
-		if err := tx.QueryRow(ctx, "SELECT coalesce(max(revision), 0) FROM changes").Scan(&latest); err != nil {
-			return err
-		}
-		rev = latest
-		if err := fn(tx, func() int64 { rev++; return rev }); err != nil {
-			return err
-		}
-		if rev == latest {
-			return nil
-		}
-		if _, err := tx.Exec(ctx, "DELETE FROM changes WHERE revision <= $1", rev-int64(s.retain)); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, "SELECT pg_notify($1, $2)", channel, s.schema+":"+strconv.FormatInt(rev, 10))
-		return err
-	})
+	tx, latest, err := begin(ctx, conn)
 	if err != nil {
 		return 0, dbError(ctx, op, err)
 	}
-	s.latest.Advance(rev)
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	rev := latest
+	if err := fn(tx, func() int64 { rev++; return rev }); err != nil {
+		return 0, dbError(ctx, op, err)
+	}
+	if rev == latest {
+		return rev, nil
+	}
+	if err := s.finish(ctx, tx, rev); err != nil {
+		return 0, dbError(ctx, op, err)
+	}
 	return rev, nil
+}
+
+// begin starts a write transaction on conn, takes the write lock, so that
+// the revisions it hands out commit in order, and returns the latest
+// revision. The transaction is READ COMMITTED whatever the database's
+// default: each statement after the lock must see what the previous lock
+// holder committed.
+func begin(ctx context.Context, conn *pgxpool.Conn) (pgx.Tx, int64, error) {
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	if err != nil {
+		return nil, 0, err
+	}
+	var latest int64
+	if _, err = tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", writeLock); err == nil {
+		err = tx.QueryRow(ctx, "SELECT coalesce(max(revision), 0) FROM changes").Scan(&latest)
+	}
+	if err != nil {
+		tx.Rollback(context.WithoutCancel(ctx))
+		return nil, 0, err
+	}
+	return tx, latest, nil
+}
+
+// finish ends a write transaction whose latest revision is rev: it drops
+// the changes older than the last s.retain, announces rev to the other
+// replicas, commits, and announces rev to WaitChange. An error from any
+// statement, or from COMMIT, fails the transaction, even when the
+// connection died before COMMIT's answer and it may have been applied: it
+// is never reported as done unless COMMIT answered.
+func (s *Store) finish(ctx context.Context, tx pgx.Tx, rev int64) error {
+	if _, err := tx.Exec(ctx, "DELETE FROM changes WHERE revision <= $1", rev-int64(s.retain)); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, "SELECT pg_notify($1, $2)", channel, s.schema+":"+strconv.FormatInt(rev, 10)); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return err
+	}
+	s.latest.Advance(rev)
+	return nil
 }
 
 // record appends a change to the log.

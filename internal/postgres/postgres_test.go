@@ -7,13 +7,16 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/goleak"
 
+	"github.com/routeguide/routeguide/internal/groupcommit/groupcommittest"
 	"github.com/routeguide/routeguide/internal/people"
 	"github.com/routeguide/routeguide/internal/peopletest"
 	"github.com/routeguide/routeguide/internal/postgres/postgrestest"
@@ -166,7 +169,7 @@ func TestConnectionLostMidWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer killer.Close(ctx)
-	_, err = s.write(ctx, "add person", func(tx pgx.Tx, next func() int64) error {
+	_, err = s.apply(ctx, "add person", func(ctx context.Context, tx pgx.Tx, next func() int64) error {
 		if _, err := tx.Exec(ctx, "INSERT INTO people (name, age, gender, hobbies, street, city) VALUES ('Lost', 1, 0, '{}', '', '')"); err != nil {
 			return err
 		}
@@ -238,5 +241,52 @@ func TestPoolExhausted(t *testing.T) {
 	defer held.Release()
 	if _, err := s.Person(ctx, "Alice"); people.KindOf(err) != people.Unavailable {
 		t.Errorf("Person with no connection to be had = %v (kind %v), want Unavailable", err, people.KindOf(err))
+	}
+}
+
+// TestGroupCommit runs the group-commit behaviour on PostgreSQL.
+func TestGroupCommit(t *testing.T) {
+	postgrestest.Require(t)
+	groupcommittest.Run(t, func(t *testing.T) (people.Store, groupcommittest.Hooks, func(*testing.T) people.Store) {
+		url := postgrestest.Schema(t)
+		s := open(t, url, 0)
+		return s, s.group, func(t *testing.T) people.Store { return open(t, url, 0) }
+	})
+}
+
+// TestWriteReturnsAtItsDeadline holds the committer with a write in its
+// group: the write's caller is answered when its deadline passes, not when
+// the group ends, and the write, whose caller gave up before the group ran,
+// is not applied.
+func TestWriteReturnsAtItsDeadline(t *testing.T) {
+	s := open(t, postgrestest.Schema(t), 0)
+	// The hold ends by itself after 10 s, so that a write that waits for
+	// its group fails the test below rather than hanging it.
+	gate := make(chan struct{})
+	release := sync.OnceFunc(func() { close(gate) })
+	defer release()
+	s.group.SetTestHookGroup(func(int) {
+		select {
+		case <-gate:
+		case <-time.After(10 * time.Second):
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := s.Add(ctx, people.Person{Name: "Late"})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Add with its group held = %v, want context.DeadlineExceeded", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("Add returned %v after its deadline", took)
+	}
+	release()
+	// A later write commits in a later group, after the held one ended.
+	if _, err := s.Add(context.Background(), people.Person{Name: "After"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Person(context.Background(), "Late"); people.KindOf(err) != people.NotFound {
+		t.Errorf("Person(Late) = %v, want NotFound: a write whose caller gave up was applied", err)
 	}
 }
