@@ -118,3 +118,17 @@ func (c *Committer[F]) loop() {
 		clear(group)
 	}
 }
+
+// Fail records that a group's transaction is lost, with err: every write
+// in applied (which the transaction had applied) fails, and so does every
+// write in rest that has no outcome yet.
+func Fail[F any](applied, rest []*Write[F], err error) {
+	for _, w := range applied {
+		w.Rev, w.Err = 0, err
+	}
+	for _, w := range rest {
+		if w.Err == nil {
+			w.Err = err
+		}
+	}
+}

@@ -564,16 +564,7 @@ func (s *Store) commit(group []*pending) {
 	var applied []*pending
 	// fail fails every write the transaction applied and every write from
 	// group[from:] on: the transaction is lost, so none of them happened.
-	fail := func(from int, err error) {
-		for _, w := range applied {
-			w.Rev, w.Err = 0, err
-		}
-		for _, w := range group[from:] {
-			if w.Err == nil {
-				w.Err = err
-			}
-		}
-	}
+	fail := func(from int, err error) { groupcommit.Fail(applied, group[from:], err) }
 	conn, err := s.acquire(ctx, "write")
 	if err != nil {
 		fail(0, err)
