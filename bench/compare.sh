@@ -5,7 +5,7 @@
 # (test/interop/server.py, through bench/python/serve.sh), all driven by
 # `routeguide bench`. Prints figures and ratios; asserts nothing.
 #
-#   bench/compare.sh                        # 3 rounds of 10 s runs
+#   bench/compare.sh                        # 5 rounds of 10 s runs
 #   ROUNDS=1 DURATION=5s bench/compare.sh   # a quick look
 #   PIN=1 bench/compare.sh                  # server and client on a core each
 #
@@ -38,7 +38,7 @@
 # PIN=1 runs the server on CPU 1 and the load generator on CPU 0 (taskset),
 # comparing the servers on one core each.
 #
-# Environment: ROUNDS (3), DURATION (10s), PIN (0; 1 pins), WINDOW (128,
+# Environment: ROUNDS (5), DURATION (10s), PIN (0; 1 pins), WINDOW (128,
 # the names in flight on the GetPeople stream), PORT
 # (50071, the port every server listens on in turn), STEAL_MAX (2, percent),
 # RETRIES (3), SAVE (a file to keep the raw runs in, one JSON object a
@@ -46,7 +46,7 @@
 # python3-grpcio and python3-grpc-tools, and shows n/a without them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-10s}
 PIN=${PIN:-0}
 WINDOW=${WINDOW:-128}
