@@ -77,8 +77,9 @@ func (c *Committer[F]) Waiting() int64 { return c.waiting.Load() }
 // pending.
 func (c *Committer[F]) SetTestHookGroup(f func(size int)) { c.testHookGroup = f }
 
-// Close stops taking writes and waits for the group being committed. Writes
-// submitted afterwards, or still waiting, fail.
+// Close stops taking writes and waits for the group being committed. A
+// write submitted afterwards fails; one already waiting may still be taken
+// into a last group, or fail.
 func (c *Committer[F]) Close() {
 	c.once.Do(func() {
 		close(c.closing)

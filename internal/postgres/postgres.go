@@ -62,8 +62,11 @@ type Store struct {
 	listening     sync.WaitGroup
 }
 
-// maxGroup is the most writes one transaction commits together.
-const maxGroup = 256
+// maxGroup is the most writes one transaction commits together. Each write
+// is a savepoint, a subtransaction of its own until the group commits, and
+// PostgreSQL keeps 64 of those per transaction in shared memory: beyond
+// that, every other session's snapshots fall back to a slower lookup.
+const maxGroup = 64
 
 // writeFunc is a write, run in its group's transaction (in a savepoint);
 // next hands out the next revision for the change log.
@@ -128,8 +131,8 @@ func Open(ctx context.Context, url string, retain int, log *slog.Logger) (*Store
 }
 
 // Close stops listening, stops taking writes, waits for the group being
-// committed, and closes every connection. Writes still waiting fail with
-// Unavailable.
+// committed, and closes every connection. A write still waiting either
+// commits or fails with Unavailable.
 func (s *Store) Close() error {
 	s.stopListening()
 	s.listening.Wait()
@@ -565,7 +568,9 @@ func (s *Store) commit(group []*pending) {
 	// fail fails every write the transaction applied and every write from
 	// group[from:] on: the transaction is lost, so none of them happened.
 	fail := func(from int, err error) { groupcommit.Fail(applied, group[from:], err) }
-	conn, err := s.acquire(ctx, "write")
+	actx, cancelAcquire := context.WithTimeout(ctx, acquireTimeout)
+	conn, err := s.pool.Acquire(actx)
+	cancelAcquire()
 	if err != nil {
 		fail(0, err)
 		return
@@ -576,7 +581,7 @@ func (s *Store) commit(group []*pending) {
 		fail(0, err)
 		return
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
+	defer rollback(tx)
 	next := func() int64 { rev++; return rev }
 	for i, w := range group {
 		if err := w.Ctx.Err(); err != nil {
@@ -612,28 +617,68 @@ func (s *Store) commit(group []*pending) {
 	}
 }
 
-// groupContext returns the context a group's statements run with. No
+// groupContext returns the context a group's statements run with. No one
 // caller's cancellation reaches it: a cancelled statement would abort the
-// whole transaction. When every caller has a deadline it ends at the latest
-// of them, so that a database that stopped answering holds the group no
-// longer than its most patient caller waits.
+// whole transaction. It ends when every caller has gone (their contexts
+// ended: nobody waits for the outcome, and a database that stopped
+// answering must not hold the committer, or Close, after a shutdown
+// cancelled the calls), and, when every caller has a deadline, at the
+// latest of them.
 func groupContext(group []*pending) (context.Context, context.CancelFunc) {
 	var last time.Time
 	for _, w := range group {
 		d, ok := w.Ctx.Deadline()
 		if !ok {
-			return context.WithCancel(context.Background())
+			last = time.Time{}
+			break
 		}
 		if d.After(last) {
 			last = d
 		}
 	}
-	return context.WithDeadline(context.Background(), last)
+	var ctx context.Context
+	var cancel context.CancelFunc
+	if last.IsZero() {
+		ctx, cancel = context.WithCancel(context.Background())
+	} else {
+		ctx, cancel = context.WithDeadline(context.Background(), last)
+	}
+	left := int64(len(group))
+	var mu sync.Mutex
+	stops := make([]func() bool, 0, len(group))
+	for _, w := range group {
+		stops = append(stops, context.AfterFunc(w.Ctx, func() {
+			mu.Lock()
+			defer mu.Unlock()
+			if left--; left == 0 {
+				cancel()
+			}
+		}))
+	}
+	return ctx, func() {
+		for _, stop := range stops {
+			stop()
+		}
+		cancel()
+	}
 }
+
+// rollback ends tx if it is still open, within rollbackTimeout: when the
+// connection is gone or the database stopped answering, the connection is
+// closed rather than waited for.
+func rollback(tx pgx.Tx) {
+	ctx, cancel := context.WithTimeout(context.Background(), rollbackTimeout)
+	defer cancel()
+	tx.Rollback(ctx)
+}
+
+// rollbackTimeout bounds a rollback.
+const rollbackTimeout = 5 * time.Second
 
 // inTx runs fn in a write transaction of its own and returns the latest
 // revision. Imports use it: their batches are groups already, and ctx can
-// stop one midway.
+// stop one midway. A transaction in which fn took no revision changed
+// nothing, and is rolled back.
 func (s *Store) inTx(ctx context.Context, op string, fn func(tx pgx.Tx, next func() int64) error) (int64, error) {
 	conn, err := s.acquire(ctx, op)
 	if err != nil {
@@ -644,7 +689,7 @@ func (s *Store) inTx(ctx context.Context, op string, fn func(tx pgx.Tx, next fun
 	if err != nil {
 		return 0, dbError(ctx, op, err)
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
+	defer rollback(tx)
 	rev := latest
 	if err := fn(tx, func() int64 { rev++; return rev }); err != nil {
 		return 0, dbError(ctx, op, err)
@@ -673,7 +718,7 @@ func begin(ctx context.Context, conn *pgxpool.Conn) (pgx.Tx, int64, error) {
 		err = tx.QueryRow(ctx, "SELECT coalesce(max(revision), 0) FROM changes").Scan(&latest)
 	}
 	if err != nil {
-		tx.Rollback(context.WithoutCancel(ctx))
+		rollback(tx)
 		return nil, 0, err
 	}
 	return tx, latest, nil

@@ -247,10 +247,27 @@ func TestPoolExhausted(t *testing.T) {
 // TestGroupCommit runs the group-commit behaviour on PostgreSQL.
 func TestGroupCommit(t *testing.T) {
 	postgrestest.Require(t)
-	groupcommittest.Run(t, func(t *testing.T) (people.Store, groupcommittest.Hooks, func(*testing.T) people.Store) {
+	groupcommittest.Run(t, func(t *testing.T) groupcommittest.Subject {
 		url := postgrestest.Schema(t)
 		s := open(t, url, 0)
-		return s, s.group, func(t *testing.T) people.Store { return open(t, url, 0) }
+		return groupcommittest.Subject{
+			Store:  s,
+			Group:  s.group,
+			Reopen: func(t *testing.T) people.Store { return open(t, url, 0) },
+			FailAfterWriting: func(ctx context.Context, name string) error {
+				_, err := s.apply(ctx, "add and fail", func(ctx context.Context, tx pgx.Tx, next func() int64) error {
+					p := people.Person{Name: name}
+					if _, err := tx.Exec(ctx, "INSERT INTO people ("+personColumns+") VALUES ($1, $2, $3, $4, $5, $6)", personArgs(p)...); err != nil {
+						return err
+					}
+					if err := record(ctx, tx, next(), people.Added, p); err != nil {
+						return err
+					}
+					return errors.New("failing after writing, as the test asks")
+				})
+				return err
+			},
+		}
 	})
 }
 
@@ -288,5 +305,41 @@ func TestWriteReturnsAtItsDeadline(t *testing.T) {
 	}
 	if _, err := s.Person(context.Background(), "Late"); people.KindOf(err) != people.NotFound {
 		t.Errorf("Person(Late) = %v, want NotFound: a write whose caller gave up was applied", err)
+	}
+}
+
+// TestGroupContext checks the context a group's statements run with: it
+// outlives any one caller, ends once every caller has gone, and ends at the
+// latest deadline when every caller has one.
+func TestGroupContext(t *testing.T) {
+	a, cancelA := context.WithCancel(context.Background())
+	b, cancelB := context.WithCancel(context.Background())
+	ctx, stop := groupContext([]*pending{{Ctx: a}, {Ctx: b}})
+	defer stop()
+	cancelA()
+	select {
+	case <-ctx.Done():
+		t.Fatal("the group's context ended when one of its two callers left")
+	case <-time.After(50 * time.Millisecond):
+	}
+	if _, ok := ctx.Deadline(); ok {
+		t.Error("the group's context has a deadline though a caller has none")
+	}
+	cancelB()
+	select {
+	case <-ctx.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the group's context outlived every caller")
+	}
+
+	soon, cancelSoon := context.WithTimeout(context.Background(), time.Minute)
+	defer cancelSoon()
+	later, cancelLater := context.WithTimeout(context.Background(), time.Hour)
+	defer cancelLater()
+	ctx, stop = groupContext([]*pending{{Ctx: soon}, {Ctx: later}})
+	defer stop()
+	want, _ := later.Deadline()
+	if d, ok := ctx.Deadline(); !ok || !d.Equal(want) {
+		t.Errorf("the group's deadline = %v, %v; want the latest caller's, %v", d, ok, want)
 	}
 }

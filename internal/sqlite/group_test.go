@@ -1,6 +1,9 @@
 package sqlite
 
 import (
+	"context"
+	"database/sql"
+	"errors"
 	"path/filepath"
 	"testing"
 
@@ -10,9 +13,26 @@ import (
 
 // TestGroupCommit runs the group-commit behaviour on SQLite.
 func TestGroupCommit(t *testing.T) {
-	groupcommittest.Run(t, func(t *testing.T) (people.Store, groupcommittest.Hooks, func(*testing.T) people.Store) {
+	groupcommittest.Run(t, func(t *testing.T) groupcommittest.Subject {
 		path := filepath.Join(t.TempDir(), "people.db")
 		s := open(t, path, 0)
-		return s, s.group, func(t *testing.T) people.Store { return open(t, path, 0) }
+		return groupcommittest.Subject{
+			Store:  s,
+			Group:  s.group,
+			Reopen: func(t *testing.T) people.Store { return open(t, path, 0) },
+			FailAfterWriting: func(ctx context.Context, name string) error {
+				_, err := s.apply(ctx, "add and fail", func(ctx context.Context, tx *sql.Tx) error {
+					p := people.Person{Name: name}
+					if _, err := tx.ExecContext(ctx, "INSERT INTO people ("+personColumns+") VALUES (?, ?, ?, ?, ?, ?)", personArgs(p)...); err != nil {
+						return err
+					}
+					if err := record(ctx, tx, people.Added, p); err != nil {
+						return err
+					}
+					return errors.New("failing after writing, as the test asks")
+				})
+				return err
+			},
+		}
 	})
 }

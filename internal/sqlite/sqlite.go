@@ -150,7 +150,8 @@ func (s *Store) DBs() map[string]*sql.DB {
 }
 
 // Close stops taking writes, waits for the group being committed, and closes
-// the database. Writes still waiting fail with Unavailable.
+// the database. A write still waiting either commits or fails with
+// Unavailable.
 func (s *Store) Close() error {
 	s.group.Close()
 	return errors.Join(s.read.Close(), s.write.Close())

@@ -2,14 +2,15 @@
 // in groups (internal/groupcommit) must show, run against the real store:
 // writes waiting while a group commits go together into the next one, a
 // write failing in a group fails alone, a write whose caller gave up before
-// its group is not applied, and closing the store tells a waiting write the
-// truth.
+// its group ran is not applied, and closing the store tells a waiting
+// write the truth.
 package groupcommittest
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,10 +24,22 @@ type Hooks interface {
 	SetTestHookGroup(f func(size int))
 }
 
-// Open opens a new store holding the seed's people for t, closed when t
-// ends (closing it earlier as well must be safe), and returns it with its
-// committer and a function that opens the same directory again.
-type Open func(t *testing.T) (s people.Store, g Hooks, reopen func(t *testing.T) people.Store)
+// Subject is a store under test.
+type Subject struct {
+	// Store holds the seed's people; it is closed when the test ends, and
+	// closing it earlier as well must be safe.
+	Store people.Store
+	Group Hooks // Store's committer
+	// Reopen opens Store's directory again, closed when the test ends.
+	Reopen func(t *testing.T) people.Store
+	// FailAfterWriting runs a write in Store's next group that adds a
+	// person named name, logs the change (taking a revision), and then
+	// fails with an error of its own.
+	FailAfterWriting func(ctx context.Context, name string) error
+}
+
+// Open opens a new Subject for t.
+type Open func(t *testing.T) Subject
 
 // Run runs every test on stores from open.
 func Run(t *testing.T, open Open) {
@@ -81,11 +94,13 @@ func waitForWaiting(t *testing.T, g Hooks, n int64) {
 
 // TestGroupCommit checks that the writes waiting while a group commits go
 // together into the next group, that a write failing inside a group fails
-// alone, and that every write that succeeds gets its own revision, logged
-// with what it wrote.
+// alone (with what it wrote and the revisions it took), and that every
+// write that succeeds gets its own revision, logged with what it wrote, the
+// revisions following each other with no gap.
 func testGroupCommit(t *testing.T, open Open) {
 	ctx := context.Background()
-	s, g, _ := open(t)
+	subject := open(t)
+	s, g := subject.Store, subject.Group
 	release, sizes, firstAdd := holdFirstGroup(s, g)
 	defer release()
 
@@ -93,9 +108,19 @@ func testGroupCommit(t *testing.T, open Open) {
 		name string
 		outcome
 	}
-	const added, taken, missing = 30, 5, 5
-	results := make(chan result, added+taken+missing)
+	const added, taken, missing, failing = 30, 5, 5, 5
+	const group = added + taken + missing + failing
+	results := make(chan result, group)
 	var wg sync.WaitGroup
+	// The failing writes queue first, so that writes after them in the
+	// group show whether the revisions they took were given back.
+	for i := range failing {
+		wg.Go(func() {
+			name := fmt.Sprintf("Failing%d", i)
+			results <- result{name, outcome{0, subject.FailAfterWriting(ctx, name)}}
+		})
+	}
+	waitForWaiting(t, g, failing)
 	for i := range added {
 		wg.Go(func() {
 			name := fmt.Sprintf("P%02d", i)
@@ -116,7 +141,7 @@ func testGroupCommit(t *testing.T, open Open) {
 			results <- result{name, outcome{rev, err}}
 		})
 	}
-	waitForWaiting(t, g, added+taken+missing)
+	waitForWaiting(t, g, group)
 	release()
 	wg.Wait()
 	close(results)
@@ -134,7 +159,16 @@ func testGroupCommit(t *testing.T, open Open) {
 				t.Errorf("Add(Alice) = %d, %v; want AlreadyExists", r.rev, r.err)
 			}
 		default:
-			if r.name[0] == 'N' {
+			if strings.HasPrefix(r.name, "Failing") {
+				if r.err == nil {
+					t.Errorf("%s: a write that fails returned no error", r.name)
+				}
+				if _, err := s.Person(ctx, r.name); people.KindOf(err) != people.NotFound {
+					t.Errorf("Person(%s) = %v, want NotFound: a failed write was kept", r.name, err)
+				}
+				continue
+			}
+			if strings.HasPrefix(r.name, "Nobody") {
 				if people.KindOf(r.err) != people.NotFound {
 					t.Errorf("Update(%s) = %d, %v; want NotFound", r.name, r.rev, r.err)
 				}
@@ -153,8 +187,8 @@ func testGroupCommit(t *testing.T, open Open) {
 			revs[r.rev] = r.name
 		}
 	}
-	if got := *sizes; len(got) != 2 || got[0] != 1 || got[1] != added+taken+missing {
-		t.Errorf("groups of %v, want [1 %d]", got, added+taken+missing)
+	if got := *sizes; len(got) != 2 || got[0] != 1 || got[1] != group {
+		t.Errorf("groups of %v, want [1 %d]", got, group)
 	}
 
 	changes, err := s.Changes(ctx, first, 100)
@@ -183,28 +217,49 @@ func testGroupCommit(t *testing.T, open Open) {
 	}
 }
 
-// testSkipsAbandonedWrites checks that a write whose caller gives
-// up while it waits for its group is not applied.
+// testSkipsAbandonedWrites checks that a write whose caller gives up after
+// a group took it, but before the group ran, is not applied, while the
+// group's other writes are.
 func testSkipsAbandonedWrites(t *testing.T, open Open) {
 	ctx := context.Background()
-	s, g, _ := open(t)
+	subject := open(t)
+	s, g := subject.Store, subject.Group
 	release, _, firstAdd := holdFirstGroup(s, g)
 	defer release()
 
 	cctx, cancel := context.WithCancel(ctx)
-	abandoned := make(chan error, 1)
+	abandoned, kept := make(chan error, 1), make(chan error, 1)
 	go func() {
 		_, err := s.Add(cctx, people.Person{Name: "Abandoned"})
 		abandoned <- err
 	}()
-	waitForWaiting(t, g, 1)
-	cancel()
+	go func() {
+		_, err := s.Add(ctx, people.Person{Name: "Kept"})
+		kept <- err
+	}()
+	waitForWaiting(t, g, 2)
+	// Hold the next group, which takes both writes, until the first has
+	// been abandoned.
+	taken, gate := make(chan struct{}), make(chan struct{})
+	g.SetTestHookGroup(func(int) {
+		close(taken)
+		<-gate
+	})
 	release()
 	if a := <-firstAdd; a.err != nil {
 		t.Fatalf("Add(First): %v", a.err)
 	}
+	<-taken
+	cancel()
+	close(gate)
 	if err := <-abandoned; !errors.Is(err, context.Canceled) {
 		t.Errorf("Add with a cancelled context = %v, want context.Canceled", err)
+	}
+	if err := <-kept; err != nil {
+		t.Fatalf("Add(Kept): %v", err)
+	}
+	if _, err := s.Person(ctx, "Kept"); err != nil {
+		t.Errorf("Person(Kept): %v", err)
 	}
 	if _, err := s.Person(ctx, "Abandoned"); people.KindOf(err) != people.NotFound {
 		t.Errorf("Person(Abandoned) = %v, want NotFound: a write whose caller gave up was applied", err)
@@ -216,7 +271,8 @@ func testSkipsAbandonedWrites(t *testing.T, open Open) {
 // or failed with Unavailable (and is not).
 func testCloseWithWritesWaiting(t *testing.T, open Open) {
 	ctx := context.Background()
-	s, g, reopen := open(t)
+	subject := open(t)
+	s, g := subject.Store, subject.Group
 	release, _, firstAdd := holdFirstGroup(s, g)
 	waiting := make(chan error, 1)
 	go func() {
@@ -238,7 +294,7 @@ func testCloseWithWritesWaiting(t *testing.T, open Open) {
 		t.Fatalf("Add while closing = %v, want success or Unavailable", err)
 	}
 
-	s = reopen(t)
+	s = subject.Reopen(t)
 	_, gerr := s.Person(ctx, "Waiting")
 	if err == nil && gerr != nil {
 		t.Errorf("Add(Waiting) succeeded but after reopening Person = %v", gerr)
