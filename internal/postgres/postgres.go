@@ -324,17 +324,25 @@ func (s *Store) Person(ctx context.Context, name string) (people.Person, error) 
 // Add stores p; AlreadyExists when the name is taken.
 func (s *Store) Add(ctx context.Context, p people.Person) (int64, error) {
 	return s.apply(ctx, "add person", func(ctx context.Context, tx pgx.Tx, next func() int64) error {
-		tag, err := tx.Exec(ctx, "INSERT INTO people ("+personColumns+") VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING", personArgs(p)...)
+		// One statement, one round trip: the person, their hobbies and the
+		// change, the last two only if the name was free.
+		var added int
+		err := tx.QueryRow(ctx, `WITH added AS (
+				INSERT INTO people (`+personColumns+`) VALUES ($1, $2, $3, $4, $5, $6)
+				ON CONFLICT (name) DO NOTHING RETURNING name),
+			hobby AS (
+				INSERT INTO hobbies (hobby, name) SELECT DISTINCT unnest($4::text[]), name FROM added),
+			logged AS (
+				INSERT INTO changes (revision, type, `+personColumns+`)
+				SELECT $7, $8, $1, $2, $3, $4, $5, $6 FROM added)
+			SELECT count(*) FROM added`, append(personArgs(p), next(), int16(people.Added))...).Scan(&added)
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
+		if added == 0 {
 			return people.Errorf(people.AlreadyExists, "%q already exists", p.Name)
 		}
-		if _, err := tx.Exec(ctx, "INSERT INTO hobbies (hobby, name) SELECT DISTINCT unnest($2::text[]), $1", p.Name, hobbies(p.Hobbies)); err != nil {
-			return err
-		}
-		return record(ctx, tx, next(), people.Added, p)
+		return nil
 	})
 }
 
@@ -371,17 +379,24 @@ func (s *Store) Update(ctx context.Context, name string, u people.Update) (peopl
 // Delete removes the person named name; NotFound when nobody has it.
 func (s *Store) Delete(ctx context.Context, name string) (int64, error) {
 	return s.apply(ctx, "delete person", func(ctx context.Context, tx pgx.Tx, next func() int64) error {
-		tag, err := tx.Exec(ctx, "DELETE FROM people WHERE name = $1", name)
+		// One statement, one round trip, as in Add; the change logs the
+		// name alone, with the other columns empty.
+		var deleted int
+		err := tx.QueryRow(ctx, `WITH gone AS (
+				DELETE FROM people WHERE name = $1 RETURNING name),
+			unindexed AS (
+				DELETE FROM hobbies WHERE name IN (SELECT name FROM gone)),
+			logged AS (
+				INSERT INTO changes (revision, type, `+personColumns+`)
+				SELECT $2, $3, $1, $4, $5, $6, $7, $8 FROM gone)
+			SELECT count(*) FROM gone`, append([]any{name, next(), int16(people.Deleted)}, personArgs(people.Person{})[1:]...)...).Scan(&deleted)
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
+		if deleted == 0 {
 			return notFound(name)
 		}
-		if _, err := tx.Exec(ctx, "DELETE FROM hobbies WHERE name = $1", name); err != nil {
-			return err
-		}
-		return record(ctx, tx, next(), people.Deleted, people.Person{Name: name})
+		return nil
 	})
 }
 
