@@ -92,7 +92,7 @@ func waitForWaiting(t *testing.T, g Hooks, n int64) {
 	}
 }
 
-// TestGroupCommit checks that the writes waiting while a group commits go
+// testGroupCommit checks that the writes waiting while a group commits go
 // together into the next group, that a write failing inside a group fails
 // alone (with what it wrote and the revisions it took), and that every
 // write that succeeds gets its own revision, logged with what it wrote, the
