@@ -206,6 +206,21 @@ func testUpdate(t *testing.T, newStore Factory) {
 			t.Errorf("List(hobby reading) after clearing = %v, %v; want nobody", names(page), err)
 		}
 	})
+	t.Run("hobby index follows", func(t *testing.T) {
+		// Alice reads and swims; she keeps swimming, stops reading, starts
+		// rowing.
+		s := newStore(t, Options{})
+		_, _, err := s.Update(ctx(t), "Alice", people.Update{Fields: people.FieldHobbies, To: people.Person{Hobbies: []string{"swimming", "rowing", "rowing"}}})
+		if err != nil {
+			t.Fatalf("Update: %v", err)
+		}
+		for hobby, want := range map[string][]string{"reading": nil, "swimming": {"Alice"}, "rowing": {"Alice"}} {
+			page, err := s.List(ctx(t), people.Query{Hobby: hobby, Limit: 10})
+			if err != nil || !slices.Equal(names(page), want) {
+				t.Errorf("List(hobby %s) after the update = %v, %v; want %v", hobby, names(page), err, want)
+			}
+		}
+	})
 	t.Run("missing", func(t *testing.T) {
 		s := newStore(t, Options{})
 		_, _, err := s.Update(ctx(t), "Charlie", people.Update{Fields: people.FieldAge, To: people.Person{Age: 3}})

@@ -362,13 +362,18 @@ func (s *Store) Update(ctx context.Context, name string, u people.Update) (peopl
 		if err := people.Validate(updated); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, "UPDATE people SET age = $2, gender = $3, hobbies = $4, street = $5, city = $6 WHERE name = $1", personArgs(updated)...); err != nil {
-			return err
-		}
-		if err := replaceHobbies(ctx, tx, updated); err != nil {
-			return err
-		}
-		return record(ctx, tx, next(), people.Updated, updated)
+		// The row is locked: one statement writes the person, moves their
+		// rows in the hobbies index (dropping the hobbies they lost, adding
+		// the ones they gained) and logs the change.
+		_, err = tx.Exec(ctx, `WITH updated AS (
+				UPDATE people SET age = $2, gender = $3, hobbies = $4, street = $5, city = $6 WHERE name = $1),
+			lost AS (
+				DELETE FROM hobbies WHERE name = $1 AND hobby <> ALL($4::text[])),
+			gained AS (
+				INSERT INTO hobbies (hobby, name) SELECT DISTINCT unnest($4::text[]), $1 ON CONFLICT DO NOTHING)
+			INSERT INTO changes (revision, type, `+personColumns+`) VALUES ($7, $8, $1, $2, $3, $4, $5, $6)`,
+			append(personArgs(updated), next(), int16(people.Updated))...)
+		return err
 	})
 	if err != nil {
 		return people.Person{}, 0, err
@@ -757,22 +762,6 @@ func (s *Store) finish(ctx context.Context, tx pgx.Tx, rev int64) error {
 	}
 	s.latest.Advance(rev)
 	return nil
-}
-
-// record appends a change to the log.
-func record(ctx context.Context, tx pgx.Tx, rev int64, typ people.ChangeType, p people.Person) error {
-	_, err := tx.Exec(ctx, "INSERT INTO changes (revision, type, "+personColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-		append([]any{rev, int16(typ)}, personArgs(p)...)...)
-	return err
-}
-
-// replaceHobbies makes p's rows in the hobbies index match p.Hobbies.
-func replaceHobbies(ctx context.Context, tx pgx.Tx, p people.Person) error {
-	if _, err := tx.Exec(ctx, "DELETE FROM hobbies WHERE name = $1", p.Name); err != nil {
-		return err
-	}
-	_, err := tx.Exec(ctx, "INSERT INTO hobbies (hobby, name) SELECT DISTINCT unnest($2::text[]), $1", p.Name, hobbies(p.Hobbies))
-	return err
 }
 
 // hobbies returns h as a value for a NOT NULL text[] column.

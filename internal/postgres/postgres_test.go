@@ -343,3 +343,10 @@ func TestGroupContext(t *testing.T) {
 		t.Errorf("the group's deadline = %v, %v; want the latest caller's, %v", d, ok, want)
 	}
 }
+
+// record appends a change to the log, as the writes under test do.
+func record(ctx context.Context, tx pgx.Tx, rev int64, typ people.ChangeType, p people.Person) error {
+	_, err := tx.Exec(ctx, "INSERT INTO changes (revision, type, "+personColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+		append([]any{rev, int16(typ)}, personArgs(p)...)...)
+	return err
+}
