@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -663,14 +664,12 @@ func groupContext(group []*pending) (context.Context, context.CancelFunc) {
 	} else {
 		ctx, cancel = context.WithDeadline(context.Background(), last)
 	}
-	left := int64(len(group))
-	var mu sync.Mutex
+	var left atomic.Int64 // callers still waiting
+	left.Store(int64(len(group)))
 	stops := make([]func() bool, 0, len(group))
 	for _, w := range group {
 		stops = append(stops, context.AfterFunc(w.Ctx, func() {
-			mu.Lock()
-			defer mu.Unlock()
-			if left--; left == 0 {
+			if left.Add(-1) == 0 {
 				cancel()
 			}
 		}))
