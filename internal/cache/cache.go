@@ -154,26 +154,23 @@ func (c *Store) Len() int {
 // Person returns the person named name from memory when the cache is ready,
 // and from the store otherwise.
 func (c *Store) Person(ctx context.Context, name string) (people.Person, error) {
-	p, err := c.SharedPerson(ctx, name)
+	p, _, err := c.lookup(ctx, name, false)
 	p.Hobbies = slices.Clone(p.Hobbies)
 	return p, err
 }
 
-// SharedPerson is Person without the copy: the result's hobbies are the
-// cache's own, which the caller must not modify.
-func (c *Store) SharedPerson(ctx context.Context, name string) (people.Person, error) {
-	p, _, err := c.lookup(ctx, name, false)
-	return p, err
-}
-
-// SharedPersonMemo is SharedPerson that also returns the Memo of the version
-// of the person it returns, when that came from memory; when it came from
-// the store, memo is nil. The gRPC service, which only encodes what it
+// SharedPersonMemo is Person without the copy, the result's hobbies being
+// the cache's own, which the caller must not modify; and with the Memo of
+// the version of the person it returns, when that came from memory (when
+// it came from the store, memo is nil). The gRPC service, which only encodes what it
 // reads and keeps the encoding in the Memo, reads this way.
 func (c *Store) SharedPersonMemo(ctx context.Context, name string) (p people.Person, memo *Memo, err error) {
 	return c.lookup(ctx, name, true)
 }
 
+// lookup reads the person named name from memory, or from the store until
+// the cache is ready (and, with Shared set, for a name memory lacks). The
+// result shares the cache's hobbies; withMemo also finds its Memo.
 func (c *Store) lookup(ctx context.Context, name string, withMemo bool) (people.Person, *Memo, error) {
 	if !c.Ready() {
 		p, err := c.Store.Person(ctx, name)

@@ -134,8 +134,8 @@ func TestReadsComeFromMemory(t *testing.T) {
 		if _, err := c.Person(ctx, "Nobody"); people.KindOf(err) != people.NotFound {
 			t.Fatalf("Person(Nobody): %v, want NotFound", err)
 		}
-		if p, err := c.SharedPerson(ctx, "Alice"); err != nil || p.Name != "Alice" || len(p.Hobbies) == 0 {
-			t.Fatalf("SharedPerson(Alice): %+v, %v", p, err)
+		if p, _, err := c.SharedPersonMemo(ctx, "Alice"); err != nil || p.Name != "Alice" || len(p.Hobbies) == 0 {
+			t.Fatalf("SharedPersonMemo(Alice): %+v, %v", p, err)
 		}
 	}
 	if n := under.reads.Load(); n != 0 {
@@ -308,7 +308,7 @@ func TestMemoFollowsVersions(t *testing.T) {
 	ctx := context.Background()
 	_, memo, err := c.SharedPersonMemo(ctx, "Alice")
 	if err != nil || memo == nil {
-		t.Fatalf("SharedPerson(Alice) = memo %v, %v; want a Memo", memo, err)
+		t.Fatalf("SharedPersonMemo(Alice) = memo %v, %v; want a Memo", memo, err)
 	}
 	if v := memo.Load(); v != nil {
 		t.Fatalf("new Memo holds %v", v)
@@ -322,7 +322,7 @@ func TestMemoFollowsVersions(t *testing.T) {
 	}
 	p, next, err := c.SharedPersonMemo(ctx, "Alice")
 	if err != nil || p.Age != 31 {
-		t.Fatalf("SharedPerson(Alice) after the update = %+v, %v", p, err)
+		t.Fatalf("SharedPersonMemo(Alice) after the update = %+v, %v", p, err)
 	}
 	if next == memo || next.Load() != nil {
 		t.Errorf("the updated version's Memo holds %v, want a new empty Memo", next.Load())
