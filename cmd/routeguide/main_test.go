@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
+	"github.com/routeguide/routeguide/internal/syncbuf"
 )
 
 // binary is the routeguide binary built once for these tests.
@@ -78,16 +78,11 @@ func TestReleaseBuildLeavesOutRequestTracing(t *testing.T) {
 type process struct {
 	cmd  *exec.Cmd
 	addr string
-	mu   sync.Mutex
-	logs strings.Builder // guarded by mu
-	done chan struct{}   // closed when stderr is drained
+	logs syncbuf.Buffer
+	done chan struct{} // closed when stderr is drained
 }
 
-func (p *process) log() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.logs.String()
-}
+func (p *process) log() string { return p.logs.String() }
 
 var addrLine = regexp.MustCompile(`msg="serving RouteGuide" addr=(\S+)`)
 
@@ -110,9 +105,7 @@ func serve(t *testing.T, args ...string) *process {
 		defer close(p.done)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
-			p.mu.Lock()
-			p.logs.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
+			p.logs.Write([]byte(sc.Text() + "\n"))
 			if m := addrLine.FindStringSubmatch(sc.Text()); m != nil {
 				found <- m[1]
 			}

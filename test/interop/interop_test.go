@@ -22,12 +22,13 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/routeguide/routeguide/internal/syncbuf"
 )
 
 const python = "/usr/bin/python3"
@@ -101,16 +102,11 @@ func stubs(t *testing.T) string {
 // started is a background process and what it printed.
 type started struct {
 	cmd    *exec.Cmd
-	mu     sync.Mutex
-	output bytes.Buffer // stdout and stderr; guarded by mu
+	output syncbuf.Buffer // stdout and stderr
 	done   chan struct{}
 }
 
-func (s *started) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.output.String()
-}
+func (s *started) String() string { return s.output.String() }
 
 // startProcess runs cmd and returns once a line of its output matches ready,
 // with that match's first group. Cleanup stops the process.
@@ -131,9 +127,7 @@ func startProcess(t *testing.T, cmd *exec.Cmd, ready *regexp.Regexp) (*started, 
 		defer close(s.done)
 		sc := bufio.NewScanner(r)
 		for sc.Scan() {
-			s.mu.Lock()
-			s.output.WriteString(sc.Text() + "\n")
-			s.mu.Unlock()
+			s.output.Write([]byte(sc.Text() + "\n"))
 			if m := ready.FindStringSubmatch(sc.Text()); m != nil {
 				select {
 				case found <- m[1]:
