@@ -15,6 +15,11 @@ import (
 // so any number of streams may send one at once.
 type Encoded struct {
 	b []byte
+	// msg is b as grpc-go sends it, built once: boxing b into a mem.Buffer
+	// for every send would allocate twice per answer. grpc-go treats a
+	// BufferSlice as immutable and a SliceBuffer's Free does nothing, so
+	// concurrent sends can share it.
+	msg mem.BufferSlice
 }
 
 // Encode returns p's wire form: the encoding of ToProto(p).
@@ -25,7 +30,7 @@ func Encode(p people.Person) (*Encoded, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Encoded{b: b}, nil
+	return &Encoded{b: b, msg: mem.BufferSlice{mem.SliceBuffer(b)}}, nil
 }
 
 // Bytes returns the encoding, which the caller must not modify.
@@ -49,7 +54,7 @@ func NewCodec() Codec {
 // they are written.
 func (c Codec) Marshal(v any) (mem.BufferSlice, error) {
 	if e, ok := v.(*Encoded); ok {
-		return mem.BufferSlice{mem.SliceBuffer(e.b)}, nil
+		return e.msg, nil
 	}
 	return c.proto.Marshal(v)
 }
