@@ -60,10 +60,10 @@ calls it answered, their rate and their latency. Workloads:
 The first --warmup is not counted; then the run lasts --duration, or until
 -n calls have completed. Calls and the rate count every completed call,
 errors included; latency covers every answer, to within 1%. GetPerson's
-"Not Found" person counts as a NotFound error. Answers are read only as
-far as that takes, their names, so that the CPU bench spends goes to
-calls. The CPU bench itself used shows whether the client, rather than the
-server, set the pace.
+"Not Found" person counts as a NotFound error. Answers are checked by name
+and not decoded further, so that bench's CPU goes to making calls. The CPU
+bench itself used shows whether the client, rather than the server, set
+the pace.
 
 Calls have no deadline unless --timeout or ROUTEGUIDE_TIMEOUT sets one, and
 a run is cut off 10s after its duration. On a terminal, a progress line
