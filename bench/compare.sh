@@ -19,8 +19,8 @@
 # rotates from round to round, and the table shows the medians over rounds.
 #
 # Memory, two figures a run: peak RSS (VmHWM, read just before the server is
-# stopped) counts the pages of the executable the kernel mapped, whole large
-# folios at a time, so it grows with the binary's size; peak anonymous
+# stopped) counts the pages of the executable the kernel mapped, 64 KiB
+# around each fault, so it grows with the binary's size; peak anonymous
 # memory (the largest RssAnon, sampled every 100 ms from readiness to the
 # end of the run) is the heap and stacks the server itself used.
 #
