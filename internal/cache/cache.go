@@ -162,8 +162,8 @@ func (c *Store) Person(ctx context.Context, name string) (people.Person, error) 
 // SharedPersonMemo is Person without the copy, the result's hobbies being
 // the cache's own, which the caller must not modify; and with the Memo of
 // the version of the person it returns, when that came from memory (when
-// it came from the store, memo is nil). The gRPC service, which only encodes what it
-// reads and keeps the encoding in the Memo, reads this way.
+// it came from the store, memo is nil). The gRPC service, which only
+// encodes what it reads and keeps the encoding in the Memo, reads this way.
 func (c *Store) SharedPersonMemo(ctx context.Context, name string) (p people.Person, memo *Memo, err error) {
 	return c.lookup(ctx, name, true)
 }

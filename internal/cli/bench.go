@@ -158,8 +158,7 @@ func (bc *benchConfig) workers() int {
 type bench struct {
 	cfg     *clientConfig
 	bc      *benchConfig
-	clients []pb.RouteGuideClient
-	conns   []*grpc.ClientConn // clients' connections, for get and people
+	conns   []*grpc.ClientConn // one for each of --conns
 	answers []grpc.CallOption  // for calls whose answers are read as *answer
 	reqs    []*pb.Name         // one for each of bc.names
 	known   []bool             // people: whether the server has bc.names[i]
@@ -187,7 +186,6 @@ func runBench(ctx context.Context, e *env, cfg *clientConfig, bc *benchConfig) (
 			return nil, usageError{fmt.Errorf("connect to %s: %w", cfg.Addr, err)}
 		}
 		defer conn.Close()
-		b.clients = append(b.clients, pb.NewRouteGuideClient(conn))
 		b.conns = append(b.conns, conn)
 	}
 	for _, n := range bc.names {
@@ -226,27 +224,27 @@ func runBench(ctx context.Context, e *env, cfg *clientConfig, bc *benchConfig) (
 // server knows: GetPeople skips the others, so there is no answer to wait
 // for.
 func (b *bench) preflight(ctx context.Context) error {
-	call := func(c pb.RouteGuideClient, req *pb.Name) (known bool, err error) {
+	call := func(conn *grpc.ClientConn, req *pb.Name) (known bool, err error) {
 		ctx, cancel := b.cfg.callContext(ctx)
 		defer cancel()
-		p, err := c.GetPerson(ctx, req)
+		p, err := pb.NewRouteGuideClient(conn).GetPerson(ctx, req)
 		if err != nil {
 			return false, fail(b.cfg.describe(err))
 		}
 		return !isNotFoundPerson(p, req), nil
 	}
-	for _, c := range b.clients[1:] {
+	for _, c := range b.conns[1:] {
 		if _, err := call(c, b.reqs[0]); err != nil {
 			return err
 		}
 	}
 	if b.bc.workload != "people" {
-		_, err := call(b.clients[0], b.reqs[0])
+		_, err := call(b.conns[0], b.reqs[0])
 		return err
 	}
 	b.known = make([]bool, len(b.reqs))
 	for i, req := range b.reqs {
-		known, err := call(b.clients[0], req)
+		known, err := call(b.conns[0], req)
 		if err != nil {
 			return err
 		}
@@ -372,7 +370,7 @@ func (b *bench) getCaller(ctx context.Context, i, quota int, stop *atomic.Bool, 
 }
 
 func (b *bench) addCaller(ctx context.Context, i, quota int, stop *atomic.Bool, rec *recorder) {
-	c := b.clients[i%len(b.clients)]
+	c := pb.NewRouteGuideClient(b.conns[i%len(b.conns)])
 	req := &pb.AddPersonRequest{Person: &pb.Person{
 		Age:     30,
 		Gender:  pb.Person_FEMALE,
