@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"runtime/debug"
 	"strings"
 
@@ -152,7 +153,7 @@ func versionCommand(e *env) *cobra.Command {
 		Short: "Print the version",
 		Args:  noArgs,
 		RunE: func(*cobra.Command, []string) error {
-			_, err := fmt.Fprintln(e.stdout, "routeguide", version())
+			_, err := fmt.Fprintln(e.stdout, "routeguide", version(), runtime.Version())
 			return fail(err)
 		},
 	}
