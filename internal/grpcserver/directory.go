@@ -137,7 +137,7 @@ func (s *service) ListPeople(ctx context.Context, req *pb.ListPeopleRequest) (*p
 	case size > maxPageSize:
 		size = maxPageSize
 	}
-	q := people.Query{City: req.GetCity(), Hobby: req.GetHobby(), NamePrefix: req.GetNamePrefix(), Limit: size + 1}
+	q := people.Query{City: req.GetCity(), Hobby: req.GetHobby(), NamePrefix: people.NormalizePrefix(req.GetNamePrefix()), Limit: size + 1}
 	for field, v := range map[string]string{"city": q.City, "hobby": q.Hobby, "name_prefix": q.NamePrefix} {
 		if !storable(v) {
 			return nil, s.fail(ctx, "ListPeople", invalidField(field, "must not contain NUL"))

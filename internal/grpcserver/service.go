@@ -101,10 +101,7 @@ var notFoundAnswer = must(wire.Encode(people.Person{Name: wire.NotFoundName}))
 // getPerson answers GetPerson in wire form: a cached person is encoded once
 // per version, as for GetPeople.
 func (s *service) getPerson(ctx context.Context, req *pb.Name) (*wire.Encoded, error) {
-	if !storable(req.GetName()) {
-		return notFoundAnswer, nil
-	}
-	answer, err := s.encoded(ctx, req.GetName())
+	answer, err := s.lookup(ctx, req.GetName())
 	if err != nil {
 		if people.KindOf(err) == people.NotFound {
 			return notFoundAnswer, nil
@@ -217,10 +214,7 @@ func (s *service) GetPeople(stream grpc.BidiStreamingServer[pb.Name, pb.Person])
 				return nil // the client finished sending and has every answer
 			}
 		}
-		if !storable(name) {
-			continue // nobody can have it
-		}
-		answer, err := s.encoded(ctx, name)
+		answer, err := s.lookup(ctx, name)
 		if err != nil {
 			if people.KindOf(err) == people.NotFound {
 				continue
@@ -231,6 +225,25 @@ func (s *service) GetPeople(stream grpc.BidiStreamingServer[pb.Name, pb.Person])
 			return err
 		}
 	}
+}
+
+// lookup reads the person a GetPerson or GetPeople name asks for, in wire
+// form. The name is normalized as writes normalize it (people.NormalizeName),
+// which costs nothing for a name that is already normal. A person stored
+// under a name that is not normal, before names were normalized, is still
+// found by that name. It returns an error of kind NotFound when nobody has
+// the name.
+func (s *service) lookup(ctx context.Context, name string) (*wire.Encoded, error) {
+	if !storable(name) {
+		return nil, people.Errorf(people.NotFound, "nobody can be named %q", name)
+	}
+	normal := people.NormalizeName(name)
+	answer, err := s.encoded(ctx, normal)
+	// KindOf allocates, so it is asked only on the rare path.
+	if err != nil && normal != name && people.KindOf(err) == people.NotFound {
+		return s.encoded(ctx, name)
+	}
+	return answer, err
 }
 
 // storable reports whether s could be stored at all. Protobuf strings may

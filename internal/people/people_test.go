@@ -69,8 +69,87 @@ func fill(hobbies []string) {
 }
 
 func TestNormalize(t *testing.T) {
-	if got := Normalize(Person{Name: " \tAlice \n"}).Name; got != "Alice" {
-		t.Errorf("Normalize name = %q, want Alice", got)
+	tests := []struct{ in, want string }{
+		{" \tAlice \n", "Alice"},
+		{"Alice", "Alice"},
+		{"Jose\u0301", "Jos\u00e9"},
+		{" Zo\u0308e\u3000", "Z\u00f6e"},
+		{"\u00e9", "\u00e9"},
+	}
+	for _, tt := range tests {
+		if got := Normalize(Person{Name: tt.in}).Name; got != tt.want {
+			t.Errorf("Normalize name %q = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = NormalizeName("Alice") }); n != 0 {
+		t.Errorf("NormalizeName(Alice) allocates %v times, want 0", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = NormalizeName("Jos\u00e9") }); n != 0 {
+		t.Errorf("NormalizeName of an NFC name allocates %v times, want 0", n)
+	}
+}
+
+func TestNormalizePrefix(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"Ann ", "Ann "},
+		{" Ann", "Ann"},
+		{"Jose\u0301 ", "Jos\u00e9 "},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := NormalizePrefix(tt.in); got != tt.want {
+			t.Errorf("NormalizePrefix(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestInvisibleAndReservedNames lists names that look like another name, or
+// like nothing, or like the seed's not-found answer.
+func TestInvisibleAndReservedNames(t *testing.T) {
+	tests := []struct {
+		name  string
+		valid bool
+	}{
+		{"Not Found", false},
+		{"not found", false},
+		{"NOT FOUND", false},
+		{"Not Found Jr", true},
+		{"Alice\u200b", false}, // zero width space
+		{"Ali\u200cce", false}, // zero width non-joiner
+		{"A\u200dlice", false}, // zero width joiner between letters
+		{"\u200d", false},
+		{"Alice\ufeff", false}, // byte order mark
+		{"Al\u2060ice", false}, // word joiner
+		{"Al\u00adice", false}, // soft hyphen
+		{"A\u034flice", false}, // combining grapheme joiner
+		{"\u3164", false},      // Hangul filler
+		{"A\u3164", false},
+		{"\uffa0", false},                    // halfwidth Hangul filler
+		{"\u2800", false},                    // Braille pattern blank
+		{"Al\u2028ice", false},               // line separator
+		{"Al\u2029ice", false},               // paragraph separator
+		{"\u0301", false},                    // a lone combining mark
+		{"\u0301\u0302", false},              // marks only
+		{"A\U000e0041", false},               // tag character
+		{"Alice\ufe0f", false},               // variation selector after a letter
+		{"\u2764\ufe0f", true},               // heavy heart, emoji form
+		{"\U0001F469\u200d\U0001F4BB", true}, // woman technologist
+		{"\U0001F469\u200d", false},          // a joiner with nothing to join
+		{"Jos\u00e9", true},
+		{"\u2800A", false},
+		{"A\u3000B", true}, // ideographic space is visible space
+	}
+	for _, tt := range tests {
+		err := Validate(Normalize(Person{Name: tt.name}))
+		if (err == nil) != tt.valid {
+			t.Errorf("Validate(name %+q) = %v, want valid %v", tt.name, err, tt.valid)
+			continue
+		}
+		if err != nil {
+			if v := err.(*Error).Violations; len(v) != 1 || v[0].Field != "name" {
+				t.Errorf("Validate(name %+q): violations %v, want one on name", tt.name, v)
+			}
+		}
 	}
 }
 
