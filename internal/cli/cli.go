@@ -43,7 +43,6 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 and the other commands are its client.`,
 		SilenceErrors:     true,
 		SilenceUsage:      true,
-		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
 		Version:           version(),
 	}
 	root.SetArgs(args)

@@ -238,6 +238,8 @@ func TestCommands(t *testing.T) {
 		{name: "unreachable", args: []string{"get", "--addr", closed, "Alice"}},
 		{name: "deadline", args: []string{"get", "--addr", silent, "--timeout", "200ms", "Alice"}},
 		{name: "demo_deadline", args: []string{"demo", "--addr", silent, "--timeout", "200ms"}},
+		{name: "watch_deadline", args: []string{"watch", "--addr", addr, "--current", "--timeout", "1s"}},
+		{name: "watch_deadline_json", args: []string{"watch", "--addr", addr, "--current", "--timeout", "1s", "-o", "json"}},
 		{name: "get_no_names", args: []string{"get"}},
 		{name: "demo_extra_args", args: []string{"demo", "Alice"}},
 		{name: "bad_output", args: []string{"get", "-o", "yaml", "Alice"}},
@@ -257,6 +259,24 @@ func TestCommands(t *testing.T) {
 			out = strings.ReplaceAll(out, silent, "SILENT")
 			out = strings.ReplaceAll(out, closed, "CLOSED")
 			checkGolden(t, tt.name, out)
+		})
+	}
+}
+
+// TestCompletion checks that the completion command prints a script for
+// each shell it offers.
+func TestCompletion(t *testing.T) {
+	for shell, want := range map[string]string{
+		"bash":       "__start_routeguide",
+		"zsh":        "#compdef routeguide",
+		"fish":       "complete -c routeguide",
+		"powershell": "Register-ArgumentCompleter",
+	} {
+		t.Run(shell, func(t *testing.T) {
+			got := runCLI(t, nil, "", "completion", shell)
+			if got.code != exitOK || !strings.Contains(got.stdout, want) {
+				t.Errorf("completion %s: exit %d, stdout without %q:\n%.300s\nstderr: %s", shell, got.code, want, got.stdout, got.stderr)
+			}
 		})
 	}
 }

@@ -197,6 +197,24 @@ func (cfg *clientConfig) describe(err error) error {
 	return fmt.Errorf("%s: %s", humanCode(st.Code()), st.Message())
 }
 
+// describeStream is describe for a streaming call that printed answers
+// answers before err ended it: a deadline that ends a stream after answers
+// arrived is not a server that never answered.
+func (cfg *clientConfig) describeStream(err error, answers int) error {
+	if answers > 0 && (status.Code(err) == codes.DeadlineExceeded || errors.Is(err, context.DeadlineExceeded)) {
+		return fmt.Errorf("the deadline (--timeout %v) ended the stream from RouteGuide at %s after %s", cfg.Timeout, cfg.Addr, plural(answers, "answer"))
+	}
+	return cfg.describe(err)
+}
+
+// counting returns f, counting each call in *n.
+func counting[T any](n *int, f func(T) error) func(T) error {
+	return func(v T) error {
+		*n++
+		return f(v)
+	}
+}
+
 // humanCode returns c's name in lower-case words, such as "not found".
 func humanCode(c codes.Code) string {
 	var b strings.Builder

@@ -14,7 +14,6 @@ import (
 
 	"github.com/routeguide/routeguide/internal/grpcclient"
 	"github.com/routeguide/routeguide/internal/people"
-	"github.com/routeguide/routeguide/internal/wire"
 )
 
 // personFlags are the flags that describe a person, shared by add and
@@ -25,13 +24,19 @@ type personFlags struct {
 	clearHobbies bool
 }
 
-func (pf *personFlags) register(f *pflag.FlagSet, withClear bool) {
+// register adds the flags to f. For update, which changes only the fields
+// given, the flags show no defaults and --clear-hobbies is added.
+func (pf *personFlags) register(f *pflag.FlagSet, forUpdate bool) {
 	f.Int32Var(&pf.p.Age, "age", 0, "age in years, 0 to 150")
-	f.StringVar(&pf.gender, "gender", "unknown", "female, male or unknown")
+	if forUpdate {
+		f.StringVar(&pf.gender, "gender", "", "female, male or unknown")
+	} else {
+		f.StringVar(&pf.gender, "gender", "unknown", "female, male or unknown")
+	}
 	f.StringArrayVar(&pf.p.Hobbies, "hobby", nil, "a hobby; repeat for several")
 	f.StringVar(&pf.p.Address.Street, "street", "", "street address")
 	f.StringVar(&pf.p.Address.City, "city", "", "city")
-	if withClear {
+	if forUpdate {
 		f.BoolVar(&pf.clearHobbies, "clear-hobbies", false, "remove every hobby")
 	}
 }
@@ -128,6 +133,9 @@ func deleteCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "delete NAME...",
 		Short: "Remove people",
+		Long: `Remove people by name, one DeletePerson call each. A name nobody has is
+reported on stderr, the other names are still deleted, and the exit status
+is 1.`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usageError{errors.New("delete needs at least one NAME")}
@@ -137,15 +145,32 @@ func deleteCommand(e *env) *cobra.Command {
 	}
 	cfg := addClientFlags(e, cmd, false)
 	cmd.RunE = func(cmd *cobra.Command, names []string) error {
-		return withClient(cmd.Context(), cfg, func(ctx context.Context, c *grpcclient.Client) error {
-			for _, name := range names {
-				if _, err := c.Delete(ctx, name); err != nil {
-					return err
-				}
-				fmt.Fprintf(e.stdout, "deleted %s\n", name)
+		c, err := cfg.connect()
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		failed := 0
+		for _, name := range names {
+			ctx, cancel := cfg.callContext(cmd.Context())
+			_, err := c.Delete(ctx, name)
+			cancel()
+			switch people.KindOf(err) {
+			case people.NotFound, people.Invalid:
+				// About this name only: the others are still deleted.
+				failed++
+				fmt.Fprintf(e.stderr, "routeguide: %v\n", cfg.describe(err))
+				continue
 			}
-			return nil
-		})
+			if err != nil {
+				return fail(cfg.describe(err))
+			}
+			fmt.Fprintf(e.stdout, "deleted %s\n", name)
+		}
+		if failed > 0 {
+			return exitSilently{}
+		}
+		return nil
 	}
 	return cmd
 }
@@ -224,11 +249,12 @@ The watch has no deadline unless --timeout or ROUTEGUIDE_TIMEOUT sets one.`,
 		defer c.Close()
 		ctx, cancel := cfg.callContext(cmd.Context())
 		defer cancel()
-		err = c.Watch(ctx, current, from, eventWriter(e.stdout, cfg.Output))
+		events := 0
+		err = c.Watch(ctx, current, from, counting(&events, eventWriter(e.stdout, cfg.Output)))
 		if errors.Is(err, context.Canceled) || cmd.Context().Err() != nil {
 			return nil // interrupted: the normal way a watch ends
 		}
-		return fail(cfg.describe(err))
+		return fail(cfg.describeStream(err, events))
 	}
 	return cmd
 }
@@ -236,17 +262,14 @@ The watch has no deadline unless --timeout or ROUTEGUIDE_TIMEOUT sets one.`,
 // eventWriter returns a function that prints one watch event to w.
 func eventWriter(w io.Writer, output string) func(grpcclient.Event) error {
 	if output == "json" {
+		var buf []byte
 		return func(ev grpcclient.Event) error {
-			buf := fmt.Appendf(nil, `{"revision":%d,"type":%q`, ev.Revision, ev.Type)
-			if ev.Type != grpcclient.EventSynced {
-				buf = append(buf, `,"person":`...)
-				var err error
-				if buf, err = wire.AppendJSON(buf, ev.Person); err != nil {
-					return err
-				}
+			var err error
+			if buf, err = ev.AppendJSON(buf[:0]); err != nil {
+				return err
 			}
-			buf = append(buf, "}\n"...)
-			_, err := w.Write(buf)
+			buf = append(buf, '\n')
+			_, err = w.Write(buf)
 			return err
 		}
 	}

@@ -44,7 +44,7 @@ func TestDirectoryCommands(t *testing.T) {
 		{name: "list_after_imports", args: []string{"list"}},
 		{name: "list_filters", args: []string{"list", "--city", "Boston", "--hobby", "chess", "--prefix", "G"}},
 		{name: "list_limit", args: []string{"list", "--limit", "2"}},
-		{name: "delete", args: []string{"delete", "Carol", "Dan"}},
+		{name: "delete", args: []string{"delete", "Carol", "Ghost", "Dan", "Not Found"}},
 		{name: "delete_nobody", args: []string{"delete", "Carol"}},
 		{name: "export", args: []string{"export"}},
 	}

@@ -41,8 +41,9 @@ has no deadline unless --timeout or ROUTEGUIDE_TIMEOUT sets one.`,
 
 		ctx, cancel := cfg.callContext(cmd.Context())
 		defer cancel()
-		if err := c.People(ctx, names, personWriter(e.stdout, cfg.Output)); err != nil {
-			return fail(cfg.describe(err))
+		answers := 0
+		if err := c.People(ctx, names, counting(&answers, personWriter(e.stdout, cfg.Output))); err != nil {
+			return fail(cfg.describeStream(err, answers))
 		}
 		if stdin != nil {
 			if err := stdin.Err(); err != nil {

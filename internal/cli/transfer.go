@@ -100,7 +100,10 @@ deadline unless --timeout or ROUTEGUIDE_TIMEOUT sets one.`,
 			return fail(fmt.Errorf("%w (the %d people before it were imported: %d added, %d updated)", badLine, n, res.Added, res.Updated))
 		}
 		if cfg.Output == "json" {
-			_, err = fmt.Fprintf(e.stdout, "{\"added\":%d,\"updated\":%d,\"revision\":%d}\n", res.Added, res.Updated, res.Revision)
+			var line []byte
+			if line, err = wire.AppendMessageJSON(nil, wire.ImportResultToProto(res)); err == nil {
+				_, err = e.stdout.Write(append(line, '\n'))
+			}
 		} else {
 			_, err = fmt.Fprintf(e.stdout, "imported %d people: %d added, %d updated (revision %d)\n", res.Added+res.Updated, res.Added, res.Updated, res.Revision)
 		}

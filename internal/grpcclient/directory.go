@@ -124,6 +124,22 @@ type Event struct {
 	Person   people.Person
 }
 
+// AppendJSON appends ev as one line of protojson (no trailing newline): the
+// WatchPeopleResponse it came as, as grpcurl shows it.
+func (ev Event) AppendJSON(dst []byte) ([]byte, error) {
+	// A type this client does not know kept its enum name (see Watch).
+	m := &pb.WatchPeopleResponse{Revision: ev.Revision, Type: pb.WatchPeopleResponse_Type(pb.WatchPeopleResponse_Type_value[string(ev.Type)])}
+	for t, et := range eventTypes {
+		if et == ev.Type {
+			m.Type = t
+		}
+	}
+	if ev.Type != EventSynced {
+		m.Person = wire.ToProto(ev.Person)
+	}
+	return wire.AppendMessageJSON(dst, m)
+}
+
 // Watch calls each with every event of a WatchPeople call until ctx ends,
 // the call fails, or each returns an error. With current, the current people
 // come first; otherwise the changes after revision after (0: from now).

@@ -4,8 +4,6 @@
 package wire
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -67,19 +65,14 @@ func FromProto(m *pb.Person) people.Person {
 }
 
 // AppendJSON appends p as one line of protojson (no trailing newline), in the
-// compact, stable form `{"name":"Alice","age":30,...}`. protojson on its own
-// varies its spacing between builds on purpose; compacting it makes the
-// output byte-stable for scripts and golden files.
+// compact, stable form `{"name":"Alice","age":30,...}` (see
+// AppendMessageJSON).
 func AppendJSON(dst []byte, p people.Person) ([]byte, error) {
-	raw, err := protojson.Marshal(ToProto(p))
+	out, err := AppendMessageJSON(dst, ToProto(p))
 	if err != nil {
-		return dst, fmt.Errorf("encode person %q: %w", p.Name, err)
+		return dst, fmt.Errorf("person %q: %w", p.Name, err)
 	}
-	buf := bytes.NewBuffer(dst)
-	if err := json.Compact(buf, raw); err != nil {
-		return dst, fmt.Errorf("compact person %q: %w", p.Name, err)
-	}
-	return buf.Bytes(), nil
+	return out, nil
 }
 
 // ParseJSON reads one protojson Person. Unknown fields are an error, so that
