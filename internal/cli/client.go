@@ -100,23 +100,9 @@ func (cfg *clientConfig) connect() (*grpcclient.Client, error) {
 func (cfg *clientConfig) dialOptions() ([]grpc.DialOption, error) {
 	var opts []grpc.DialOption
 	if cfg.TLS {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12}
-		if cfg.CA != "" {
-			pem, err := os.ReadFile(cfg.CA)
-			if err != nil {
-				return nil, failure{fmt.Errorf("--ca: %w", err)}
-			}
-			tc.RootCAs = x509.NewCertPool()
-			if !tc.RootCAs.AppendCertsFromPEM(pem) {
-				return nil, failure{fmt.Errorf("--ca %s holds no PEM certificate", cfg.CA)}
-			}
-		}
-		if cfg.Cert != "" {
-			cert, err := tls.LoadX509KeyPair(cfg.Cert, cfg.Key)
-			if err != nil {
-				return nil, failure{fmt.Errorf("--cert: %w", err)}
-			}
-			tc.Certificates = []tls.Certificate{cert}
+		tc, err := cfg.tlsConfig()
+		if err != nil {
+			return nil, err
 		}
 		opts = append(opts, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
 	}
@@ -124,6 +110,30 @@ func (cfg *clientConfig) dialOptions() ([]grpc.DialOption, error) {
 		opts = append(opts, grpc.WithPerRPCCredentials(bearer(cfg.Token)))
 	}
 	return opts, nil
+}
+
+// tlsConfig returns the TLS configuration of --ca, --cert and --key. It
+// fails when a file cannot be read.
+func (cfg *clientConfig) tlsConfig() (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.CA != "" {
+		pem, err := os.ReadFile(cfg.CA)
+		if err != nil {
+			return nil, failure{fmt.Errorf("--ca: %w", err)}
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, failure{fmt.Errorf("--ca %s holds no PEM certificate", cfg.CA)}
+		}
+	}
+	if cfg.Cert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.Cert, cfg.Key)
+		if err != nil {
+			return nil, failure{fmt.Errorf("--cert: %w", err)}
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
 }
 
 // bearer sends a token as "authorization: Bearer TOKEN". The command line
@@ -173,6 +183,9 @@ func (cfg *clientConfig) describe(err error) error {
 	st := se.GRPCStatus()
 	switch st.Code() {
 	case codes.Unavailable:
+		if hint := cfg.diagnoseTLS(); hint != "" {
+			return fmt.Errorf("cannot connect to RouteGuide at %s: %s", cfg.Addr, hint)
+		}
 		return fmt.Errorf("RouteGuide at %s is unavailable: %s", cfg.Addr, briefly(st.Message()))
 	case codes.DeadlineExceeded:
 		return fmt.Errorf("no answer from RouteGuide at %s within %v (--timeout)", cfg.Addr, cfg.Timeout)
