@@ -41,9 +41,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		Short: "RouteGuide: a gRPC people directory",
 		Long: `RouteGuide is a gRPC people directory: "routeguide serve" runs the server,
 and the other commands are its client.`,
-		SilenceErrors:     true,
-		SilenceUsage:      true,
-		Version:           version(),
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		Version:       version(),
 	}
 	root.SetArgs(args)
 	root.SetIn(stdin)
