@@ -2,21 +2,15 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-
-	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
-	"github.com/routeguide/routeguide/internal/syncbuf"
+	"github.com/routeguide/routeguide/internal/loadgen"
 )
 
 // runBenchJSON runs `routeguide bench -o json` with args and returns its
@@ -202,47 +196,6 @@ func TestBenchFailures(t *testing.T) {
 	}
 }
 
-func TestHistogram(t *testing.T) {
-	// Every bucket's middle falls in that bucket, and the buckets are in
-	// order, so no value is misplaced by more than half a bucket.
-	for i := range histBuckets {
-		if got := histIndex(histValue(i)); got != i {
-			t.Fatalf("histIndex(histValue(%d) = %d) = %d", i, histValue(i), got)
-		}
-	}
-	r := rand.New(rand.NewPCG(1, 2))
-	for range 100000 {
-		v := r.Uint64() >> r.IntN(64)
-		mid := histValue(histIndex(v))
-		if diff := float64(max(v, mid) - min(v, mid)); diff > float64(v)/256+0.5 {
-			t.Fatalf("value %d is reported as %d, off by more than 1/256", v, mid)
-		}
-	}
-
-	var h histogram
-	for v := 1; v <= 1000; v++ {
-		h.record(time.Duration(v) * time.Microsecond)
-	}
-	for _, tt := range []struct {
-		q    float64
-		want time.Duration
-	}{{0.5, 500 * time.Microsecond}, {0.99, 990 * time.Microsecond}, {1, 1000 * time.Microsecond}} {
-		got := h.quantile(tt.q)
-		if d := (got - tt.want).Abs(); d > tt.want/128 {
-			t.Errorf("quantile(%v) = %v, want %v to within 1/128", tt.q, got, tt.want)
-		}
-	}
-	var merged histogram
-	merged.merge(&h)
-	merged.merge(&h)
-	if merged.n != 2000 || merged.max != time.Millisecond || merged.quantile(0.5) != h.quantile(0.5) {
-		t.Errorf("merged: n %d, max %v, p50 %v; want 2000, 1ms, %v", merged.n, merged.max, merged.quantile(0.5), h.quantile(0.5))
-	}
-	if got := (&histogram{}).quantile(0.5); got != 0 {
-		t.Errorf("empty quantile = %v, want 0", got)
-	}
-}
-
 func TestShortDuration(t *testing.T) {
 	for _, tt := range []struct {
 		d    time.Duration
@@ -261,69 +214,18 @@ func TestShortDuration(t *testing.T) {
 }
 
 func TestBenchProgress(t *testing.T) {
-	var quiet bytes.Buffer
-	if p := newBenchProgress(&quiet, true); p.active {
-		t.Error("progress is active on a buffer, want it only on a terminal")
+	if p := newBenchProgress(&bytes.Buffer{}, true, "get"); p != nil {
+		t.Error("progress is drawn on a buffer, want it only on a terminal")
 	}
-	var buf syncbuf.Buffer
-	p := &benchProgress{w: &buf, active: true, every: time.Millisecond}
-	recs := []*recorder{new(recorder), new(recorder)}
-	recs[0].answered(time.Millisecond)
-	recs[1].failed(5, time.Millisecond, true, func() error { return nil })
-	stop := p.run("get", time.Now(), recs)
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(buf.String(), "2 calls") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no progress line after 5s: %q", buf.String())
-		}
-		time.Sleep(time.Millisecond)
-	}
-	stop()
-	out := buf.String()
-	if !regexp.MustCompile(`^\rget: \d+s, 2 calls, \d+/s, 1 errors\x1b\[K`).MatchString(out) || !strings.HasSuffix(out, "\r\x1b[K") {
-		t.Errorf("progress wrote %q, want lines like \"\\rget: 0s, 2 calls, N/s, 1 errors\" ending erased", out)
-	}
-}
-
-// skipsBob is a server that knows Bob through GetPerson but wrongly skips
-// him in GetPeople.
-type skipsBob struct {
-	pb.UnimplementedRouteGuideServer
-}
-
-func (skipsBob) GetPerson(_ context.Context, req *pb.Name) (*pb.Person, error) {
-	return &pb.Person{Name: req.GetName(), Age: 1}, nil
-}
-
-func (skipsBob) GetPeople(stream grpc.BidiStreamingServer[pb.Name, pb.Person]) error {
-	for {
-		req, err := stream.Recv()
-		if err != nil {
-			return nil
-		}
-		if req.GetName() != "Bob" {
-			if err := stream.Send(&pb.Person{Name: req.GetName()}); err != nil {
-				return err
-			}
-		}
-	}
-}
-
-// TestBenchPeopleChecksTheOrder checks that a GetPeople answer is matched
-// to its own name: a known name left unanswered is an error, not a
-// latency.
-func TestBenchPeopleChecksTheOrder(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	pb.RegisterRouteGuideServer(srv, skipsBob{})
-	go srv.Serve(lis)
-	defer srv.Stop()
-
-	got := runBenchJSON(t, "--addr", lis.Addr().String(), "--warmup", "0", "--workload", "people", "--conns", "1", "-n", "20", "--window", "1")
-	if got.Errors["Internal"] == 0 || got.Calls == 0 || got.Calls > 20 {
-		t.Errorf("calls = %d, errors = %v; want some Internal errors for Bob", got.Calls, got.Errors)
+	var buf bytes.Buffer
+	p := &benchProgress{w: &buf, workload: "get"}
+	p.show(loadgen.Progress{Phase: loadgen.Warmup, Elapsed: 1500 * time.Millisecond, Calls: 30, Errors: 0})
+	p.show(loadgen.Progress{Phase: loadgen.Warmup, Done: true})
+	p.show(loadgen.Progress{Phase: loadgen.Measure, Elapsed: 2 * time.Second, Calls: 2, Errors: 1})
+	p.show(loadgen.Progress{Phase: loadgen.Measure, Done: true})
+	want := "\rwarming up: 2s, 30 calls, 20/s, 0 errors\x1b[K\r\x1b[K" +
+		"\rget: 2s, 2 calls, 1/s, 1 errors\x1b[K\r\x1b[K"
+	if got := buf.String(); got != want {
+		t.Errorf("progress wrote\n%q\nwant\n%q", got, want)
 	}
 }

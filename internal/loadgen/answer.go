@@ -1,4 +1,4 @@
-package cli
+package loadgen
 
 import (
 	"fmt"
@@ -12,10 +12,10 @@ import (
 	"github.com/routeguide/routeguide/internal/wire"
 )
 
-// answer is a Person as `routeguide bench` reads it: only as far as the
-// run checks it. A bench decodes hundreds of thousands of answers a second
-// on the same cores as the server it measures; decoding whole Persons took
-// a seventh of its CPU, time the server could not have.
+// answer is a Person as a run reads it: only as far as the run checks it.
+// A run decodes hundreds of thousands of answers a second on the same cores
+// as the server it measures; decoding whole Persons took a share of its CPU
+// the server could not have (the README's Performance section).
 type answer struct {
 	name []byte // the name field, reused from answer to answer
 	more bool   // a field other than the name is set
