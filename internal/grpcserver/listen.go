@@ -90,3 +90,31 @@ func resolve(ctx context.Context, host string) ([]string, error) {
 	}
 	return ips, nil
 }
+
+// Loopback reports whether addr's host names only loopback addresses. An
+// empty host means every interface, which is not loopback; a name that does
+// not resolve is not either. The server refuses plaintext (and profiles) on
+// an address that is not loopback, and the client refuses to send a token
+// in plaintext to one.
+func Loopback(ctx context.Context, addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		return ip.IsLoopback()
+	}
+	ips, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+	if err != nil || len(ips) == 0 {
+		return false
+	}
+	for _, ip := range ips {
+		if !ip.IP.IsLoopback() {
+			return false
+		}
+	}
+	return true
+}

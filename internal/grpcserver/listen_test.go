@@ -51,3 +51,26 @@ func TestListenErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestLoopback(t *testing.T) {
+	tests := []struct {
+		addr string
+		want bool
+	}{
+		{"localhost:50051", true},
+		{"127.0.0.1:50051", true},
+		{"127.1.2.3:0", true},
+		{"[::1]:50051", true},
+		{"0.0.0.0:50051", false},
+		{":50051", false},
+		{"[::]:50051", false},
+		{"192.0.2.1:50051", false},
+		{"no-port", false},
+		{"name.invalid:50051", false}, // does not resolve
+	}
+	for _, tt := range tests {
+		if got := Loopback(context.Background(), tt.addr); got != tt.want {
+			t.Errorf("Loopback(%q) = %v, want %v", tt.addr, got, tt.want)
+		}
+	}
+}

@@ -55,6 +55,12 @@ type Limits struct {
 	// closing their streams.
 	KeepaliveTime    time.Duration
 	KeepaliveTimeout time.Duration
+	// MaxConnectionIdle is how long a connection may stay without an open
+	// call before the server closes it with GOAWAY, so that clients that
+	// connect and go quiet do not hold a file descriptor each forever. A
+	// well-behaved client reconnects on its next call. grpc-go's default is
+	// never.
+	MaxConnectionIdle time.Duration
 }
 
 // DefaultLimits returns the limits `routeguide serve` runs with. A Person
@@ -70,6 +76,7 @@ func DefaultLimits() Limits {
 		KeepaliveMinTime:     10 * time.Second,
 		KeepaliveTime:        time.Minute,
 		KeepaliveTimeout:     20 * time.Second,
+		MaxConnectionIdle:    5 * time.Minute,
 	}
 }
 
@@ -86,8 +93,9 @@ func (l Limits) serverOptions() []grpc.ServerOption {
 			PermitWithoutStream: true,
 		}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
-			Time:    l.KeepaliveTime,
-			Timeout: l.KeepaliveTimeout,
+			Time:              l.KeepaliveTime,
+			Timeout:           l.KeepaliveTimeout,
+			MaxConnectionIdle: l.MaxConnectionIdle,
 		}),
 	}
 }
