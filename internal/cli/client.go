@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/routeguide/routeguide/internal/grpcclient"
+	"github.com/routeguide/routeguide/internal/grpcserver"
 )
 
 // clientConfig is what every client command runs with.
@@ -44,10 +45,10 @@ func addClientFlags(e *env, cmd *cobra.Command, withOutput bool) *clientConfig {
 	f.StringVar(&cfg.Addr, "addr", cfg.Addr, "server address, host:port"+envHelp("ROUTEGUIDE_ADDR"))
 	f.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "deadline for each call; 0 means none"+envHelp("ROUTEGUIDE_TIMEOUT"))
 	f.StringVar(&cfg.Token, "token", "", "bearer token to call with"+envHelp("ROUTEGUIDE_TOKEN"))
-	f.BoolVar(&cfg.TLS, "tls", false, "connect with TLS (implied by --ca, --cert)")
-	f.StringVar(&cfg.CA, "ca", "", "PEM CA certificates to verify the server with, instead of the system's")
-	f.StringVar(&cfg.Cert, "cert", "", "PEM client certificate, for servers that require one (mTLS)")
-	f.StringVar(&cfg.Key, "key", "", "PEM private key of --cert")
+	f.BoolVar(&cfg.TLS, "tls", false, "connect with TLS (implied by --ca, --cert)"+envHelp("ROUTEGUIDE_TLS"))
+	f.StringVar(&cfg.CA, "ca", "", "PEM CA certificates to verify the server with, instead of the system's"+envHelp("ROUTEGUIDE_CA"))
+	f.StringVar(&cfg.Cert, "cert", "", "PEM client certificate, for servers that require one (mTLS)"+envHelp("ROUTEGUIDE_CERT"))
+	f.StringVar(&cfg.Key, "key", "", "PEM private key of --cert"+envHelp("ROUTEGUIDE_KEY"))
 	if withOutput {
 		f.StringVarP(&cfg.Output, "output", "o", cfg.Output, "output format: text, or json for one protojson object a line")
 	}
@@ -56,6 +57,10 @@ func addClientFlags(e *env, cmd *cobra.Command, withOutput bool) *clientConfig {
 			"addr":    "ROUTEGUIDE_ADDR",
 			"timeout": "ROUTEGUIDE_TIMEOUT",
 			"token":   "ROUTEGUIDE_TOKEN",
+			"tls":     "ROUTEGUIDE_TLS",
+			"ca":      "ROUTEGUIDE_CA",
+			"cert":    "ROUTEGUIDE_CERT",
+			"key":     "ROUTEGUIDE_KEY",
 		})
 		if err != nil {
 			return err
@@ -67,7 +72,7 @@ func addClientFlags(e *env, cmd *cobra.Command, withOutput bool) *clientConfig {
 			return usageError{errors.New("--cert and --key go together")}
 		}
 		cfg.TLS = cfg.TLS || cfg.CA != "" || cfg.Cert != ""
-		if cfg.Token != "" && !cfg.TLS && !loopback(cmd.Context(), cfg.Addr) {
+		if cfg.Token != "" && !cfg.TLS && !grpcserver.Loopback(cmd.Context(), cfg.Addr) {
 			return usageError{fmt.Errorf("refusing to send a token in plaintext to %s, which is not a loopback address: connect with --tls", cfg.Addr)}
 		}
 		cfg.timeoutSet = cmd.Flags().Changed("timeout")

@@ -178,3 +178,94 @@ func TestTokens(t *testing.T) {
 		})
 	}
 }
+
+// TestServeBadConfigLeavesNothing checks that a configuration whose files
+// cannot be loaded, or whose metrics port is taken, fails with exit 1 and
+// leaves no store file created and the port free.
+func TestServeBadConfigLeavesNothing(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"missing TLS files", []string{"--tls-cert", "/missing.pem", "--tls-key", "/missing.pem"}},
+		{"missing tokens", []string{"--tokens", "/missing-tokens"}},
+		{"metrics port taken", []string{"--metrics-addr", busy.Addr().String()}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			store := filepath.Join(t.TempDir(), "x.db")
+			addr := closedAddr(t)
+			got := runCLI(t, nil, "", append([]string{"serve", "--store", store, "--addr", addr}, tt.args...)...)
+			if got.code != exitFailure {
+				t.Errorf("exit %d, want %d; stderr:\n%s", got.code, exitFailure, got.stderr)
+			}
+			if _, err := os.Stat(store); !os.IsNotExist(err) {
+				t.Errorf("%s was created though serve did not start (%v)", store, err)
+			}
+			l, err := net.Listen("tcp", addr)
+			if err != nil {
+				t.Errorf("%s is still bound after serve failed: %v", addr, err)
+			} else {
+				l.Close()
+			}
+		})
+	}
+}
+
+func TestPprofOnlyOnLoopback(t *testing.T) {
+	got := runCLI(t, nil, "", "serve", "--store", "memory", "--addr", "127.0.0.1:0", "--metrics-addr", "0.0.0.0:0", "--pprof")
+	if got.code != exitUsage || !strings.Contains(got.stderr, "--pprof must not face the network") || !strings.Contains(got.stderr, "--insecure") {
+		t.Errorf("--pprof on 0.0.0.0: %+v", got)
+	}
+	got = runCLI(t, map[string]string{"ROUTEGUIDE_PPROF": "true", "ROUTEGUIDE_METRICS_ADDR": ":0"}, "", "serve", "--store", "memory", "--addr", "127.0.0.1:0")
+	if got.code != exitUsage {
+		t.Errorf("--pprof on every interface, from the environment: exit %d, want %d", got.code, exitUsage)
+	}
+
+	// Metrics alone may face the network, with a warning; so may profiles
+	// with --insecure.
+	for _, extra := range [][]string{nil, {"--pprof", "--insecure"}} {
+		srv := runServe(t, noEnv, append([]string{"--store", "memory", "--addr", "127.0.0.1:0", "--metrics-addr", "0.0.0.0:0"}, extra...)...)
+		srv.stop(t)
+		if !strings.Contains(srv.logs.String(), "level=WARN msg=\"serving metrics") || !strings.Contains(srv.logs.String(), "non-loopback address") {
+			t.Errorf("%v: no warning for metrics on 0.0.0.0:\n%s", extra, srv.logs)
+		}
+	}
+}
+
+// TestTLSFromEnvironment checks that the TLS and token flags of serve and of
+// the client can be given as environment variables.
+func TestTLSFromEnvironment(t *testing.T) {
+	ca := newPKI(t, "routeguide test CA")
+	srvCert, srvKey := ca.issue(t, "server", "", true)
+	cliCert, cliKey := ca.issue(t, "wanda", "writer", false)
+	caFile := filepath.Join(ca.dir, "ca.pem")
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	os.WriteFile(tokens, []byte("writer-token-0123456789 wes writer\n"), 0o600)
+	serveEnv := map[string]string{
+		"ROUTEGUIDE_TLS_CERT":  srvCert,
+		"ROUTEGUIDE_TLS_KEY":   srvKey,
+		"ROUTEGUIDE_CLIENT_CA": caFile,
+		"ROUTEGUIDE_TOKENS":    tokens,
+	}
+	srv := runServe(t, func(k string) string { return serveEnv[k] }, "--addr", "127.0.0.1:0", "--store", "memory")
+	for _, want := range []string{"tls=true", "mtls=true", "tokens=1"} {
+		if !strings.Contains(srv.logs.String(), want) {
+			t.Errorf("start line lacks %s:\n%s", want, srv.logs)
+		}
+	}
+	clientEnv := map[string]string{"ROUTEGUIDE_CA": caFile, "ROUTEGUIDE_CERT": cliCert, "ROUTEGUIDE_KEY": cliKey}
+	if got := runCLI(t, clientEnv, "", "get", "--addr", srv.addr, "--timeout", "5s", "Alice"); got.code != 0 {
+		t.Errorf("get with CA and certificate from the environment: %+v", got)
+	}
+	if got := runCLI(t, map[string]string{"ROUTEGUIDE_TLS": "true"}, "", "get", "--addr", srv.addr, "--timeout", "5s", "Alice"); got.code == 0 || strings.Contains(got.stderr, "server preface") {
+		// ROUTEGUIDE_TLS alone speaks TLS (no plaintext preface error) but
+		// does not trust the test CA.
+		t.Errorf("get with ROUTEGUIDE_TLS and the system's CAs: %+v", got)
+	}
+}

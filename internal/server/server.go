@@ -1,0 +1,290 @@
+// Package server assembles and runs the RouteGuide server from one Config:
+// it chooses the store and the read cache, sets up telemetry (metrics,
+// profiles, traces), binds the listeners, serves, and shuts everything down.
+// It checks and loads everything the configuration names before it acquires
+// anything, and releases what it acquired on every path.
+package server
+
+import (
+	"cmp"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/stats"
+
+	"github.com/routeguide/routeguide/internal/grpcserver"
+	"github.com/routeguide/routeguide/internal/telemetry"
+)
+
+// DefaultAddr is the seed's port, on loopback only: plaintext does not face
+// the network unless the operator asks for it.
+const DefaultAddr = "localhost:50051"
+
+// Config is everything the server runs with.
+type Config struct {
+	// Addr is the host:port to listen on; a host name listens on each of
+	// its addresses.
+	Addr string
+	// Store is a SQLite file path, "memory", a postgres:// URL or a
+	// PostgreSQL keyword/value string.
+	Store string
+	// MetricsAddr, when not empty, is the host:port metrics are served on.
+	MetricsAddr string
+	// Pprof adds the runtime profiles beside the metrics.
+	Pprof bool
+	// TLSCert and TLSKey, when set, serve TLS; ClientCA then requires
+	// client certificates it signed.
+	TLSCert, TLSKey, ClientCA string
+	// Tokens, when set, is the file of bearer tokens.
+	Tokens string
+	// Insecure allows plaintext, and profiles, on a non-loopback address;
+	// the caller enforces it, and the server warns.
+	Insecure bool
+	// Slow is how long a successful call takes before it is logged at info.
+	Slow time.Duration
+	// ShutdownTimeout is how long in-flight calls may run after ctx ends.
+	ShutdownTimeout time.Duration
+	// MaxConnections caps the client connections open at once; 0 means
+	// DefaultMaxConnections.
+	MaxConnections int
+	// Limits bounds what one client can make the server hold.
+	Limits grpcserver.Limits
+	// Version is the version the start line and traces report.
+	Version string
+	// Getenv reads the environment, for tracing's OTEL_* variables; nil
+	// means an empty environment.
+	Getenv func(string) string
+}
+
+// DefaultConfig returns the configuration `routeguide serve` starts from.
+func DefaultConfig() Config {
+	return Config{
+		Addr:            DefaultAddr,
+		Store:           "routeguide.db",
+		Slow:            time.Second,
+		ShutdownTimeout: 10 * time.Second,
+		MaxConnections:  DefaultMaxConnections,
+		Limits:          grpcserver.DefaultLimits(),
+		Version:         "devel",
+	}
+}
+
+// tracingFunc starts tracing; telemetry.Tracing is the one Run uses.
+type tracingFunc func(ctx context.Context, getenv func(string) string, version string) (stats.Handler, func(context.Context) error, error)
+
+// Run serves until ctx ends, then shuts down gracefully within
+// cfg.ShutdownTimeout. It fails before binding a port or opening the store
+// when a file the configuration names cannot be loaded, and releases
+// everything it acquired when a later step fails. It returns nil after a
+// stop asked for by ctx.
+func Run(ctx context.Context, log *slog.Logger, cfg Config) error {
+	return run(ctx, log, cfg, telemetry.Tracing)
+}
+
+// loaded is what the configuration's files and values hold, loaded before
+// anything is acquired.
+type loaded struct {
+	tls    *tls.Config
+	tokens []grpcserver.Token
+	store  storeSpec
+}
+
+// load reads and checks every file and value cfg names, acquiring nothing.
+func load(cfg Config) (loaded, error) {
+	var l loaded
+	var err error
+	if cfg.ShutdownTimeout <= 0 {
+		return l, fmt.Errorf("shutdown timeout %v: must be positive", cfg.ShutdownTimeout)
+	}
+	if cfg.MaxConnections < 0 {
+		return l, fmt.Errorf("max connections %d: must not be negative", cfg.MaxConnections)
+	}
+	for _, a := range []string{cfg.Addr, cfg.MetricsAddr} {
+		if _, _, err := net.SplitHostPort(a); err != nil && (a != "" || a == cfg.Addr) {
+			return l, fmt.Errorf("listen on %q: %w", a, err)
+		}
+	}
+	if cfg.TLSCert != "" || cfg.TLSKey != "" {
+		if l.tls, err = grpcserver.ServerTLS(cfg.TLSCert, cfg.TLSKey, cfg.ClientCA); err != nil {
+			return l, err
+		}
+	} else if cfg.ClientCA != "" {
+		return l, errors.New("tls: a client CA needs a certificate and key to serve TLS with")
+	}
+	if cfg.Tokens != "" {
+		if l.tokens, err = grpcserver.LoadTokens(cfg.Tokens); err != nil {
+			return l, err
+		}
+	}
+	if l.store, err = parseStore(cfg.Store); err != nil {
+		return l, err
+	}
+	return l, nil
+}
+
+// cleanup is what has been acquired, released in reverse order.
+type cleanup []func()
+
+func (c *cleanup) push(f func()) { *c = append(*c, f) }
+
+func (c cleanup) run() {
+	for _, f := range slices.Backward(c) {
+		f()
+	}
+}
+
+func run(ctx context.Context, log *slog.Logger, cfg Config, tracing tracingFunc) error {
+	getenv := cfg.Getenv
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	maxConns := cmp.Or(cfg.MaxConnections, DefaultMaxConnections)
+
+	// Everything the configuration names is loaded first: a mistake in it
+	// must leave no store file created and no port bound.
+	l, err := load(cfg)
+	if err != nil {
+		return err
+	}
+
+	var release cleanup
+	defer func() { release.run() }() // the stack as it is on return
+
+	fileLimit, err := raiseFileLimit()
+	if err != nil {
+		log.Warn("could not raise the open files limit", "limit", fileLimit, "error", err)
+	}
+	if fileLimit > 0 && fileLimit < uint64(maxConns)+reservedFiles {
+		log.Warn("the open files limit is below the connection limit; connections past it fail (raise ulimit -n, or lower --max-connections)",
+			"file_limit", fileLimit, "max_connections", maxConns)
+	}
+	telemetry.HeapProfiling(cfg.Pprof)
+
+	listeners, err := grpcserver.Listen(ctx, log, cfg.Addr)
+	if err != nil {
+		return err
+	}
+	release.push(func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+	})
+	addrs := make([]string, len(listeners))
+	for i, l := range listeners {
+		addrs[i] = l.Addr().String()
+	}
+	listeners = limitListeners(listeners, maxConns, log)
+
+	var metricsListener net.Listener
+	if cfg.MetricsAddr != "" {
+		if metricsListener, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+		release.push(func() { metricsListener.Close() })
+	}
+
+	tracer, stopTracing, err := tracing(ctx, getenv, cfg.Version)
+	if err != nil {
+		return err
+	}
+	release.push(func() {
+		if err := stopTracing(context.WithoutCancel(ctx)); err != nil {
+			log.Warn("flushing traces", "error", err)
+		}
+	})
+
+	store, err := openBackend(ctx, log, l.store)
+	if err != nil {
+		return err
+	}
+	release.push(func() {
+		if err := store.close(); err != nil {
+			log.Warn("closing the store", "error", err)
+		}
+	})
+
+	opts := grpcserver.Options{
+		Log:          log,
+		Limits:       cfg.Limits,
+		Slow:         cfg.Slow,
+		StatsHandler: tracer,
+		TLS:          l.tls,
+		Auth:         grpcserver.NewAuth(l.tokens, cfg.ClientCA != ""),
+	}
+	if cfg.Insecure && l.tls == nil && !grpcserver.Loopback(ctx, cfg.Addr) {
+		log.Warn("serving plaintext on a non-loopback address (--insecure): traffic and tokens can be read on the network", "addr", cfg.Addr)
+	}
+	if metricsListener != nil {
+		m := telemetry.NewServerMetrics()
+		opts.Metrics = m
+		stop := serveMetrics(ctx, log, cfg, metricsListener, append([]prometheus.Collector{m}, store.collectors...))
+		release.push(stop)
+	}
+	srv := grpcserver.New(store.dir, opts)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(listeners...) }()
+	log.Info("serving RouteGuide",
+		"addr", strings.Join(addrs, ","),
+		"version", cfg.Version,
+		"store", store.name,
+		"metrics_addr", cfg.MetricsAddr,
+		"tracing", tracer != nil,
+		"tls", l.tls != nil,
+		"mtls", cfg.ClientCA != "",
+		"tokens", len(l.tokens),
+		"shutdown_timeout", cfg.ShutdownTimeout,
+		"max_connections", maxConns,
+		"max_connection_idle", cfg.Limits.MaxConnectionIdle,
+		"file_limit", fileLimit,
+		"max_concurrent_streams", cfg.Limits.MaxConcurrentStreams,
+		"max_recv_msg_size", cfg.Limits.MaxRecvMsgSize,
+	)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-served:
+	}
+	start := time.Now()
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	graceful := srv.Shutdown(stopCtx)
+	if serveErr == nil {
+		serveErr = <-served
+	}
+	log.Info("stopped RouteGuide", "graceful", graceful, "took", time.Since(start).Round(time.Millisecond))
+	if serveErr != nil {
+		return fmt.Errorf("serve: %w", serveErr)
+	}
+	return nil
+}
+
+// reservedFiles is the open files the server needs besides its client
+// connections: the store's, the metrics listener's, the log's.
+const reservedFiles = 64
+
+// serveMetrics serves the metrics of cs (and profiles, with cfg.Pprof) on
+// l until the returned stop is called. A metrics address off loopback is
+// allowed, since Prometheus scrapes from other hosts, and said at start.
+func serveMetrics(ctx context.Context, log *slog.Logger, cfg Config, l net.Listener, cs []prometheus.Collector) (stop func()) {
+	hs := &http.Server{Handler: telemetry.Handler(telemetry.Registry(cs...), cfg.Pprof), ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(l)
+	log.Info("serving metrics", "addr", l.Addr().String(), "pprof", cfg.Pprof)
+	if !grpcserver.Loopback(ctx, cfg.MetricsAddr) {
+		what := "metrics"
+		if cfg.Pprof {
+			what = "metrics and profiles (--insecure)"
+		}
+		log.Warn("serving "+what+" on a non-loopback address: anyone who can reach it can read them", "addr", cfg.MetricsAddr)
+	}
+	return func() { hs.Close() }
+}
