@@ -108,10 +108,14 @@ func load(cfg Config) (loaded, error) {
 	if cfg.MaxConnections < 0 {
 		return l, fmt.Errorf("max connections %d: must not be negative", cfg.MaxConnections)
 	}
-	for _, a := range []string{cfg.Addr, cfg.MetricsAddr} {
-		if _, _, err := net.SplitHostPort(a); err != nil && (a != "" || a == cfg.Addr) {
-			return l, fmt.Errorf("listen on %q: %w", a, err)
-		}
+	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
+		return l, fmt.Errorf("listen on %q: %w", cfg.Addr, err)
+	}
+	if _, _, err := net.SplitHostPort(cfg.MetricsAddr); cfg.MetricsAddr != "" && err != nil {
+		return l, fmt.Errorf("metrics: listen on %q: %w", cfg.MetricsAddr, err)
+	}
+	if cfg.Pprof && cfg.MetricsAddr == "" {
+		return l, errors.New("pprof: the profiles are served beside the metrics, and there is no metrics address")
 	}
 	if cfg.TLSCert != "" || cfg.TLSKey != "" {
 		if l.tls, err = grpcserver.ServerTLS(cfg.TLSCert, cfg.TLSKey, cfg.ClientCA); err != nil {

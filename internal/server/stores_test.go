@@ -3,10 +3,10 @@ package server
 import (
 	"context"
 	"log/slog"
-	"os"
 	"strings"
 	"testing"
 
+	"github.com/routeguide/routeguide/internal/postgres/postgrestest"
 	"github.com/routeguide/routeguide/internal/syncbuf"
 )
 
@@ -100,10 +100,7 @@ func TestParseStore(t *testing.T) {
 // each form the URL takes and checks the log never shows it. The test
 // database trusts its clients, so the password is sent and ignored.
 func TestPasswordNotInStartLine(t *testing.T) {
-	dsn := os.Getenv("ROUTEGUIDE_TEST_POSTGRES")
-	if dsn == "" {
-		t.Skip("ROUTEGUIDE_TEST_POSTGRES is not set")
-	}
+	dsn := postgrestest.Schema(t)
 	withPassword := strings.Replace(dsn, "postgres://postgres@", "postgres://postgres:s3cr3t-userinfo@", 1)
 	sep := "?"
 	if strings.Contains(withPassword, "?") {
@@ -116,7 +113,7 @@ func TestPasswordNotInStartLine(t *testing.T) {
 	if strings.Contains(srv.logs.String(), "s3cr3t") {
 		t.Errorf("the log shows the password:\n%s", srv.logs)
 	}
-	if !strings.Contains(srv.logs.String(), "store=postgres://postgres:xxxxx@") {
+	if !strings.Contains(srv.logs.String(), "postgres://postgres:xxxxx@") {
 		t.Errorf("the start line does not name the store, masked:\n%s", srv.logs)
 	}
 }
