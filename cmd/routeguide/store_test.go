@@ -148,7 +148,7 @@ func TestReplicas(t *testing.T) {
 	}
 	select {
 	case line := <-lines:
-		if !strings.Contains(line, `"type":"added"`) || !strings.Contains(line, `"name":"Carol"`) {
+		if !strings.Contains(line, `"type":"TYPE_ADDED"`) || !strings.Contains(line, `"name":"Carol"`) {
 			t.Errorf("the third replica's watch printed %q, want Carol's addition", line)
 		}
 		if d := time.Since(start); d > time.Second {
