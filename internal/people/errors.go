@@ -37,6 +37,11 @@ func (k Kind) String() string {
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
+// ErrDamaged is in the chain of a store's errors when its data is damaged
+// (a database file that no longer parses). Retrying does not mend it:
+// readers stop retrying, and health reports NOT_SERVING.
+var ErrDamaged = errors.New("the store's data is damaged")
+
 // Error is the directory's error: a kind, a message safe to show the caller,
 // the fields at fault for an Invalid error, and optionally the underlying
 // error, which is for logs only.

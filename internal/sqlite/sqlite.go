@@ -16,9 +16,11 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -42,10 +44,13 @@ const maxGroup = 256
 // Store is a directory in one SQLite file, safe for concurrent use. Writes go
 // through one connection, in order; reads use a pool.
 type Store struct {
+	path   string
+	lock   *os.File // held locked while the store is open; see lock
 	write  *sql.DB
 	read   *sql.DB
 	retain int
 	latest notify.Latest
+	damage atomic.Pointer[damage] // the first read that found the file damaged
 
 	group *groupcommit.Committer[writeFunc]
 }
@@ -56,14 +61,36 @@ type writeFunc = func(ctx context.Context, tx *sql.Tx) error
 // pending is a write waiting for its group to commit.
 type pending = groupcommit.Write[writeFunc]
 
-var _ people.Store = (*Store)(nil)
+var (
+	_ people.Store  = (*Store)(nil)
+	_ people.Pinger = (*Store)(nil)
+)
 
 // Open opens or creates the directory at path, applying any migrations the
 // file lacks; a new file starts with the seed's Alice and Bob. It keeps the
 // last retain changes (DefaultRetain when retain is 0).
+//
+// One process serves one file: Open holds a lock on path+"-lock" until
+// Close, and fails, naming the process holding it, when another Store has
+// it open. It also fails, naming the file, when the file is damaged or
+// cannot be written (see check).
 func Open(ctx context.Context, path string, retain int) (*Store, error) {
+	return openWith(ctx, path, retain, nil)
+}
+
+// openWith is Open with extra SQLite URI parameters, which tests use to open a
+// file read-only.
+func openWith(ctx context.Context, path string, retain int, extra url.Values) (*Store, error) {
 	if retain <= 0 {
 		retain = DefaultRetain
+	}
+	lockFile, err := lock(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkHeader(path); err != nil {
+		unlock(lockFile)
+		return nil, fmt.Errorf("refusing %s: %w", path, err)
 	}
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + url.Values{
 		"_pragma": {
@@ -75,26 +102,38 @@ func Open(ctx context.Context, path string, retain int) (*Store, error) {
 		},
 		"_txlock": {"immediate"}, // take the write lock at BEGIN, not at the first write
 	}.Encode()
+	if len(extra) > 0 {
+		dsn += "&" + extra.Encode()
+	}
 	// The writer gets a large page cache: imports touch pages all over the
 	// name and hobby indexes, and re-reading them from the file dominated.
 	write, err := sql.Open("sqlite", dsn+"&_pragma=cache_size(-262144)")
 	if err != nil {
+		unlock(lockFile)
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	write.SetMaxOpenConns(1)
 	read, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		write.Close()
+		unlock(lockFile)
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	read.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
 	read.SetMaxIdleConns(max(4, runtime.GOMAXPROCS(0)))
 
-	s := &Store{write: write, read: read, retain: retain}
+	s := &Store{path: path, lock: lockFile, write: write, read: read, retain: retain}
 	s.group = groupcommit.New(maxGroup, s.commit)
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
+		if damaged(err) {
+			return nil, fmt.Errorf("refusing %s: it is damaged: %w", path, err)
+		}
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
+	}
+	if err := s.check(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("refusing %s: %w", path, err)
 	}
 	rev, err := s.Revision(ctx)
 	if err != nil {
@@ -154,7 +193,9 @@ func (s *Store) DBs() map[string]*sql.DB {
 // Unavailable.
 func (s *Store) Close() error {
 	s.group.Close()
-	return errors.Join(s.read.Close(), s.write.Close())
+	err := errors.Join(s.read.Close(), s.write.Close())
+	unlock(s.lock) // last: the file is not ours until SQLite has let go
+	return err
 }
 
 const personColumns = "name, age, gender, hobbies, street, city"
@@ -167,7 +208,7 @@ func (s *Store) Person(ctx context.Context, name string) (people.Person, error) 
 		return people.Person{}, notFound(name)
 	}
 	if err != nil {
-		return people.Person{}, dbError("get person", err)
+		return people.Person{}, s.readError("get person", err)
 	}
 	return p, nil
 }
@@ -251,47 +292,22 @@ func (s *Store) Delete(ctx context.Context, name string) (int64, error) {
 // List returns up to q.Limit people matching q, in name order. Every filter
 // is a range of an index, so a page costs the same wherever it starts.
 func (s *Store) List(ctx context.Context, q people.Query) ([]people.Person, error) {
-	var (
-		b    strings.Builder
-		args []any
-	)
-	if q.Hobby != "" {
-		b.WriteString("SELECT p.name, p.age, p.gender, p.hobbies, p.street, p.city FROM hobbies h JOIN people p ON p.name = h.name WHERE h.hobby = ? AND h.name > ?")
-		args = append(args, q.Hobby, q.After)
-	} else {
-		b.WriteString("SELECT p.name, p.age, p.gender, p.hobbies, p.street, p.city FROM people p WHERE p.name > ?")
-		args = append(args, q.After)
-	}
-	if q.City != "" {
-		b.WriteString(" AND p.city = ?")
-		args = append(args, q.City)
-	}
-	if q.NamePrefix != "" {
-		b.WriteString(" AND p.name >= ?")
-		args = append(args, q.NamePrefix)
-		if end, ok := people.PrefixEnd(q.NamePrefix); ok {
-			b.WriteString(" AND p.name < ?")
-			args = append(args, end)
-		}
-	}
-	b.WriteString(" ORDER BY p.name LIMIT ?")
-	args = append(args, q.Limit)
-
-	rows, err := s.read.QueryContext(ctx, b.String(), args...)
+	query, args := listQuery(q)
+	rows, err := s.read.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, dbError("list people", err)
+		return nil, s.readError("list people", err)
 	}
 	defer rows.Close()
 	var out []people.Person
 	for rows.Next() {
 		p, err := scanPerson(rows)
 		if err != nil {
-			return nil, dbError("list people", err)
+			return nil, s.readError("list people", err)
 		}
 		out = append(out, p)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, dbError("list people", err)
+		return nil, s.readError("list people", err)
 	}
 	return out, nil
 }
@@ -394,6 +410,43 @@ func (s *Store) Import(ctx context.Context, batch []people.Person) (people.Impor
 	return r, err
 }
 
+// listQuery returns the query List runs for q, and its arguments. The rows
+// come in the order of the index walked, so that no query sorts its
+// matches: by hobby, the hobbies table's (hobby, name) key, which comes
+// first in the join (CROSS JOIN keeps SQLite from reordering it), with the
+// name ranges and the order on its name; by city alone, people_by_city;
+// otherwise the people table's name key. TestListPlans checks each plan.
+func listQuery(q people.Query) (string, []any) {
+	var (
+		b    strings.Builder
+		args []any
+	)
+	name := "p.name"
+	if q.Hobby != "" {
+		name = "h.name"
+		b.WriteString("SELECT p.name, p.age, p.gender, p.hobbies, p.street, p.city FROM hobbies h CROSS JOIN people p ON p.name = h.name WHERE h.hobby = ? AND h.name > ?")
+		args = append(args, q.Hobby, q.After)
+	} else {
+		b.WriteString("SELECT p.name, p.age, p.gender, p.hobbies, p.street, p.city FROM people p WHERE p.name > ?")
+		args = append(args, q.After)
+	}
+	if q.City != "" {
+		b.WriteString(" AND p.city = ?")
+		args = append(args, q.City)
+	}
+	if q.NamePrefix != "" {
+		b.WriteString(" AND " + name + " >= ?")
+		args = append(args, q.NamePrefix)
+		if end, ok := people.PrefixEnd(q.NamePrefix); ok {
+			b.WriteString(" AND " + name + " < ?")
+			args = append(args, end)
+		}
+	}
+	b.WriteString(" ORDER BY " + name + " LIMIT ?")
+	args = append(args, q.Limit)
+	return b.String(), args
+}
+
 // changeBounds reads the oldest and latest revision in the log. SQLite
 // answers a lone min() or max() from one end of the index, but a query with
 // both scans the whole table, so each gets its own subquery.
@@ -403,7 +456,7 @@ const changeBounds = "SELECT (SELECT min(revision) FROM changes), (SELECT max(re
 func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]people.Change, error) {
 	var oldest, latest sql.NullInt64
 	if err := s.read.QueryRowContext(ctx, changeBounds).Scan(&oldest, &latest); err != nil {
-		return nil, dbError("read changes", err)
+		return nil, s.readError("read changes", err)
 	}
 	if err := people.CheckResume(after, oldest.Int64, latest.Int64); err != nil {
 		return nil, err
@@ -411,7 +464,7 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]people.C
 	rows, err := s.read.QueryContext(ctx,
 		"SELECT revision, type, "+personColumns+" FROM changes WHERE revision > ? ORDER BY revision LIMIT ?", after, limit)
 	if err != nil {
-		return nil, dbError("read changes", err)
+		return nil, s.readError("read changes", err)
 	}
 	defer rows.Close()
 	var out []people.Change
@@ -419,15 +472,15 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]people.C
 		var c people.Change
 		var hobbies string
 		if err := rows.Scan(&c.Revision, &c.Type, &c.Person.Name, &c.Person.Age, &c.Person.Gender, &hobbies, &c.Person.Address.Street, &c.Person.Address.City); err != nil {
-			return nil, dbError("read changes", err)
+			return nil, s.readError("read changes", err)
 		}
 		if c.Person.Hobbies, err = decodeHobbies(hobbies); err != nil {
-			return nil, dbError("read changes", err)
+			return nil, s.readError("read changes", err)
 		}
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, dbError("read changes", err)
+		return nil, s.readError("read changes", err)
 	}
 	if err := people.CheckContiguous(after, latest.Int64, out); err != nil {
 		return nil, err
@@ -439,7 +492,7 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]people.C
 func (s *Store) Revision(ctx context.Context) (int64, error) {
 	var rev sql.NullInt64
 	if err := s.read.QueryRowContext(ctx, "SELECT max(revision) FROM changes").Scan(&rev); err != nil {
-		return 0, dbError("read revision", err)
+		return 0, s.readError("read revision", err)
 	}
 	return rev.Int64, nil
 }
