@@ -217,3 +217,43 @@ func TestHealthWithoutPinger(t *testing.T) {
 		t.Errorf("health = %v, %v; want SERVING", resp.GetStatus(), err)
 	}
 }
+
+// failing returns a ping that fails n times, then succeeds.
+func failing(n int) func(context.Context) error {
+	var calls atomic.Int64
+	return func(context.Context) error {
+		if calls.Add(1) <= int64(n) {
+			return errDown
+		}
+		return nil
+	}
+}
+
+// TestHealthIgnoresOneFailedPing checks that one failed ping, as a pooled
+// connection the database closed gives, leaves health SERVING, and that two
+// in a row turn it NOT_SERVING.
+func TestHealthIgnoresOneFailedPing(t *testing.T) {
+	h := startHealth(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	watch, err := h.health.Watch(ctx, &healthpb.HealthCheckRequest{Service: ServiceName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, watch, healthpb.HealthCheckResponse_SERVING)
+	for range 3 {
+		h.store.answer(failing(1))
+		h.waitPings(t, 5)
+	}
+	h.checkStatus(t, healthpb.HealthCheckResponse_SERVING)
+	if n := h.logged(t, "WARN", "store unreachable"); n != 0 {
+		t.Errorf("%d warnings that the store is unreachable after single failed pings, want 0; logs:\n%v", n, logLines(t, h.logs))
+	}
+
+	h.store.answer(failing(2))
+	waitStatus(t, watch, healthpb.HealthCheckResponse_NOT_SERVING)
+	waitStatus(t, watch, healthpb.HealthCheckResponse_SERVING)
+	if n := h.logged(t, "WARN", "store unreachable"); n != 1 {
+		t.Errorf("%d warnings that the store is unreachable after two failed pings, want 1", n)
+	}
+}

@@ -216,10 +216,19 @@ func New(store Store, o Options) *Server {
 // answer, and SERVING again once it can. It logs each change of state, not
 // each failed ping. A ping that has not answered within the interval, or a
 // second when the interval is shorter, counts as failed.
+//
+// One failed ping is not an outage: a pooled connection the database
+// closed fails once, and the pool then drops it. So a failed ping is tried
+// again at once, and health turns NOT_SERVING only when that fails too.
 func (s *Server) checkStore(ctx context.Context, store people.Pinger, interval time.Duration, log *slog.Logger) {
 	defer close(s.checked)
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	ping := func() error {
+		pingCtx, cancel := context.WithTimeout(ctx, max(interval, time.Second))
+		defer cancel()
+		return store.Ping(pingCtx)
+	}
 	reachable := true
 	for {
 		select {
@@ -227,9 +236,10 @@ func (s *Server) checkStore(ctx context.Context, store people.Pinger, interval t
 			return
 		case <-t.C:
 		}
-		pingCtx, cancel := context.WithTimeout(ctx, max(interval, time.Second))
-		err := store.Ping(pingCtx)
-		cancel()
+		err := ping()
+		if err != nil && reachable && ctx.Err() == nil {
+			err = ping() // a failure that persists, not one dead connection
+		}
 		if ctx.Err() != nil {
 			return // Shutdown has begun; health stays NOT_SERVING
 		}

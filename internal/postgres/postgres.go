@@ -143,15 +143,29 @@ func (s *Store) Close() error {
 }
 
 // Ping checks that the database answers a trivial query on one of the
-// pool's connections. It fails with Unavailable when the database cannot be
-// reached, or with ctx's error when ctx ends first.
+// pool's connections, or, when that connection has failed (the database
+// may have closed it while it sat idle), on a new connection of its own.
+// It fails with Unavailable when the database cannot be reached, or with
+// ctx's error when ctx ends first.
 func (s *Store) Ping(ctx context.Context) error {
 	conn, err := s.acquire(ctx, "ping")
 	if err != nil {
 		return err
 	}
-	defer conn.Release()
-	if err := conn.Ping(ctx); err != nil {
+	err = conn.Ping(ctx)
+	conn.Release() // the pool drops a connection that failed
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return dbError(ctx, "ping", err)
+	}
+	fresh, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return dbError(ctx, "ping", err)
+	}
+	defer fresh.Close(context.WithoutCancel(ctx))
+	if err := fresh.Ping(ctx); err != nil {
 		return dbError(ctx, "ping", err)
 	}
 	return nil
