@@ -75,7 +75,10 @@ type Store struct {
 	// is never added for a version already replaced.
 	memos sync.Map
 
-	ready     atomic.Bool   // loaded and caught up at least once
+	ready     atomic.Bool   // loaded and caught up; set through setReady
+	liveMu    sync.Mutex
+	live      context.Context // guarded by liveMu; ends when ready turns false
+	endLive   context.CancelFunc
 	confirmed atomic.Int64  // unix nanoseconds when the cache was last known current
 	applied   notify.Latest // the revision the map reflects
 
@@ -124,6 +127,7 @@ func New(store people.Store, opts Options) *Store {
 func (c *Store) Close() error {
 	c.cancel()
 	<-c.done
+	c.setReady(false)
 	return nil
 }
 
@@ -253,25 +257,75 @@ func (c *Store) await(ctx context.Context, rev int64) {
 	if !c.ready.Load() {
 		return // reads go to the store until the cache is ready
 	}
+	// Should the follower fail meanwhile, reads go to the store, and
+	// the write need not wait for the follower any longer.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(c.liveContext(), cancel)()
 	c.applied.Wait(ctx, rev-1) // returns once the applied revision is rev or more
 }
 
-// follow loads the directory and applies the change log until ctx ends,
-// starting again from a fresh load whenever the log no longer holds the
-// changes it needs.
+// setReady records whether reads are answered from memory. Turning false,
+// it ends the context liveContext returned, releasing the writers waiting
+// in await.
+func (c *Store) setReady(ready bool) {
+	c.liveMu.Lock()
+	defer c.liveMu.Unlock()
+	c.ready.Store(ready)
+	switch {
+	case ready && (c.live == nil || c.live.Err() != nil):
+		c.live, c.endLive = context.WithCancel(context.Background())
+	case !ready && c.endLive != nil:
+		c.endLive()
+	}
+}
+
+// liveContext returns a context that ends when the cache stops being
+// ready, or has ended when the cache is not ready.
+func (c *Store) liveContext() context.Context {
+	c.liveMu.Lock()
+	defer c.liveMu.Unlock()
+	if c.live == nil || !c.ready.Load() {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		return ctx
+	}
+	return c.live
+}
+
+// follow loads the directory and applies the change log until ctx ends.
+// When reading the log fails, it resumes from the last change it applied,
+// with backoff, and reads go to the store meanwhile; it loads the whole
+// directory again only when the log no longer holds the changes it needs.
+// When the store reports its data damaged, it stops: reading again would
+// only meet the damage again, every time.
 func (c *Store) follow(ctx context.Context) {
 	defer close(c.done)
 	backoff := 100 * time.Millisecond
+	loaded := false
 	for ctx.Err() == nil {
-		err := c.load(ctx)
+		var err error
+		if !loaded {
+			err = c.load(ctx)
+			loaded = err == nil
+		} else if err = c.resume(ctx); err == nil {
+			c.opts.Log.Info("read cache following the change log again", "revision", c.applied.Get())
+		}
 		if err == nil {
+			backoff = 100 * time.Millisecond
 			err = c.track(ctx)
 		}
 		if ctx.Err() != nil {
 			return
 		}
-		if people.KindOf(err) == people.OutOfRange {
+		c.setReady(false) // until caught up again, reads go to the store
+		switch {
+		case errors.Is(err, people.ErrDamaged):
+			c.opts.Log.Error("the store's data is damaged; the cache stops reading it and reads go to the store", "error", err)
+			return
+		case people.KindOf(err) == people.OutOfRange:
 			c.opts.Log.Warn("cache fell behind the change log; reloading", "error", err)
+			loaded = false
 			backoff = 100 * time.Millisecond
 			continue
 		}
@@ -285,10 +339,20 @@ func (c *Store) follow(ctx context.Context) {
 	}
 }
 
+// resume applies the changes made since the cache last read the log, and
+// marks the cache ready again.
+func (c *Store) resume(ctx context.Context) error {
+	if _, err := c.catchUp(ctx); err != nil {
+		return err
+	}
+	c.setReady(true)
+	return nil
+}
+
 // load reads every person, then applies the changes made while it read, and
 // marks the cache ready.
 func (c *Store) load(ctx context.Context) error {
-	c.ready.Store(false)
+	c.setReady(false)
 	began := time.Now()
 	start, err := c.Store.Revision(ctx)
 	if err != nil {
@@ -328,7 +392,7 @@ func (c *Store) load(ctx context.Context) error {
 		}
 	}
 	c.opts.Log.Info("read cache loaded", "people", c.Len(), "revision", c.applied.Get(), "took", time.Since(began).Round(time.Millisecond))
-	c.ready.Store(true)
+	c.setReady(true)
 	return nil
 }
 

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -351,5 +352,88 @@ func TestLoadIsLogged(t *testing.T) {
 	newCache(t, memory.New(0, people.Seed()...), Options{Log: slog.New(slog.NewTextHandler(&logs, nil))})
 	if got := logs.String(); !strings.Contains(got, `level=INFO msg="read cache loaded" people=2 revision=2 took=`) {
 		t.Errorf("log after loading:\n%s\nwant a line saying the cache loaded 2 people at revision 2", got)
+	}
+}
+
+// flaky is a store whose Changes fails while fail is above zero, counting
+// down, and which counts the directory loads (first pages of a List) and
+// the reads of its change log.
+type flaky struct {
+	people.Store
+	fail    atomic.Int64
+	failErr error
+	loads   atomic.Int64
+	changes atomic.Int64
+}
+
+func (s *flaky) List(ctx context.Context, q people.Query) ([]people.Person, error) {
+	if q.After == "" && q.Limit == loadPage {
+		s.loads.Add(1)
+	}
+	return s.Store.List(ctx, q)
+}
+
+func (s *flaky) Changes(ctx context.Context, after int64, limit int) ([]people.Change, error) {
+	s.changes.Add(1)
+	if s.fail.Add(-1) >= 0 {
+		return nil, s.failErr
+	}
+	return s.Store.Changes(ctx, after, limit)
+}
+
+// TestFollowRetriesWithoutReloading fails the cache's read of the change
+// log once, then twice: the cache resumes from the last change it applied,
+// without loading the directory again, and holds every write.
+func TestFollowRetriesWithoutReloading(t *testing.T) {
+	for _, shared := range []bool{false, true} {
+		t.Run(fmt.Sprintf("shared=%v", shared), func(t *testing.T) {
+			under := &flaky{Store: memory.New(0, people.Seed()...), failErr: people.Errorf(people.Unavailable, "store down for a moment")}
+			c := newCache(t, under, Options{Shared: shared, MaxStale: time.Hour})
+			ctx := context.Background()
+			for i, failures := range []int64{1, 2} {
+				under.fail.Store(failures)
+				name := fmt.Sprintf("Person %d", i)
+				if _, err := c.Add(ctx, people.Person{Name: name}); err != nil {
+					t.Fatal(err)
+				}
+				eventually(t, "the cache catches up", func() bool {
+					return c.Ready() && c.Len() == 3+i
+				})
+				if p, err := c.Person(ctx, name); err != nil || p.Name != name {
+					t.Errorf("Person(%q) = %+v, %v", name, p, err)
+				}
+			}
+			if got := under.loads.Load(); got != 1 {
+				t.Errorf("the directory was loaded %d times, want once", got)
+			}
+		})
+	}
+}
+
+// TestFollowStopsOnDamage has the store report its data damaged: the cache
+// stops reading it instead of loading it again and again, and reads go to
+// the store.
+func TestFollowStopsOnDamage(t *testing.T) {
+	under := &flaky{Store: memory.New(0, people.Seed()...), failErr: fmt.Errorf("read changes: %w", people.ErrDamaged)}
+	logs := &syncbuf.Buffer{}
+	c := newCache(t, under, Options{Log: slog.New(slog.NewTextHandler(logs, nil))})
+	under.fail.Store(1 << 30)
+	if _, err := c.Add(context.Background(), people.Person{Name: "Carol"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the cache stops answering from memory", func() bool { return !c.Ready() })
+	reads := under.changes.Load()
+	time.Sleep(time.Second) // ten first retries' worth
+	if got := under.changes.Load(); got != reads {
+		t.Errorf("the cache read the damaged store's log %d more times", got-reads)
+	}
+	if got := under.loads.Load(); got != 1 {
+		t.Errorf("the directory was loaded %d times, want once", got)
+	}
+	if n := strings.Count(logs.String(), "level=ERROR"); n != 1 {
+		t.Errorf("%d errors logged, want 1 about the damage:\n%s", n, logs.String())
+	}
+	if p, err := c.Person(context.Background(), "Carol"); err != nil || p.Name != "Carol" {
+		t.Errorf("Person(Carol) from the store = %+v, %v", p, err)
 	}
 }
