@@ -75,7 +75,7 @@ type Store struct {
 	// is never added for a version already replaced.
 	memos sync.Map
 
-	ready     atomic.Bool   // loaded and caught up; set through setReady
+	ready     atomic.Bool // loaded and caught up; set through setReady
 	liveMu    sync.Mutex
 	live      context.Context // guarded by liveMu; ends when ready turns false
 	endLive   context.CancelFunc
