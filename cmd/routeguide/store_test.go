@@ -67,6 +67,7 @@ func TestAcknowledgedWritesSurviveKill(t *testing.T) {
 			time.Sleep(time.Duration(200+rand.IntN(600)) * time.Millisecond)
 			p.cmd.Process.Kill()
 			wg.Wait()
+			p.wait(t, 10*time.Second) // the next server may start only once this one is gone
 			if len(acked) == 0 {
 				t.Fatalf("no write was acknowledged before the kill; logs:\n%s", p.log())
 			}
@@ -171,4 +172,38 @@ func run(t *testing.T, args ...string) string {
 		t.Fatalf("routeguide %v: %v\n%s", args, err, stderr.String())
 	}
 	return string(out)
+}
+
+// TestOneServerPerSQLiteFile starts a second server on the file a first one
+// serves: it exits with an error naming the file and the first server's
+// PID. After the first is killed with SIGKILL, a new one starts.
+func TestOneServerPerSQLiteFile(t *testing.T) {
+	store := filepath.Join(t.TempDir(), "people.db")
+	first := serve(t, "--store", store)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	began := time.Now()
+	_, err := exec.CommandContext(ctx, binary, "serve", "--addr", "127.0.0.1:0", "--store", store).Output()
+	took := time.Since(began)
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() == 0 {
+		t.Fatalf("a second server on %s: %v, want a non-zero exit", store, err)
+	}
+	msg := string(ee.Stderr)
+	for _, want := range []string{store, fmt.Sprintf("process %d", first.cmd.Process.Pid)} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("the second server's stderr = %q, want it to name %q", msg, want)
+		}
+	}
+	t.Logf("the second server exited %d after %v: %s", ee.ExitCode(), took.Round(time.Millisecond), strings.TrimSpace(msg))
+
+	first.cmd.Process.Kill()
+	first.wait(t, 10*time.Second)
+	client := dial(t, serve(t, "--store", store).addr)
+	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := client.GetPerson(ctx, &pb.Name{Name: "Alice"}); err != nil {
+		t.Errorf("GetPerson(Alice) on the server started after SIGKILL: %v", err)
+	}
 }
