@@ -24,6 +24,8 @@ type Store struct {
 	mu      sync.RWMutex
 	byName  map[string]people.Person // guarded by mu; values are never mutated in place
 	names   []string                 // guarded by mu; every key of byName, sorted
+	byCity  index                    // guarded by mu; names by city
+	byHobby index                    // guarded by mu; names by hobby
 	changes []people.Change          // guarded by mu; the last retain changes, oldest first (see record)
 	rev     int64                    // guarded by mu; the latest revision
 }
@@ -36,7 +38,7 @@ func New(retain int, initial ...people.Person) *Store {
 	if retain <= 0 {
 		retain = DefaultRetain
 	}
-	s := &Store{retain: retain, byName: make(map[string]people.Person, len(initial))}
+	s := &Store{retain: retain, byName: make(map[string]people.Person, len(initial)), byCity: index{}, byHobby: index{}}
 	for _, p := range initial {
 		s.put(p)
 	}
@@ -92,7 +94,9 @@ func (s *Store) Delete(_ context.Context, name string) (int64, error) {
 	if _, ok := s.byName[name]; !ok {
 		return 0, notFound(name)
 	}
+	old := s.byName[name]
 	delete(s.byName, name)
+	s.reindex(map[string]*people.Person{name: &old})
 	i, _ := slices.BinarySearch(s.names, name)
 	s.names = slices.Delete(s.names, i, i+1)
 	s.record(people.Deleted, people.Person{Name: name})
@@ -100,15 +104,18 @@ func (s *Store) Delete(_ context.Context, name string) (int64, error) {
 	return s.rev, nil
 }
 
-// List returns up to q.Limit people matching q, in name order.
+// List returns up to q.Limit people matching q, in name order. It walks
+// the names of q's hobby or city, or everyone's, from where the page
+// starts.
 func (s *Store) List(_ context.Context, q people.Query) ([]people.Person, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	names := s.candidates(q)
 	start := max(q.After, q.NamePrefix)
-	i := sort.SearchStrings(s.names, start)
+	i := sort.SearchStrings(names, start)
 	var out []people.Person
-	for ; i < len(s.names) && len(out) < q.Limit; i++ {
-		name := s.names[i]
+	for ; i < len(names) && len(out) < q.Limit; i++ {
+		name := names[i]
 		if len(name) < len(q.NamePrefix) || name[:len(q.NamePrefix)] != q.NamePrefix {
 			break // past the prefix's range
 		}
@@ -125,8 +132,16 @@ func (s *Store) Import(_ context.Context, batch []people.Person) (people.ImportR
 	defer s.mu.Unlock()
 	var r people.ImportResult
 	var added []string
+	before := make(map[string]*people.Person) // each name's version before the batch
 	for _, p := range batch {
 		p = clone(p)
+		if _, seen := before[p.Name]; !seen {
+			if old, ok := s.byName[p.Name]; ok {
+				before[p.Name] = &old
+			} else {
+				before[p.Name] = nil
+			}
+		}
 		typ := people.Updated
 		if _, ok := s.byName[p.Name]; !ok {
 			typ = people.Added
@@ -142,6 +157,7 @@ func (s *Store) Import(_ context.Context, batch []people.Person) (people.ImportR
 	// which would cost a copy of the names each time.
 	s.names = append(s.names, added...)
 	slices.Sort(s.names)
+	s.reindex(before)
 	r.Revision = s.rev
 	s.latest.Advance(s.rev)
 	return r, nil
@@ -185,12 +201,16 @@ func (s *Store) Close() error { return nil }
 func (s *Store) put(p people.Person) people.ChangeType {
 	p = clone(p)
 	typ := people.Updated
-	if _, ok := s.byName[p.Name]; !ok {
+	var old *people.Person
+	if o, ok := s.byName[p.Name]; ok {
+		old = &o
+	} else {
 		typ = people.Added
 		i, _ := slices.BinarySearch(s.names, p.Name)
 		s.names = slices.Insert(s.names, i, p.Name)
 	}
 	s.byName[p.Name] = p
+	s.reindex(map[string]*people.Person{p.Name: old})
 	s.record(typ, p)
 	return typ
 }
