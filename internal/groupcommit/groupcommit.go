@@ -4,18 +4,20 @@
 // commits, the next one gathers, so concurrent writers share commits and
 // flushes to disk instead of queueing for one each.
 //
-// What a write is, and how a group runs, is the store's: a Committer only
-// gathers writes and tells each caller its outcome.
+// The protocol a group runs by is this package's: one transaction for the
+// group, each write in a savepoint of its own, one commit. What a write is,
+// and the statements that begin, mark, undo and commit, are the store's: it
+// supplies them as a Tx.
 package groupcommit
 
 import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
-// Write is one caller's write. The store's commit function sets Rev or Err
-// for each write of its group.
+// Write is one caller's write. Once its group has run, it holds Rev or Err.
 type Write[F any] struct {
 	Ctx  context.Context // the caller's
 	Fn   F               // what to run, in the store's terms
@@ -27,11 +29,39 @@ type Write[F any] struct {
 // Done is closed once the write's group has finished, committed or not.
 func (w *Write[F]) Done() <-chan struct{} { return w.done }
 
-// Committer gathers writes into groups and runs each group through commit,
-// one group at a time, until Close.
+// Tx is one group's transaction, in a store's terms. For each write whose
+// caller is still waiting, the committer calls Savepoint, then Run, then
+// Release when Run succeeded or RollbackTo when it failed; once every write
+// has run, Commit when any write was applied; and Rollback last, always
+// (after a successful Commit it must do nothing). An error from any method
+// but Run means the transaction is lost.
+type Tx[F any] interface {
+	// Savepoint marks where the next write starts.
+	Savepoint() error
+	// Run runs w's write in the savepoint. Its error is the write's own.
+	Run(w *Write[F]) error
+	// Release keeps the write since the savepoint, and returns the
+	// revision after it.
+	Release() (rev int64, err error)
+	// RollbackTo undoes the write since the savepoint, and only it.
+	RollbackTo() error
+	// Commit commits the transaction, whose latest revision is rev.
+	Commit(rev int64) error
+	// Rollback ends the transaction if it is still open.
+	Rollback()
+}
+
+// Begin starts the transaction for a group. ctx ends when every caller of
+// the group has gone (none waits for the outcome) and, when every caller
+// has a deadline, at the latest of them; no one caller's cancellation
+// reaches it, since an interrupted statement would lose the whole group.
+type Begin[F any] func(ctx context.Context) (Tx[F], error)
+
+// Committer gathers writes into groups and runs each group in one
+// transaction from begin, one group at a time, until Close.
 type Committer[F any] struct {
 	max     int
-	commit  func(group []*Write[F])
+	begin   Begin[F]
 	writes  chan *Write[F] // to the committer; unbuffered
 	waiting atomic.Int64   // writes submitted and not yet taken into a group
 	closing chan struct{}  // closed by Close
@@ -41,11 +71,10 @@ type Committer[F any] struct {
 	testHookGroup func(size int) // see SetTestHookGroup
 }
 
-// New starts a committer that runs groups of up to max writes through
-// commit. commit must set each write's Rev or Err; the committer then
-// closes the writes' Done channels.
-func New[F any](max int, commit func(group []*Write[F])) *Committer[F] {
-	c := &Committer[F]{max: max, commit: commit,
+// New starts a committer that runs groups of up to max writes, each group
+// in a transaction from begin.
+func New[F any](max int, begin Begin[F]) *Committer[F] {
+	c := &Committer[F]{max: max, begin: begin,
 		writes: make(chan *Write[F]), closing: make(chan struct{}), stopped: make(chan struct{})}
 	go c.loop()
 	return c
@@ -120,16 +149,106 @@ func (c *Committer[F]) loop() {
 	}
 }
 
-// Fail records that a group's transaction is lost, with err: every write
-// in applied (which the transaction had applied) fails, and so does every
-// write in rest that has no outcome yet.
-func Fail[F any](applied, rest []*Write[F], err error) {
-	for _, w := range applied {
-		w.Rev, w.Err = 0, err
-	}
-	for _, w := range rest {
-		if w.Err == nil {
-			w.Err = err
+// commit runs group in one transaction and commits it once, so the group
+// shares one commit (and one fsync). Each write runs in its own savepoint:
+// a write that fails (a name already taken, say) is undone alone and the
+// others go on. A write whose caller gave up before the group began is
+// skipped. Should the transaction itself fail, every write of the group
+// fails: none is acknowledged unless the commit succeeded.
+func (c *Committer[F]) commit(group []*Write[F]) {
+	ctx, cancel := groupContext(group)
+	defer cancel()
+	var applied []*Write[F]
+	// lost fails every write the transaction applied and every write from
+	// group[from:] on that has no outcome yet: none of them happened.
+	lost := func(from int, err error) {
+		for _, w := range applied {
+			w.Rev, w.Err = 0, err
 		}
+		for _, w := range group[from:] {
+			if w.Err == nil {
+				w.Err = err
+			}
+		}
+	}
+	tx, err := c.begin(ctx)
+	if err != nil {
+		lost(0, err)
+		return
+	}
+	defer tx.Rollback()
+	var rev int64
+	for i, w := range group {
+		if err := w.Ctx.Err(); err != nil {
+			w.Err = err
+			continue
+		}
+		if err := tx.Savepoint(); err != nil {
+			lost(i, err)
+			return
+		}
+		if err := tx.Run(w); err != nil {
+			w.Err = err
+			// Some failures (a full disk, an I/O error) end the whole
+			// transaction, and the savepoint with it: then every write
+			// so far is lost, this one having its own error already.
+			if err := tx.RollbackTo(); err != nil {
+				lost(i+1, err)
+				return
+			}
+			continue
+		}
+		r, err := tx.Release()
+		if err != nil {
+			lost(i, err)
+			return
+		}
+		rev, w.Rev = r, r
+		applied = append(applied, w)
+	}
+	if len(applied) == 0 {
+		return
+	}
+	if err := tx.Commit(rev); err != nil {
+		lost(len(group), err)
+	}
+}
+
+// groupContext returns the context a group's transaction runs with (see
+// Begin).
+func groupContext[F any](group []*Write[F]) (context.Context, context.CancelFunc) {
+	var last time.Time
+	for _, w := range group {
+		d, ok := w.Ctx.Deadline()
+		if !ok {
+			last = time.Time{}
+			break
+		}
+		if d.After(last) {
+			last = d
+		}
+	}
+	var ctx context.Context
+	var cancel context.CancelFunc
+	if last.IsZero() {
+		ctx, cancel = context.WithCancel(context.Background())
+	} else {
+		ctx, cancel = context.WithDeadline(context.Background(), last)
+	}
+	var left atomic.Int64 // callers still waiting
+	left.Store(int64(len(group)))
+	stops := make([]func() bool, 0, len(group))
+	for _, w := range group {
+		stops = append(stops, context.AfterFunc(w.Ctx, func() {
+			if left.Add(-1) == 0 {
+				cancel()
+			}
+		}))
+	}
+	return ctx, func() {
+		for _, stop := range stops {
+			stop()
+		}
+		cancel()
 	}
 }

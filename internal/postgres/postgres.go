@@ -19,7 +19,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -121,7 +120,7 @@ func Open(ctx context.Context, url string, retain int, log *slog.Logger) (*Store
 		return nil, err
 	}
 	s.latest.Advance(rev)
-	s.group = groupcommit.New(maxGroup, s.commit)
+	s.group = groupcommit.New(maxGroup, s.beginGroup)
 
 	listenCtx, cancel := context.WithCancel(context.Background())
 	s.stopListening = cancel
@@ -599,110 +598,65 @@ func (s *Store) apply(ctx context.Context, op string, fn writeFunc) (int64, erro
 	return w.Rev, nil
 }
 
-// commit runs group in one transaction that holds the write lock, and
-// commits it once. Each write runs in its own savepoint: a write that fails
-// (a name already taken, say) is undone alone, with the revisions it took,
-// and the others go on. A write whose caller gave up before the group began
-// is skipped. Should the transaction itself fail, every write of the group
-// fails: none is acknowledged unless COMMIT answered.
-func (s *Store) commit(group []*pending) {
-	ctx, cancel := groupContext(group)
-	defer cancel()
-	var applied []*pending
-	// fail fails every write the transaction applied and every write from
-	// group[from:] on: the transaction is lost, so none of them happened.
-	fail := func(from int, err error) { groupcommit.Fail(applied, group[from:], err) }
-	actx, cancelAcquire := context.WithTimeout(ctx, acquireTimeout)
+// beginGroup starts a group's transaction (see groupcommit.Tx): it holds a
+// pooled connection and the write lock until the group commits or rolls
+// back. Each write is a savepoint, and is undone with the revisions it took.
+func (s *Store) beginGroup(ctx context.Context) (groupcommit.Tx[writeFunc], error) {
+	actx, cancel := context.WithTimeout(ctx, acquireTimeout)
 	conn, err := s.pool.Acquire(actx)
-	cancelAcquire()
+	cancel()
 	if err != nil {
-		fail(0, err)
-		return
+		return nil, err
 	}
-	defer conn.Release()
 	tx, rev, err := begin(ctx, conn)
 	if err != nil {
-		fail(0, err)
-		return
+		conn.Release()
+		return nil, err
 	}
-	defer rollback(tx)
-	next := func() int64 { rev++; return rev }
-	for i, w := range group {
-		if err := w.Ctx.Err(); err != nil {
-			w.Err = err
-			continue
-		}
-		savepoint, err := tx.Begin(ctx)
-		if err != nil {
-			fail(i, err)
-			return
-		}
-		before := rev
-		if err := w.Fn(ctx, savepoint, next); err != nil {
-			w.Err, rev = err, before
-			if err := savepoint.Rollback(ctx); err != nil {
-				fail(i+1, err)
-				return
-			}
-			continue
-		}
-		if err := savepoint.Commit(ctx); err != nil {
-			fail(i, err)
-			return
-		}
-		w.Rev = rev
-		applied = append(applied, w)
-	}
-	if len(applied) == 0 {
-		return
-	}
-	if err := s.finish(ctx, tx, rev); err != nil {
-		fail(len(group), err)
-	}
+	return &groupTx{s: s, ctx: ctx, conn: conn, tx: tx, rev: rev}, nil
 }
 
-// groupContext returns the context a group's statements run with. No one
-// caller's cancellation reaches it: a cancelled statement would abort the
-// whole transaction. It ends when every caller has gone (their contexts
-// ended: nobody waits for the outcome, and a database that stopped
-// answering must not hold the committer, or Close, after a shutdown
-// cancelled the calls), and, when every caller has a deadline, at the
-// latest of them.
-func groupContext(group []*pending) (context.Context, context.CancelFunc) {
-	var last time.Time
-	for _, w := range group {
-		d, ok := w.Ctx.Deadline()
-		if !ok {
-			last = time.Time{}
-			break
-		}
-		if d.After(last) {
-			last = d
-		}
+// groupTx is a group's transaction on PostgreSQL.
+type groupTx struct {
+	s         *Store
+	ctx       context.Context // the group's
+	conn      *pgxpool.Conn
+	tx        pgx.Tx
+	savepoint pgx.Tx // the current write's
+	rev       int64  // the latest revision handed out
+	before    int64  // rev when the current write began
+}
+
+func (g *groupTx) Savepoint() error {
+	sp, err := g.tx.Begin(g.ctx)
+	if err != nil {
+		return err
 	}
-	var ctx context.Context
-	var cancel context.CancelFunc
-	if last.IsZero() {
-		ctx, cancel = context.WithCancel(context.Background())
-	} else {
-		ctx, cancel = context.WithDeadline(context.Background(), last)
+	g.savepoint, g.before = sp, g.rev
+	return nil
+}
+
+func (g *groupTx) Run(w *pending) error {
+	return w.Fn(g.ctx, g.savepoint, func() int64 { g.rev++; return g.rev })
+}
+
+func (g *groupTx) Release() (int64, error) {
+	if err := g.savepoint.Commit(g.ctx); err != nil {
+		return 0, err
 	}
-	var left atomic.Int64 // callers still waiting
-	left.Store(int64(len(group)))
-	stops := make([]func() bool, 0, len(group))
-	for _, w := range group {
-		stops = append(stops, context.AfterFunc(w.Ctx, func() {
-			if left.Add(-1) == 0 {
-				cancel()
-			}
-		}))
-	}
-	return ctx, func() {
-		for _, stop := range stops {
-			stop()
-		}
-		cancel()
-	}
+	return g.rev, nil
+}
+
+func (g *groupTx) RollbackTo() error {
+	g.rev = g.before
+	return g.savepoint.Rollback(g.ctx)
+}
+
+func (g *groupTx) Commit(rev int64) error { return g.s.finish(g.ctx, g.tx, rev) }
+
+func (g *groupTx) Rollback() {
+	rollback(g.tx)
+	g.conn.Release()
 }
 
 // rollback ends tx if it is still open, within rollbackTimeout: when the

@@ -308,42 +308,6 @@ func TestWriteReturnsAtItsDeadline(t *testing.T) {
 	}
 }
 
-// TestGroupContext checks the context a group's statements run with: it
-// outlives any one caller, ends once every caller has gone, and ends at the
-// latest deadline when every caller has one.
-func TestGroupContext(t *testing.T) {
-	a, cancelA := context.WithCancel(context.Background())
-	b, cancelB := context.WithCancel(context.Background())
-	ctx, stop := groupContext([]*pending{{Ctx: a}, {Ctx: b}})
-	defer stop()
-	cancelA()
-	select {
-	case <-ctx.Done():
-		t.Fatal("the group's context ended when one of its two callers left")
-	case <-time.After(50 * time.Millisecond):
-	}
-	if _, ok := ctx.Deadline(); ok {
-		t.Error("the group's context has a deadline though a caller has none")
-	}
-	cancelB()
-	select {
-	case <-ctx.Done():
-	case <-time.After(5 * time.Second):
-		t.Fatal("the group's context outlived every caller")
-	}
-
-	soon, cancelSoon := context.WithTimeout(context.Background(), time.Minute)
-	defer cancelSoon()
-	later, cancelLater := context.WithTimeout(context.Background(), time.Hour)
-	defer cancelLater()
-	ctx, stop = groupContext([]*pending{{Ctx: soon}, {Ctx: later}})
-	defer stop()
-	want, _ := later.Deadline()
-	if d, ok := ctx.Deadline(); !ok || !d.Equal(want) {
-		t.Errorf("the group's deadline = %v, %v; want the latest caller's, %v", d, ok, want)
-	}
-}
-
 // record appends a change to the log, as the writes under test do.
 func record(ctx context.Context, tx pgx.Tx, rev int64, typ people.ChangeType, p people.Person) error {
 	_, err := tx.Exec(ctx, "INSERT INTO changes (revision, type, "+personColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

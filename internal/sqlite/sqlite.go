@@ -123,7 +123,7 @@ func openWith(ctx context.Context, path string, retain int, extra url.Values) (*
 	read.SetMaxIdleConns(max(4, runtime.GOMAXPROCS(0)))
 
 	s := &Store{path: path, lock: lockFile, write: write, read: read, retain: retain}
-	s.group = groupcommit.New(maxGroup, s.commit)
+	s.group = groupcommit.New(maxGroup, s.begin)
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		if damaged(err) {
@@ -524,62 +524,46 @@ func (s *Store) apply(ctx context.Context, op string, fn writeFunc) (int64, erro
 	return w.Rev, nil
 }
 
-// commit runs group in one transaction and commits it once, so the group
-// shares one fsync. Each write runs in its own savepoint: a write that fails
-// (a name already taken, say) is undone alone and the others go on. A write
-// whose caller gave up before the group began is skipped. Should the
-// transaction itself fail, every write of the group fails: none is
-// acknowledged unless the commit succeeded.
-func (s *Store) commit(group []*pending) {
+// begin starts a group's transaction (see groupcommit.Tx). Its statements
+// run with a context that is never cancelled, as apply says, so ctx is not
+// used: the group runs to its end whoever has gone.
+func (s *Store) begin(context.Context) (groupcommit.Tx[writeFunc], error) {
 	ctx := context.Background()
-	var applied []*pending
-	// fail fails every write the transaction applied and every write from
-	// group[from:] on: the transaction is lost, so none of them happened.
-	fail := func(from int, err error) { groupcommit.Fail(applied, group[from:], err) }
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
-		fail(0, err)
-		return
+		return nil, err
 	}
-	defer tx.Rollback()
-	var rev int64
-	for i, w := range group {
-		if err := w.Ctx.Err(); err != nil {
-			w.Err = err
-			continue
-		}
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT write"); err != nil {
-			fail(i, err)
-			return
-		}
-		if err := w.Fn(context.WithoutCancel(w.Ctx), tx); err != nil {
-			w.Err = err
-			// Some failures (a full disk, an I/O error) roll back the whole
-			// transaction, and the savepoint with it.
-			if _, err := tx.ExecContext(ctx, "ROLLBACK TO write; RELEASE write"); err != nil {
-				fail(i+1, err)
-				return
-			}
-			continue
-		}
-		if _, err := tx.ExecContext(ctx, "RELEASE write"); err != nil {
-			fail(i, err)
-			return
-		}
-		if rev, err = latestIn(ctx, tx); err != nil {
-			fail(i, err)
-			return
-		}
-		w.Rev = rev
-		applied = append(applied, w)
-	}
-	if len(applied) == 0 {
-		return
-	}
-	if err := s.finish(ctx, tx, rev); err != nil {
-		fail(len(group), err)
-	}
+	return &groupTx{s: s, tx: tx}, nil
 }
+
+// groupTx is a group's transaction on SQLite; each write is a savepoint.
+type groupTx struct {
+	s  *Store
+	tx *sql.Tx
+}
+
+func (g *groupTx) Savepoint() error {
+	_, err := g.tx.ExecContext(context.Background(), "SAVEPOINT write")
+	return err
+}
+
+func (g *groupTx) Run(w *pending) error { return w.Fn(context.WithoutCancel(w.Ctx), g.tx) }
+
+func (g *groupTx) Release() (int64, error) {
+	if _, err := g.tx.ExecContext(context.Background(), "RELEASE write"); err != nil {
+		return 0, err
+	}
+	return latestIn(context.Background(), g.tx)
+}
+
+func (g *groupTx) RollbackTo() error {
+	_, err := g.tx.ExecContext(context.Background(), "ROLLBACK TO write; RELEASE write")
+	return err
+}
+
+func (g *groupTx) Commit(rev int64) error { return g.s.finish(context.Background(), g.tx, rev) }
+
+func (g *groupTx) Rollback() { g.tx.Rollback() }
 
 // inTx runs fn in a write transaction of its own, compacts the change log,
 // commits, and returns the latest revision. Imports use it: their batches
