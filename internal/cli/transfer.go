@@ -97,7 +97,7 @@ deadline unless --timeout or ROUTEGUIDE_TIMEOUT sets one.`,
 			return fail(cfg.describe(err))
 		}
 		if badLine != nil {
-			return fail(fmt.Errorf("%w (the %d people before it were imported: %d added, %d updated)", badLine, n, res.Added, res.Updated))
+			return fail(fmt.Errorf("%w (the %d people before it were imported: %d added, %d updated, %d unchanged)", badLine, n, res.Added, res.Updated, res.Unchanged))
 		}
 		if cfg.Output == "json" {
 			var line []byte
@@ -105,7 +105,7 @@ deadline unless --timeout or ROUTEGUIDE_TIMEOUT sets one.`,
 				_, err = e.stdout.Write(append(line, '\n'))
 			}
 		} else {
-			_, err = fmt.Fprintf(e.stdout, "imported %d people: %d added, %d updated (revision %d)\n", res.Added+res.Updated, res.Added, res.Updated, res.Revision)
+			_, err = fmt.Fprintf(e.stdout, "imported %d people: %d added, %d updated, %d unchanged (revision %d)\n", res.Added+res.Updated+res.Unchanged, res.Added, res.Updated, res.Unchanged, res.Revision)
 		}
 		return fail(err)
 	}

@@ -238,5 +238,5 @@ func (im *Importer) Close() (people.ImportResult, error) {
 	if err != nil {
 		return people.ImportResult{}, fromStatus(err)
 	}
-	return people.ImportResult{Added: resp.GetAdded(), Updated: resp.GetUpdated(), Revision: resp.GetRevision()}, nil
+	return people.ImportResult{Added: resp.GetAdded(), Updated: resp.GetUpdated(), Unchanged: resp.GetUnchanged(), Revision: resp.GetRevision()}, nil
 }

@@ -8,8 +8,10 @@ import (
 	"strconv"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
@@ -236,66 +238,105 @@ func (s *service) sendCurrent(ctx context.Context, stream grpc.ServerStreamingSe
 	return stream.Send(&pb.WatchPeopleResponse{Revision: rev, Type: pb.WatchPeopleResponse_TYPE_SYNCED})
 }
 
-// importTxPeople is how many imported people go into one transaction. People
-// arrive in no particular order, so a transaction touches pages all over the
-// name and hobby indexes, and each touched page is written once per
-// transaction: at a million people on SQLite, 100,000 a transaction imports
-// about 54,000 people a second, 20,000 about 27,000, and 1,000 far fewer.
-// The people waiting for their transaction take some 30 MB at most.
-const importTxPeople = 100_000
+// Bounds of one import transaction: it holds at most importTxPeople people
+// and importTxBytes of encoded people, whichever comes first (a single
+// request with more people than importTxPeople goes whole into one).
+// People arrive in no particular order, so a transaction touches pages all
+// over the name and hobby indexes, and each touched page is written once
+// per transaction: larger transactions import faster (see the README's
+// Scale section), but hold SQLite's one writer longer, keeping other
+// writers waiting, and hold the people they gather in memory. The bytes
+// bound keeps an import of large people (many hobbies each) from holding
+// either for long: a transaction of importTxBytes costs about what one of
+// importTxPeople small people does.
+const (
+	importTxPeople = 100_000
+	importTxBytes  = 8 << 20
+)
 
-// ImportPeople stores the people it receives in transactions of up to
-// importTxPeople, and answers with the counts of the whole import once all
-// are stored. A request with an invalid person is refused whole, naming the
-// person by its place in the import; every request before it is stored
-// first.
+// importTx gathers the people of one import transaction.
+type importTx struct {
+	people []people.Person
+	bytes  int // their encoded size
+}
+
+// fits reports whether a request of n people, size bytes encoded, can join
+// the transaction without passing its bounds; an empty transaction takes
+// any request.
+func (tx *importTx) fits(n, size int) bool {
+	return len(tx.people) == 0 || (len(tx.people)+n <= importTxPeople && tx.bytes+size <= importTxBytes)
+}
+
+// full reports whether the transaction has reached a bound.
+func (tx *importTx) full() bool {
+	return len(tx.people) >= importTxPeople || tx.bytes >= importTxBytes
+}
+
+// ImportPeople stores the people it receives in transactions bounded by
+// importTxPeople and importTxBytes, each holding whole requests, and
+// answers with the counts of the whole import once all are stored. A
+// request with an invalid person is refused whole, naming the person by
+// its place in the import; every request before it is stored first. So is
+// every request before one too large to receive (RESOURCE_EXHAUSTED),
+// whatever the store. A call that ends otherwise (cancelled, past its
+// deadline, its connection lost) stores no more than the transactions
+// already committed.
 func (s *service) ImportPeople(stream grpc.ClientStreamingServer[pb.ImportPeopleRequest, pb.ImportPeopleResponse]) error {
 	ctx := stream.Context()
 	var (
 		total   people.ImportResult
 		seen    int
-		pending []people.Person
+		pending importTx
 	)
 	rev, err := s.store.Revision(ctx)
 	if err != nil {
 		return s.fail(ctx, "ImportPeople", err)
 	}
 	total.Revision = rev
-	store := func() error {
-		if len(pending) == 0 {
+	store := func(ctx context.Context) error {
+		if len(pending.people) == 0 {
 			return nil
 		}
-		r, err := s.store.Import(ctx, pending)
+		r, err := s.store.Import(ctx, pending.people)
 		if err != nil {
 			return s.fail(ctx, "ImportPeople", err)
 		}
 		total.Added += r.Added
 		total.Updated += r.Updated
+		total.Unchanged += r.Unchanged
 		total.Revision = r.Revision
-		pending = pending[:0]
+		// A new slice, not pending.people[:0]: the store may keep none of
+		// it, but the next transaction's people need not share its array.
+		pending = importTx{}
 		return nil
 	}
 	for {
 		req, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
-			if err := store(); err != nil {
+			if err := store(ctx); err != nil {
 				return err
 			}
-			return stream.SendAndClose(&pb.ImportPeopleResponse{Added: total.Added, Updated: total.Updated, Revision: total.Revision})
+			return stream.SendAndClose(&pb.ImportPeopleResponse{Added: total.Added, Updated: total.Updated, Unchanged: total.Unchanged, Revision: total.Revision})
 		}
-		if err != nil {
-			// Store what arrived intact before the failure (an oversized
-			// message, say), as the answer to it will say nothing.
-			if serr := store(); serr != nil {
+		if status.Code(err) == codes.ResourceExhausted {
+			// A message too large to receive: grpc-go has already ended
+			// the call, and its context, with this code. What arrived
+			// before it is stored all the same, as before an invalid
+			// person, and on every store alike; the call's own code is
+			// what it ends with, and what is logged.
+			if serr := store(context.WithoutCancel(ctx)); serr != nil {
 				return serr
 			}
 			return err
+		}
+		if err != nil {
+			return err // the caller has gone: it can learn nothing more
 		}
 		batch := make([]people.Person, len(req.GetPeople()))
 		for i, m := range req.GetPeople() {
 			p := people.Normalize(wire.FromProto(m))
 			if err := people.Validate(p); err != nil {
-				if err := store(); err != nil {
+				if err := store(ctx); err != nil {
 					return err
 				}
 				return s.fail(ctx, "ImportPeople", withFieldPrefix(err, fmt.Sprintf("people[%d].", seen+i)))
@@ -303,9 +344,16 @@ func (s *service) ImportPeople(stream grpc.ClientStreamingServer[pb.ImportPeople
 			batch[i] = p
 		}
 		seen += len(batch)
-		pending = append(pending, batch...)
-		if len(pending) >= importTxPeople {
-			if err := store(); err != nil {
+		size := proto.Size(req)
+		if !pending.fits(len(batch), size) {
+			if err := store(ctx); err != nil {
+				return err
+			}
+		}
+		pending.people = append(pending.people, batch...)
+		pending.bytes += size
+		if pending.full() {
+			if err := store(ctx); err != nil {
 				return err
 			}
 		}

@@ -82,6 +82,9 @@ func (s *Store) Update(_ context.Context, name string, u people.Update) (people.
 	if err := people.Validate(p); err != nil {
 		return people.Person{}, 0, err
 	}
+	if p.Equal(old) {
+		return clone(old), s.rev, nil
+	}
 	s.put(p)
 	s.latest.Advance(s.rev)
 	return clone(p), s.rev, nil
@@ -143,10 +146,13 @@ func (s *Store) Import(_ context.Context, batch []people.Person) (people.ImportR
 			}
 		}
 		typ := people.Updated
-		if _, ok := s.byName[p.Name]; !ok {
+		if old, ok := s.byName[p.Name]; !ok {
 			typ = people.Added
 			added = append(added, p.Name)
 			r.Added++
+		} else if old.Equal(p) {
+			r.Unchanged++
+			continue
 		} else {
 			r.Updated++
 		}

@@ -4,6 +4,7 @@
 package people
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -59,6 +60,14 @@ type Person struct {
 	Gender  Gender
 	Hobbies []string
 	Address Address
+}
+
+// Equal reports whether p and q hold the same values, treating nil and
+// empty hobbies alike. A write that would store a person equal to the one
+// stored is no change, and is not recorded.
+func (p Person) Equal(q Person) bool {
+	return p.Name == q.Name && p.Age == q.Age && p.Gender == q.Gender &&
+		p.Address == q.Address && slices.Equal(p.Hobbies, q.Hobbies)
 }
 
 // Seed returns the people a new directory holds: Alice and Bob, as the seed

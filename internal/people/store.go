@@ -25,7 +25,9 @@ type Store interface {
 	Add(ctx context.Context, p Person) (int64, error)
 	// Update applies u to the person named name and returns the result and
 	// the change's revision. It fails with NotFound when nobody has the name.
-	// The result is validated before it is stored.
+	// The result is validated before it is stored. An update that changes
+	// nothing (no field, or every field to its stored value) records
+	// nothing: it returns the stored person and the latest revision.
 	Update(ctx context.Context, name string, u Update) (Person, int64, error)
 	// Delete removes the person named name and returns the change's
 	// revision. It fails with NotFound when nobody has the name.
@@ -34,7 +36,8 @@ type Store interface {
 	// order), with names after q.After.
 	List(ctx context.Context, q Query) ([]Person, error)
 	// Import adds or replaces each person, which must be valid and
-	// normalized, in one transaction: all are stored or none.
+	// normalized, in one transaction: all are stored or none. A person
+	// equal to the one stored is counted unchanged and records nothing.
 	Import(ctx context.Context, batch []Person) (ImportResult, error)
 	// Changes returns up to limit changes with revisions after after, in
 	// revision order. It fails with OutOfRange when changes after after have
@@ -151,8 +154,8 @@ type Change struct {
 
 // ImportResult counts what an Import did.
 type ImportResult struct {
-	Added, Updated int64
-	Revision       int64 // the revision of the import's last change
+	Added, Updated, Unchanged int64
+	Revision                  int64 // the revision of the import's last change
 }
 
 // CheckResume returns the error Changes reports for resuming after revision

@@ -33,10 +33,12 @@ func Run(t *testing.T, newStore Factory) {
 		{"Seed", testSeed},
 		{"Add", testAdd},
 		{"Update", testUpdate},
+		{"UpdateUnchanged", testUpdateUnchanged},
 		{"Delete", testDelete},
 		{"List", testList},
 		{"ListPages", testListPages},
 		{"Import", testImport},
+		{"ImportUnchanged", testImportUnchanged},
 		{"Changes", testChanges},
 		{"Retention", testRetention},
 		{"WaitChange", testWaitChange},
@@ -171,7 +173,6 @@ func testUpdate(t *testing.T, newStore Factory) {
 		{"street", people.FieldStreet, with(func(p *people.Person) { p.Address.Street = "9 New St" })},
 		{"city", people.FieldCity, with(func(p *people.Person) { p.Address.City = "Austin" })},
 		{"all", people.AllFields, with(func(p *people.Person) { *p = changed; p.Name = "Alice" })},
-		{"none", 0, alice()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -234,6 +235,53 @@ func testUpdate(t *testing.T, newStore Factory) {
 			t.Errorf("a refused Update changed Alice: %+v", got)
 		}
 	})
+}
+
+// wantNothingRecorded checks that s is still at revision rev, with no
+// change after it (so no watcher hears of one).
+func wantNothingRecorded(t *testing.T, s people.Store, what string, rev int64) {
+	t.Helper()
+	if got, err := s.Revision(ctx(t)); err != nil || got != rev {
+		t.Errorf("Revision after %s = %d, %v; want %d", what, got, err, rev)
+	}
+	if cs, err := s.Changes(ctx(t), rev, 10); err != nil || len(cs) != 0 {
+		t.Errorf("Changes after %s = %+v, %v; want none", what, cs, err)
+	}
+}
+
+// testUpdateUnchanged checks that an update that changes nothing answers
+// with the stored person and the latest revision, and records nothing.
+func testUpdateUnchanged(t *testing.T, newStore Factory) {
+	a := alice()
+	tests := []struct {
+		name string
+		u    people.Update
+	}{
+		{"no field", people.Update{To: people.Person{Age: 77, Address: people.Address{City: "Austin"}}}},
+		{"age as stored", people.Update{Fields: people.FieldAge, To: people.Person{Age: a.Age}}},
+		{"hobbies as stored", people.Update{Fields: people.FieldHobbies, To: people.Person{Hobbies: a.Hobbies}}},
+		{"every field as stored", people.Update{Fields: people.AllFields, To: a}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStore(t, Options{})
+			got, rev, err := s.Update(ctx(t), "Alice", tt.u)
+			if err != nil {
+				t.Fatalf("Update: %v", err)
+			}
+			if rev != 2 {
+				t.Errorf("Update revision = %d, want the latest, 2", rev)
+			}
+			if !equal(got, a) {
+				t.Errorf("Update returned %+v, want %+v", got, a)
+			}
+			wantNothingRecorded(t, s, "an update that changes nothing", 2)
+			// The next change takes the next revision: none was skipped.
+			if _, rev, err := s.Update(ctx(t), "Alice", people.Update{Fields: people.FieldAge, To: people.Person{Age: 31}}); err != nil || rev != 3 {
+				t.Errorf("a later Update = revision %d, %v; want 3", rev, err)
+			}
+		})
+	}
 }
 
 func testDelete(t *testing.T, newStore Factory) {
@@ -391,6 +439,52 @@ func testImport(t *testing.T, newStore Factory) {
 	}
 	if rev, _ := s.Revision(ctx(t)); rev != 8 {
 		t.Errorf("Revision after an empty import = %d, want 8", rev)
+	}
+}
+
+// testImportUnchanged checks that importing people equal to the stored
+// ones counts them unchanged and records nothing, while the others in the
+// batch are recorded with revisions that follow on without a gap.
+func testImportUnchanged(t *testing.T, newStore Factory) {
+	s := newStore(t, Options{})
+	r, err := s.Import(ctx(t), people.Seed())
+	if err != nil {
+		t.Fatalf("Import: %v", err)
+	}
+	if want := (people.ImportResult{Unchanged: 2, Revision: 2}); r != want {
+		t.Errorf("Import of the stored people = %+v, want %+v", r, want)
+	}
+	wantNothingRecorded(t, s, "importing the stored people", 2)
+
+	older := alice()
+	older.Age++
+	r, err = s.Import(ctx(t), []people.Person{people.Seed()[1], carol, older, alice()})
+	if err != nil {
+		t.Fatalf("Import: %v", err)
+	}
+	if want := (people.ImportResult{Added: 1, Updated: 2, Unchanged: 1, Revision: 5}); r != want {
+		t.Errorf("Import = %+v, want %+v", r, want)
+	}
+	cs, err := s.Changes(ctx(t), 2, 10)
+	if err != nil || len(cs) != 3 {
+		t.Fatalf("Changes of the import = %+v, %v; want 3", cs, err)
+	}
+	for i, want := range []struct {
+		rev  int64
+		typ  people.ChangeType
+		name string
+		age  int32
+	}{{3, people.Added, "Carol", carol.Age}, {4, people.Updated, "Alice", older.Age}, {5, people.Updated, "Alice", alice().Age}} {
+		if c := cs[i]; c.Revision != want.rev || c.Type != want.typ || c.Person.Name != want.name || c.Person.Age != want.age {
+			t.Errorf("change %d = %+v, want revision %d, %v %s aged %d", i, c, want.rev, want.typ, want.name, want.age)
+		}
+	}
+	if got := mustGet(t, s, "Alice"); !equal(got, alice()) {
+		t.Errorf("Person(Alice) = %+v, want %+v", got, alice())
+	}
+	page, err := s.List(ctx(t), people.Query{Hobby: "reading", Limit: 10})
+	if err != nil || !slices.Equal(names(page), []string{"Alice"}) {
+		t.Errorf("List(hobby reading) = %v, %v; want Alice", names(page), err)
 	}
 }
 

@@ -376,6 +376,9 @@ func (s *Store) Update(ctx context.Context, name string, u people.Update) (peopl
 		if err := people.Validate(updated); err != nil {
 			return err
 		}
+		if updated.Equal(old) {
+			return nil // no change: the write's revision is the latest
+		}
 		// The row is locked: one statement writes the person, moves their
 		// rows in the hobbies index (dropping the hobbies they lost, adding
 		// the ones they gained) and logs the change.
@@ -479,34 +482,47 @@ func (s *Store) Import(ctx context.Context, batch []people.Person) (people.Impor
 		return people.ImportResult{Revision: rev}, err
 	}
 	var r people.ImportResult
-	rev, err := s.inTx(ctx, "import people", func(tx pgx.Tx, next func() int64) error {
+	rev, err := s.inTx(ctx, "import people", func(tx pgx.Tx) error {
 		r = people.ImportResult{}
 		var b pgx.Batch
 		for _, p := range batch {
-			args := append(personArgs(p), next())
 			// Upsert the person and log the change in one statement: xmax is
-			// 0 for a row this statement inserted.
+			// 0 for a row this statement inserted. A person equal to the
+			// one stored is left alone and returns no row: no change is
+			// logged, so the revision is the next one only when there is a
+			// change, read from the log (whose latest is at the index's end)
+			// rather than handed out beforehand.
 			b.Queue(`WITH up AS (
 				INSERT INTO people (`+personColumns+`) VALUES ($1, $2, $3, $4, $5, $6)
 				ON CONFLICT (name) DO UPDATE SET age = excluded.age, gender = excluded.gender,
 					hobbies = excluded.hobbies, street = excluded.street, city = excluded.city
-				RETURNING (xmax = 0) AS added)
+				WHERE (people.age, people.gender, people.hobbies, people.street, people.city)
+					IS DISTINCT FROM (excluded.age, excluded.gender, excluded.hobbies, excluded.street, excluded.city)
+				RETURNING (xmax = 0) AS added),
+			logged AS (
 				INSERT INTO changes (revision, type, `+personColumns+`)
-				SELECT $7, CASE WHEN added THEN 1 ELSE 2 END, $1, $2, $3, $4, $5, $6 FROM up
-				RETURNING type`, args...).QueryRow(func(row pgx.Row) error {
-				var typ int
+				SELECT (SELECT coalesce(max(revision), 0) + 1 FROM changes), CASE WHEN added THEN 1 ELSE 2 END, $1, $2, $3, $4, $5, $6 FROM up
+				RETURNING type),
+			unindexed AS (
+				DELETE FROM hobbies WHERE name = $1 AND hobby <> ALL($4::text[]) AND EXISTS (SELECT FROM up)),
+			indexed AS (
+				INSERT INTO hobbies (hobby, name) SELECT DISTINCT unnest($4::text[]), $1 FROM up
+				ON CONFLICT DO NOTHING)
+			SELECT coalesce((SELECT type FROM logged), 0)`, personArgs(p)...).QueryRow(func(row pgx.Row) error {
+				var typ int16
 				if err := row.Scan(&typ); err != nil {
 					return err
 				}
-				if people.ChangeType(typ) == people.Added {
+				switch people.ChangeType(typ) {
+				case people.Added:
 					r.Added++
-				} else {
+				case people.Updated:
 					r.Updated++
+				default:
+					r.Unchanged++
 				}
 				return nil
 			})
-			b.Queue("DELETE FROM hobbies WHERE name = $1", p.Name)
-			b.Queue("INSERT INTO hobbies (hobby, name) SELECT DISTINCT unnest($2::text[]), $1", p.Name, hobbies(p.Hobbies))
 		}
 		return tx.SendBatch(ctx, &b).Close()
 	})
@@ -673,9 +689,9 @@ const rollbackTimeout = 5 * time.Second
 
 // inTx runs fn in a write transaction of its own and returns the latest
 // revision. Imports use it: their batches are groups already, and ctx can
-// stop one midway. A transaction in which fn took no revision changed
-// nothing, and is rolled back.
-func (s *Store) inTx(ctx context.Context, op string, fn func(tx pgx.Tx, next func() int64) error) (int64, error) {
+// stop one midway. fn logs its changes with the revisions after the latest;
+// a transaction in which fn logged none changed nothing, and is rolled back.
+func (s *Store) inTx(ctx context.Context, op string, fn func(tx pgx.Tx) error) (int64, error) {
 	conn, err := s.acquire(ctx, op)
 	if err != nil {
 		return 0, err
@@ -686,8 +702,11 @@ func (s *Store) inTx(ctx context.Context, op string, fn func(tx pgx.Tx, next fun
 		return 0, dbError(ctx, op, err)
 	}
 	defer rollback(tx)
-	rev := latest
-	if err := fn(tx, func() int64 { rev++; return rev }); err != nil {
+	if err := fn(tx); err != nil {
+		return 0, dbError(ctx, op, err)
+	}
+	var rev int64
+	if err := tx.QueryRow(ctx, "SELECT coalesce(max(revision), 0) FROM changes").Scan(&rev); err != nil {
 		return 0, dbError(ctx, op, err)
 	}
 	if rev == latest {

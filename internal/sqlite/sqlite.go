@@ -250,6 +250,9 @@ func (s *Store) Update(ctx context.Context, name string, u people.Update) (peopl
 		if err := people.Validate(updated); err != nil {
 			return err
 		}
+		if updated.Equal(old) {
+			return nil // no change: the write's revision is the latest
+		}
 		args := personArgs(updated)
 		if _, err := tx.ExecContext(ctx,
 			"UPDATE people SET age = ?, gender = ?, hobbies = ?, street = ?, city = ? WHERE name = ?",
@@ -338,7 +341,7 @@ func (s *Store) Import(ctx context.Context, batch []people.Person) (people.Impor
 			return err
 		}
 		defer add.Close()
-		get, err := tx.PrepareContext(ctx, "SELECT hobbies FROM people WHERE name = ?")
+		get, err := tx.PrepareContext(ctx, "SELECT "+personColumns+" FROM people WHERE name = ?")
 		if err != nil {
 			return err
 		}
@@ -370,19 +373,18 @@ func (s *Store) Import(ctx context.Context, batch []people.Person) (people.Impor
 			if n, err := res.RowsAffected(); err != nil {
 				return err
 			} else if n == 0 {
-				typ = people.Updated
-				var oldJSON string
-				if err := get.QueryRowContext(ctx, p.Name).Scan(&oldJSON); err != nil {
-					return err
-				}
-				old, err := decodeHobbies(oldJSON)
+				old, err := scanPerson(get.QueryRowContext(ctx, p.Name))
 				if err != nil {
 					return err
 				}
+				if old.Equal(p) {
+					continue // unchanged: types[i] stays 0, and nothing is logged
+				}
+				typ = people.Updated
 				if _, err := replace.ExecContext(ctx, append(args[1:], p.Name)...); err != nil {
 					return err
 				}
-				if err := setHobbies(ctx, tx, p.Name, old, p.Hobbies); err != nil {
+				if err := setHobbies(ctx, tx, p.Name, old.Hobbies, p.Hobbies); err != nil {
 					return err
 				}
 			} else {
@@ -395,13 +397,17 @@ func (s *Store) Import(ctx context.Context, batch []people.Person) (people.Impor
 			types[i] = typ
 		}
 		for i, p := range batch {
+			switch types[i] {
+			case 0:
+				r.Unchanged++
+				continue
+			case people.Added:
+				r.Added++
+			default:
+				r.Updated++
+			}
 			if _, err := change.ExecContext(ctx, append([]any{int(types[i])}, personArgs(p)...)...); err != nil {
 				return err
-			}
-			if types[i] == people.Added {
-				r.Added++
-			} else {
-				r.Updated++
 			}
 		}
 		return nil

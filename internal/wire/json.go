@@ -33,5 +33,5 @@ func AppendMessageJSON(dst []byte, m proto.Message) ([]byte, error) {
 
 // ImportResultToProto returns r as the ImportPeople answer.
 func ImportResultToProto(r people.ImportResult) *pb.ImportPeopleResponse {
-	return &pb.ImportPeopleResponse{Added: r.Added, Updated: r.Updated, Revision: r.Revision}
+	return &pb.ImportPeopleResponse{Added: r.Added, Updated: r.Updated, Unchanged: r.Unchanged, Revision: r.Revision}
 }

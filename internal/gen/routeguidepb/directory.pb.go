@@ -696,11 +696,15 @@ func (x *ImportPeopleRequest) GetPeople() []*Person {
 
 // ImportPeopleResponse counts what the whole import did.
 type ImportPeopleResponse struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	Added   int64                  `protobuf:"varint,1,opt,name=added,proto3" json:"added,omitempty"`
-	Updated int64                  `protobuf:"varint,2,opt,name=updated,proto3" json:"updated,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Added int64                  `protobuf:"varint,1,opt,name=added,proto3" json:"added,omitempty"`
+	// People who replaced a stored person with other values.
+	Updated int64 `protobuf:"varint,2,opt,name=updated,proto3" json:"updated,omitempty"`
 	// The revision of the import's last change.
-	Revision      int64 `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
+	Revision int64 `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
+	// People equal to the stored ones: not changes, so they take no revision
+	// and send no watch event.
+	Unchanged     int64 `protobuf:"varint,4,opt,name=unchanged,proto3" json:"unchanged,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -756,6 +760,13 @@ func (x *ImportPeopleResponse) GetRevision() int64 {
 	return 0
 }
 
+func (x *ImportPeopleResponse) GetUnchanged() int64 {
+	if x != nil {
+		return x.Unchanged
+	}
+	return 0
+}
+
 var File_routeguide_v1_directory_proto protoreflect.FileDescriptor
 
 const file_routeguide_v1_directory_proto_rawDesc = "" +
@@ -804,11 +815,12 @@ const file_routeguide_v1_directory_proto_rawDesc = "" +
 	"\fTYPE_UPDATED\x10\x04\x12\x10\n" +
 	"\fTYPE_DELETED\x10\x05\"6\n" +
 	"\x13ImportPeopleRequest\x12\x1f\n" +
-	"\x06people\x18\x01 \x03(\v2\a.PersonR\x06people\"b\n" +
+	"\x06people\x18\x01 \x03(\v2\a.PersonR\x06people\"\x80\x01\n" +
 	"\x14ImportPeopleResponse\x12\x14\n" +
 	"\x05added\x18\x01 \x01(\x03R\x05added\x12\x18\n" +
 	"\aupdated\x18\x02 \x01(\x03R\aupdated\x12\x1a\n" +
-	"\brevision\x18\x03 \x01(\x03R\brevisionBIZGgithub.com/routeguide/routeguide/internal/gen/routeguidepb;routeguidepbb\x06proto3"
+	"\brevision\x18\x03 \x01(\x03R\brevision\x12\x1c\n" +
+	"\tunchanged\x18\x04 \x01(\x03R\tunchangedBIZGgithub.com/routeguide/routeguide/internal/gen/routeguidepb;routeguidepbb\x06proto3"
 
 var (
 	file_routeguide_v1_directory_proto_rawDescOnce sync.Once

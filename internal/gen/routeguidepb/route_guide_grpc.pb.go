@@ -75,8 +75,14 @@ type RouteGuideClient interface {
 	// WatchPeople streams every change to the directory as it happens.
 	// OUT_OF_RANGE when after_revision is older than the changes still kept.
 	WatchPeople(ctx context.Context, in *WatchPeopleRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchPeopleResponse], error)
-	// ImportPeople adds or replaces people in bulk; each request is stored in
-	// one transaction as it arrives. The answer counts the whole import.
+	// ImportPeople adds or replaces people in bulk. Requests are stored
+	// whole, gathered into transactions of at most 100,000 people or 8 MiB of
+	// encoded people (a larger request alone in one); a transaction is
+	// atomic, the import as a whole is not. On an invalid person
+	// (INVALID_ARGUMENT) or a request over the message limit
+	// (RESOURCE_EXHAUSTED), every request before it is stored. The answer
+	// counts the whole import; people equal to the stored ones count as
+	// unchanged and record no change.
 	ImportPeople(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[ImportPeopleRequest, ImportPeopleResponse], error)
 }
 
@@ -224,8 +230,14 @@ type RouteGuideServer interface {
 	// WatchPeople streams every change to the directory as it happens.
 	// OUT_OF_RANGE when after_revision is older than the changes still kept.
 	WatchPeople(*WatchPeopleRequest, grpc.ServerStreamingServer[WatchPeopleResponse]) error
-	// ImportPeople adds or replaces people in bulk; each request is stored in
-	// one transaction as it arrives. The answer counts the whole import.
+	// ImportPeople adds or replaces people in bulk. Requests are stored
+	// whole, gathered into transactions of at most 100,000 people or 8 MiB of
+	// encoded people (a larger request alone in one); a transaction is
+	// atomic, the import as a whole is not. On an invalid person
+	// (INVALID_ARGUMENT) or a request over the message limit
+	// (RESOURCE_EXHAUSTED), every request before it is stored. The answer
+	// counts the whole import; people equal to the stored ones count as
+	// unchanged and record no change.
 	ImportPeople(grpc.ClientStreamingServer[ImportPeopleRequest, ImportPeopleResponse]) error
 	mustEmbedUnimplementedRouteGuideServer()
 }
