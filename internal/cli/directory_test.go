@@ -34,6 +34,7 @@ func TestDirectoryCommands(t *testing.T) {
 		{name: "list", args: []string{"list"}},
 		{name: "list_json_city", args: []string{"list", "-o", "json", "--city", "New York"}},
 		{name: "import_jsonl", args: []string{"import", "testdata/import/people.jsonl"}},
+		{name: "import_jsonl_again", args: []string{"import", "testdata/import/people.jsonl"}},
 		{name: "import_csv", args: []string{"import", "-o", "json", "testdata/import/people.csv"}},
 		{name: "import_stdin", stdin: `{"name":"Quinn","age":9}` + "\n", args: []string{"import", "-"}},
 		{name: "import_bad_age", args: []string{"import", "testdata/import/bad_age.jsonl"}},
