@@ -29,7 +29,9 @@ const (
 // place, holding the revision it follows changes from.
 const watchRevisionHeader = "routeguide-watch-revision"
 
-// watchBatch is how many changes a watch reads from the store at a time.
+// watchBatch is the most changes or people a watch reads from the store at
+// a time; fewer when Limits.WatchPageBytes would not hold them at their
+// longest (see watchPageLen).
 const watchBatch = 256
 
 // AddPerson adds a new person.
@@ -170,14 +172,59 @@ func (s *service) ListPeople(ctx context.Context, req *pb.ListPeopleRequest) (*p
 
 // WatchPeople streams changes, after the current people when asked. A slow
 // reader holds back only its own stream: Send blocks once HTTP/2 flow
-// control fills, and the watch reads the next changes from the store only
-// after sending the last, so a stream never buffers more than one batch.
+// control fills, and the watch reads the next people or changes from the
+// store only after sending the last, so a stream holds one page at most,
+// whose bytes Limits.WatchPageBytes bounds. A page is read whole and the
+// store's connection released before the first send.
+//
+// Watches are counted per connection and per server, and refused past
+// Limits.MaxWatchersPerConn or Limits.MaxWatchers. A client that accepts no
+// data for Limits.WatchStallTimeout while the watch waits to send has its
+// watch ended with RESOURCE_EXHAUSTED, telling it to watch again from the
+// last revision it received: the server does not keep falling behind on
+// its behalf.
 func (s *service) WatchPeople(req *pb.WatchPeopleRequest, stream grpc.ServerStreamingServer[pb.WatchPeopleResponse]) error {
 	ctx := stream.Context()
-	after := req.GetAfterRevision()
-	if after < 0 {
+	if after := req.GetAfterRevision(); after < 0 {
 		return s.fail(ctx, "WatchPeople", invalidField("after_revision", fmt.Sprintf("must not be negative, got %d", after)))
 	}
+	leave, err := s.watchers.enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer leave()
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	w := newWatchSender(ctx, s.watchStall, cancel, stream)
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				done <- panicked{p}
+			}
+		}()
+		done <- s.watch(ctx, req, w)
+	}()
+	select {
+	case err = <-done:
+		if p, ok := err.(panicked); ok {
+			panic(p.value)
+		}
+	case <-ctx.Done():
+		// The watch's goroutine may be waiting in a send that only the
+		// end of the stream interrupts; returning ends it.
+		err = status.FromContextError(ctx.Err()).Err()
+	}
+	if errors.Is(context.Cause(ctx), errStalled) {
+		return stalledStatus(s.watchStall)
+	}
+	return err
+}
+
+// watch runs a watch, sending through w.
+func (s *service) watch(ctx context.Context, req *pb.WatchPeopleRequest, w *watchSender) error {
+	after := req.GetAfterRevision()
 	if req.GetSendCurrent() || after == 0 {
 		rev, err := s.store.Revision(ctx)
 		if err != nil {
@@ -187,26 +234,28 @@ func (s *service) WatchPeople(req *pb.WatchPeopleRequest, stream grpc.ServerStre
 	}
 	// The header tells the client the watch is in place, and from where:
 	// every change after this revision will reach it.
-	if err := stream.SendHeader(metadata.Pairs(watchRevisionHeader, strconv.FormatInt(after, 10))); err != nil {
+	if err := w.stream.SendHeader(metadata.Pairs(watchRevisionHeader, strconv.FormatInt(after, 10))); err != nil {
 		return err
 	}
 	if req.GetSendCurrent() {
-		if err := s.sendCurrent(ctx, stream, after); err != nil {
+		if err := s.sendCurrent(ctx, w, after); err != nil {
 			return err
 		}
 	}
 	for {
-		changes, err := s.store.Changes(ctx, after, watchBatch)
+		changes, err := s.store.Changes(ctx, after, s.watchPage)
 		if err != nil {
 			return s.fail(ctx, "WatchPeople", err)
 		}
-		for _, c := range changes {
-			if err := stream.Send(wire.ChangeToProto(c)); err != nil {
+		for i, c := range changes {
+			ev := wire.ChangeToProto(c)
+			changes[i] = people.Change{} // as in sendCurrent
+			if err := w.send(ev); err != nil {
 				return err
 			}
-			after = c.Revision
+			after = ev.GetRevision()
 		}
-		if len(changes) == watchBatch {
+		if len(changes) == s.watchPage {
 			continue
 		}
 		if err := s.store.WaitChange(ctx, after); err != nil {
@@ -217,25 +266,28 @@ func (s *service) WatchPeople(req *pb.WatchPeopleRequest, stream grpc.ServerStre
 
 // sendCurrent sends every person as a CURRENT event of revision rev, then a
 // SYNCED event.
-func (s *service) sendCurrent(ctx context.Context, stream grpc.ServerStreamingServer[pb.WatchPeopleResponse], rev int64) error {
-	q := people.Query{Limit: watchBatch}
+func (s *service) sendCurrent(ctx context.Context, w *watchSender, rev int64) error {
+	q := people.Query{Limit: s.watchPage}
 	for {
 		page, err := s.store.List(ctx, q)
 		if err != nil {
 			return s.fail(ctx, "WatchPeople", err)
 		}
-		for _, p := range page {
+		if len(page) == q.Limit {
+			q.After = page[len(page)-1].Name
+		}
+		for i, p := range page {
 			ev := &pb.WatchPeopleResponse{Revision: rev, Type: pb.WatchPeopleResponse_TYPE_CURRENT, Person: wire.ToProto(p)}
-			if err := stream.Send(ev); err != nil {
+			page[i] = people.Person{} // a send that waits holds only the people not yet sent
+			if err := w.send(ev); err != nil {
 				return err
 			}
 		}
 		if len(page) < q.Limit {
 			break
 		}
-		q.After = page[len(page)-1].Name
 	}
-	return stream.Send(&pb.WatchPeopleResponse{Revision: rev, Type: pb.WatchPeopleResponse_TYPE_SYNCED})
+	return w.send(&pb.WatchPeopleResponse{Revision: rev, Type: pb.WatchPeopleResponse_TYPE_SYNCED})
 }
 
 // Bounds of one import transaction: it holds at most importTxPeople people

@@ -61,6 +61,18 @@ type Limits struct {
 	// well-behaved client reconnects on its next call. grpc-go's default is
 	// never.
 	MaxConnectionIdle time.Duration
+
+	// Watches (WatchPeople). A watch past MaxWatchersPerConn open on its
+	// connection, or past MaxWatchers open on the server, is refused with
+	// RESOURCE_EXHAUSTED. WatchPageBytes bounds, in bytes, the people a
+	// watch reads from the store at a time, and so what it holds while its
+	// client is slow to read. A watch whose client has accepted nothing for
+	// WatchStallTimeout, with the watch waiting to send, is ended with
+	// RESOURCE_EXHAUSTED (see WatchPeople). Zero means the default.
+	MaxWatchersPerConn int
+	MaxWatchers        int
+	WatchPageBytes     int
+	WatchStallTimeout  time.Duration
 }
 
 // DefaultLimits returns the limits `routeguide serve` runs with. A Person
@@ -77,6 +89,11 @@ func DefaultLimits() Limits {
 		KeepaliveTime:        time.Minute,
 		KeepaliveTimeout:     20 * time.Second,
 		MaxConnectionIdle:    5 * time.Minute,
+
+		MaxWatchersPerConn: 64,
+		MaxWatchers:        4096,
+		WatchPageBytes:     128 << 10,
+		WatchStallTimeout:  30 * time.Second,
 	}
 }
 
@@ -194,7 +211,9 @@ func New(store Store, o Options) *Server {
 		health: health.NewServer(),
 		drain:  drain,
 	}
-	s.grpc.RegisterService(routeGuideService(), newService(store, o.Log))
+	svc := newService(store, o.Log)
+	svc.setLimits(o.Limits)
+	s.grpc.RegisterService(routeGuideService(), svc)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)

@@ -1,11 +1,13 @@
 package grpcserver
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"log/slog"
 	"slices"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
@@ -66,7 +68,18 @@ func (s *service) encoded(ctx context.Context, name string) (*wire.Encoded, erro
 
 func newService(store Store, log *slog.Logger) *service {
 	shared, _ := store.(sharedReader)
-	return &service{store: store, shared: shared, log: log}
+	s := &service{store: store, shared: shared, log: log}
+	s.setLimits(DefaultLimits())
+	return s
+}
+
+// setLimits applies the limits of l that the service enforces itself; a
+// zero limit means its default.
+func (s *service) setLimits(l Limits) {
+	d := DefaultLimits()
+	s.watchers = newWatchers(cmp.Or(l.MaxWatchersPerConn, d.MaxWatchersPerConn), cmp.Or(l.MaxWatchers, d.MaxWatchers))
+	s.watchPage = watchPageLen(cmp.Or(l.WatchPageBytes, d.WatchPageBytes))
+	s.watchStall = cmp.Or(l.WatchStallTimeout, d.WatchStallTimeout)
 }
 
 // service implements the RouteGuide gRPC service over a Store.
@@ -76,6 +89,10 @@ type service struct {
 	store  Store
 	shared sharedReader // store, when it is one; else nil
 	log    *slog.Logger
+
+	watchers   *watchers     // the open watches, against their limits
+	watchPage  int           // people a watch reads at a time
+	watchStall time.Duration // how long a watch waits for its client to accept data
 }
 
 // GetPerson answers the person with the requested name, or the seed's
@@ -165,9 +182,15 @@ func must[T any](v T, err error) T {
 // whole stream, since grpc-go decodes into it before RecvMsg returns. Each
 // answer is sent in its kept wire form (see encoded): encoding was a sixth
 // of the server's work on a stream.
+//
+// A client that sends names faster than it reads answers fills the queue
+// and then HTTP/2 flow control: the stream then holds at most
+// getPeopleQueueBytes of names, plus one message being received. A name
+// longer than any spelling of a valid name is nobody's, so it is dropped as
+// it arrives, taking no place in the queue.
 func (s *service) GetPeople(stream grpc.BidiStreamingServer[pb.Name, pb.Person]) error {
 	ctx := stream.Context()
-	names := make(chan string, 64)
+	names := make(chan string, getPeopleQueue)
 	recvErr := make(chan error, 1)
 	go func() {
 		defer close(names)
@@ -179,13 +202,18 @@ func (s *service) GetPeople(stream grpc.BidiStreamingServer[pb.Name, pb.Person])
 				}
 				return
 			}
+			name, ok := findableName(req.GetName())
+			req.Name = "" // not kept while waiting for the next name
+			if !ok {
+				continue
+			}
 			select {
-			case names <- req.GetName():
+			case names <- name:
 				continue
 			default:
 			}
 			select {
-			case names <- req.GetName():
+			case names <- name:
 			case <-ctx.Done():
 				return
 			}
@@ -244,6 +272,29 @@ func (s *service) lookup(ctx context.Context, name string) (*wire.Encoded, error
 		return s.encoded(ctx, name)
 	}
 	return answer, err
+}
+
+// getPeopleQueueBytes bounds the names one GetPeople stream holds received
+// but not yet answered. Only names of at most people.MaxNameSpelling bytes
+// are queued, so a queue of getPeopleQueue names stays within it.
+const (
+	getPeopleQueueBytes = 64 << 10
+	getPeopleQueue      = getPeopleQueueBytes / people.MaxNameSpelling
+)
+
+// findableName returns name without its surrounding white space, which
+// lookups ignore, and whether someone could have it: it is short enough to
+// be a valid name once normalized. The name returned does not keep name's
+// bytes alive.
+func findableName(name string) (string, bool) {
+	trimmed := strings.TrimSpace(name)
+	if len(trimmed) > people.MaxNameSpelling {
+		return "", false
+	}
+	if len(trimmed) < len(name) {
+		trimmed = strings.Clone(trimmed)
+	}
+	return trimmed, true
 }
 
 // storable reports whether s could be stored at all. Protobuf strings may

@@ -17,6 +17,20 @@ const (
 	MaxHobbies    = 32
 	MaxHobbyLen   = 64  // characters
 	MaxAddressLen = 200 // characters, for street and city each
+
+	// MaxNameBytes is the longest a valid name can be in bytes: MaxNameLen
+	// characters of at most utf8.UTFMax bytes each. A longer name is
+	// nobody's, whatever it holds.
+	MaxNameBytes = MaxNameLen * utf8.UTFMax
+	// MaxNameSpelling is the longest a name can be in bytes as a client
+	// spells it, without surrounding white space, and still be a valid
+	// name once normalized (NormalizeName): NFC composes at most four code
+	// points, the longest canonical decomposition, into one character.
+	MaxNameSpelling = 4 * MaxNameBytes
+	// MaxPersonBytes is the most text a valid person holds, in bytes: a
+	// name, MaxHobbies hobbies, a street and a city, each at its longest.
+	// The person's memory or wire form adds a small constant to it.
+	MaxPersonBytes = MaxNameBytes + MaxHobbies*MaxHobbyLen*utf8.UTFMax + 2*MaxAddressLen*utf8.UTFMax
 )
 
 // FieldViolation names one field of a request and what is wrong with it.

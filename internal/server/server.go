@@ -251,6 +251,10 @@ func run(ctx context.Context, log *slog.Logger, cfg Config, tracing tracingFunc)
 		"file_limit", fileLimit,
 		"max_concurrent_streams", cfg.Limits.MaxConcurrentStreams,
 		"max_recv_msg_size", cfg.Limits.MaxRecvMsgSize,
+		"max_watchers_per_conn", cfg.Limits.MaxWatchersPerConn,
+		"max_watchers", cfg.Limits.MaxWatchers,
+		"watch_page_bytes", cfg.Limits.WatchPageBytes,
+		"watch_stall_timeout", cfg.Limits.WatchStallTimeout,
 	)
 
 	var serveErr error
