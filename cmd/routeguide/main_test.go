@@ -90,7 +90,13 @@ var addrLine = regexp.MustCompile(`msg="serving RouteGuide" addr=(\S+)`)
 // it has logged its address.
 func serve(t *testing.T, args ...string) *process {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
+	return serveBinary(t, binary, args...)
+}
+
+// serveBinary is serve with the binary to run given.
+func serveBinary(t *testing.T, bin string, args ...string) *process {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
 	cmd.Dir = t.TempDir() // where the default store, routeguide.db, goes
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
