@@ -1,7 +1,10 @@
 // Package interop proves that RouteGuide speaks the seed contract with real
 // Python grpcio peers, in both directions: a Python client against the Go
 // server, and the Go client against a Python server. Both Python sides are
-// compiled from the seed's own proto files (protos/testdata/seed).
+// compiled from the seed's own proto files (protos/testdata/seed). A Node.js
+// client on @grpc/grpc-js (node/client.mjs) calls every method of the server,
+// loading protos/ at run time, and GetPerson and GetPeople from the seed's
+// files; it needs Node.js 20 or later and npm (node_test.go).
 //
 // The tests need /usr/bin/python3 with grpcio and grpc_tools (Debian's
 // python3-grpcio and python3-grpc-tools). They run when ROUTEGUIDE_INTEROP=1,
