@@ -2,9 +2,11 @@ package interop
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,7 +20,7 @@ const nodeDir = "node"
 // requireNode skips unless interop tests were asked for, and fails when they
 // were but Node.js 20 or later cannot run the client. It installs the
 // client's packages from the lockfile with npm ci when node_modules is
-// missing, so a fresh checkout runs the test.
+// missing or holds other versions, so a fresh checkout runs the test.
 func requireNode(t *testing.T) string {
 	t.Helper()
 	if os.Getenv("ROUTEGUIDE_INTEROP") != "1" {
@@ -37,10 +39,10 @@ func requireNode(t *testing.T) string {
 	if err != nil || major < 20 {
 		t.Fatalf("ROUTEGUIDE_INTEROP=1 but node is %s; the client needs Node.js 20 or later", version)
 	}
-	if _, err := os.Stat(filepath.Join(nodeDir, "node_modules", ".package-lock.json")); err != nil {
+	if !installed(t) {
 		npm, err := exec.LookPath("npm")
 		if err != nil {
-			t.Fatalf("ROUTEGUIDE_INTEROP=1 but %s/node_modules is missing and npm is not on PATH: %v", nodeDir, err)
+			t.Fatalf("ROUTEGUIDE_INTEROP=1 but %s/node_modules is missing or out of date and npm is not on PATH: %v", nodeDir, err)
 		}
 		// npm ci installs exactly what package-lock.json records and checks
 		// each package's integrity hash; it fails when the lockfile and
@@ -54,6 +56,33 @@ func requireNode(t *testing.T) string {
 		}
 	}
 	return node
+}
+
+// lockedPackages is the part of package-lock.json, and of the copy npm keeps
+// in node_modules/.package-lock.json, that says what is installed.
+type lockedPackages struct {
+	Packages map[string]struct {
+		Version   string `json:"version"`
+		Integrity string `json:"integrity"`
+	} `json:"packages"`
+}
+
+// installed reports whether node_modules holds exactly the packages
+// package-lock.json pins: npm records what it installed in
+// node_modules/.package-lock.json.
+func installed(t *testing.T) bool {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(nodeDir, "node_modules", ".package-lock.json"))
+	if err != nil {
+		return false
+	}
+	var have, want lockedPackages
+	if json.Unmarshal(b, &have) != nil {
+		return false
+	}
+	readJSON(t, filepath.Join(nodeDir, "package-lock.json"), &want)
+	delete(want.Packages, "") // the client itself is not installed
+	return reflect.DeepEqual(have.Packages, want.Packages)
 }
 
 // TestNodeClient runs the Node.js client, which loads protos/ at run time,
