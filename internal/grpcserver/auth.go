@@ -84,9 +84,19 @@ type Token struct {
 	Principal
 }
 
-// LoadTokens reads a tokens file: one "TOKEN NAME ROLE" entry a line, ROLE
-// reader or writer; blank lines and lines starting with # are skipped. It
-// fails naming the line of any malformed entry, without echoing the token.
+// minTokenLen is the shortest token LoadTokens accepts, in bytes: short
+// enough for any generator, long enough that guessing is hopeless.
+const minTokenLen = 16
+
+// LoadTokens reads a tokens file: one "TOKEN NAME ROLE" entry a line,
+// fields separated by spaces or tabs, ROLE reader or writer, TOKEN at least
+// minTokenLen bytes; blank lines and lines whose first non-blank character
+// is # are skipped. It fails naming the file and line of any malformed
+// entry, without echoing the token; it fails when the file holds no token
+// at all, since an empty file must not quietly turn authentication off, and
+// when a token appears twice, naming both lines, since one of the two
+// entries would otherwise be silently ignored. One name may hold several
+// tokens (to rotate a token, add the new one, then remove the old).
 func LoadTokens(path string) ([]Token, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -94,6 +104,7 @@ func LoadTokens(path string) ([]Token, error) {
 	}
 	defer f.Close()
 	var out []Token
+	seen := map[[sha256.Size]byte]int{} // token hash to its line
 	sc := bufio.NewScanner(f)
 	for line := 1; sc.Scan(); line++ {
 		text := strings.TrimSpace(sc.Text())
@@ -113,13 +124,21 @@ func LoadTokens(path string) ([]Token, error) {
 		default:
 			return nil, fmt.Errorf("tokens: %s line %d: role %q is not reader or writer", path, line, fields[2])
 		}
-		if len(fields[0]) < 16 {
-			return nil, fmt.Errorf("tokens: %s line %d: the token is shorter than 16 characters", path, line)
+		if len(fields[0]) < minTokenLen {
+			return nil, fmt.Errorf("tokens: %s line %d: the token is shorter than %d characters", path, line, minTokenLen)
 		}
-		out = append(out, Token{hash: sha256.Sum256([]byte(fields[0])), Principal: Principal{Name: fields[1], Role: role}})
+		h := sha256.Sum256([]byte(fields[0]))
+		if first, dup := seen[h]; dup {
+			return nil, fmt.Errorf("tokens: %s line %d: the token of line %d again; each token must name one principal", path, line, first)
+		}
+		seen[h] = line
+		out = append(out, Token{hash: h, Principal: Principal{Name: fields[1], Role: role}})
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("tokens: %w", err)
+		return nil, fmt.Errorf("tokens: %s: %w", path, err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("tokens: %s holds no token; refusing to start with authentication off (omit --tokens to run without tokens)", path)
 	}
 	return out, nil
 }
@@ -135,9 +154,15 @@ func (a *Auth) configured() bool { return a != nil && (len(a.tokens) > 0 || a.cl
 // authenticate returns the caller's principal, or UNAUTHENTICATED.
 func (a *Auth) authenticate(ctx context.Context) (Principal, error) {
 	if vals := metadata.ValueFromIncomingContext(ctx, "authorization"); len(vals) > 0 {
-		token, ok := strings.CutPrefix(vals[0], "Bearer ")
-		if !ok || a == nil || len(a.tokens) == 0 {
+		token, ok := bearer(vals[0])
+		if !ok {
 			return Principal{}, status.Error(codes.Unauthenticated, "invalid credentials")
+		}
+		if a == nil || len(a.tokens) == 0 {
+			// Refused rather than ignored: a caller that sends a token
+			// expects to act as its principal, and should learn that this
+			// server does not know it rather than get another role.
+			return Principal{}, status.Error(codes.Unauthenticated, "this server accepts no bearer tokens (it was started without --tokens); call it without one")
 		}
 		// Compare hashes, every entry, in constant time: neither the
 		// result nor the time says how much of a token was right.
@@ -166,6 +191,16 @@ func (a *Auth) authenticate(ctx context.Context) (Principal, error) {
 		return Principal{Name: "local", Role: RoleWriter}, nil
 	}
 	return Principal{Name: "anonymous", Role: RoleReader}, nil
+}
+
+// bearer returns the token of an authorization header value using the
+// Bearer scheme, whose name is case-insensitive (RFC 7235, section 2.1).
+func bearer(v string) (token string, ok bool) {
+	const scheme = "bearer "
+	if len(v) < len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
+		return "", false
+	}
+	return v[len(scheme):], true
 }
 
 // certPrincipal names a verified client certificate's holder by its common

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -103,20 +104,94 @@ func TestAuthWithTokens(t *testing.T) {
 }
 
 func TestLoadTokensErrors(t *testing.T) {
-	for name, content := range map[string]string{
-		"two fields":  "abcdefghijklmnopq rita\n",
-		"bad role":    "abcdefghijklmnopq rita admin\n",
-		"short token": "short rita reader\n",
+	tests := []struct {
+		name, content string
+		want          []string // in the error, beside the file's path
+	}{
+		{"two fields", "abcdefghijklmnopq rita\n", []string{"line 1", "want TOKEN NAME ROLE"}},
+		{"bad role", "abcdefghijklmnopq rita admin\n", []string{"line 1", `role "admin"`}},
+		{"short token", "short rita reader\n", []string{"line 1", "shorter than 16"}},
+		{"empty file", "", []string{"holds no token"}},
+		{"only comments and blanks", "# token name role\n\n   \n\t# abcdefghijklmnopq rita reader\n", []string{"holds no token"}},
+		{"same token, other name", "abcdefghijklmnopq rita reader\n# rotated\nabcdefghijklmnopq wes writer\n", []string{"line 3", "line 1"}},
+		{"same token, same entry", "abcdefghijklmnopq rita reader\n abcdefghijklmnopq\trita  reader \n", []string{"line 2", "line 1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "tokens")
+			os.WriteFile(path, []byte(tt.content), 0o600)
+			_, err := LoadTokens(path)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range append(tt.want, path) {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), "abcdefghijklmnopq") {
+				t.Errorf("the error shows the token: %v", err)
+			}
+		})
+	}
+}
+
+func TestLoadTokens(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens")
+	// Tabs and runs of spaces separate fields; one name may hold two tokens.
+	os.WriteFile(path, []byte("  # comment\n\nold-token-0123456789\trita\treader\n  new-token-0123456789   rita  reader  \nabcdefghijklmnop wes writer"), 0o600)
+	tokens, err := LoadTokens(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []Principal
+	for _, tok := range tokens {
+		got = append(got, tok.Principal)
+	}
+	want := []Principal{{"rita", RoleReader}, {"rita", RoleReader}, {"wes", RoleWriter}}
+	if !slices.Equal(got, want) {
+		t.Errorf("principals = %v, want %v", got, want)
+	}
+}
+
+// TestBearerSchemeAnyCase checks that the scheme's name is matched without
+// regard to case, and nothing else is loosened.
+func TestBearerSchemeAnyCase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens")
+	os.WriteFile(path, []byte("reader-token-0123456789 rita reader\n"), 0o600)
+	tokens, err := LoadTokens(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := NewAuth(tokens, false)
+	for _, tt := range []struct {
+		header string
+		code   codes.Code
+	}{
+		{"Bearer reader-token-0123456789", codes.OK},
+		{"bearer reader-token-0123456789", codes.OK},
+		{"BEARER reader-token-0123456789", codes.OK},
+		{"bEaReR reader-token-0123456789", codes.OK},
+		{"Bearer READER-TOKEN-0123456789", codes.Unauthenticated}, // the token itself is exact
+		{"Bearerreader-token-0123456789", codes.Unauthenticated},
+		{"Bearer", codes.Unauthenticated},
+		{"Basic reader-token-0123456789", codes.Unauthenticated},
+		{"reader-token-0123456789", codes.Unauthenticated},
 	} {
-		path := filepath.Join(t.TempDir(), "tokens")
-		os.WriteFile(path, []byte(content), 0o600)
-		_, err := LoadTokens(path)
-		if err == nil {
-			t.Errorf("%s: no error", name)
-			continue
+		ctx := metadata.NewIncomingContext(withPeer("127.0.0.1"), metadata.Pairs("authorization", tt.header))
+		if _, err := a.check(ctx, "/RouteGuide/GetPerson"); status.Code(err) != tt.code {
+			t.Errorf("authorization %q: %v, want %v", tt.header, err, tt.code)
 		}
-		if strings.Contains(err.Error(), "abcdefghijklmnopq") {
-			t.Errorf("%s: the error shows the token: %v", name, err)
+	}
+}
+
+// TestTokenToAServerWithoutTokens checks that a server started without
+// --tokens refuses a bearer token, saying why.
+func TestTokenToAServerWithoutTokens(t *testing.T) {
+	for _, a := range []*Auth{nil, NewAuth(nil, true)} {
+		_, err := a.check(withToken(withPeer("127.0.0.1"), "some-token-nobody-has"), "/RouteGuide/GetPerson")
+		if st := status.Convert(err); st.Code() != codes.Unauthenticated || !strings.Contains(st.Message(), "accepts no bearer tokens") {
+			t.Errorf("a token to a server without tokens (client certificates %v): %v, want UNAUTHENTICATED saying it accepts no tokens", a != nil, err)
 		}
 	}
 }
