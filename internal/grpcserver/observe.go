@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"runtime/debug"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -24,7 +26,24 @@ type calls struct {
 	slow  time.Duration   // a successful unary call this slow is logged at info
 	auth  *Auth           // nil: local callers write, others read
 	drain context.Context // ends when the server starts to drain
+
+	failures *failureLog  // limits the info lines of failed calls
+	watchers atomic.Int64 // WatchPeople streams open past authorization
 }
+
+// The info lines of failed calls are limited per method and code: the
+// first failuresBurst failures of each failuresInterval are logged one by
+// one, and the rest counted and logged as one summary line when the
+// interval ends, so that a flood of failing calls (a client without
+// credentials retrying in a loop, say) cannot fill the disk. Every call is
+// still logged at debug level.
+const (
+	failuresBurst    = 10
+	failuresInterval = 10 * time.Second
+)
+
+// watchMethod is the method whose open streams the watchers gauge counts.
+const watchMethod = "/RouteGuide/WatchPeople"
 
 // unary intercepts unary calls: it logs every call at debug level, and at
 // info level a failed one or one slower than slow.
@@ -38,7 +57,10 @@ func (c *calls) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 	d := time.Since(start)
 	code := status.Code(err)
 	level := slog.LevelDebug
-	if code != codes.OK || d >= c.slow {
+	switch {
+	case code != codes.OK:
+		level = c.failures.level(info.FullMethod, code)
+	case d >= c.slow:
 		level = slog.LevelInfo
 	}
 	c.logCall(ctx, level, info.FullMethod, code, d, principal)
@@ -62,12 +84,18 @@ func (c *calls) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInf
 	start := time.Now()
 	principal, err := c.auth.check(ss.Context(), info.FullMethod)
 	if err == nil {
+		if info.FullMethod == watchMethod {
+			c.watchers.Add(1)
+		}
 		err = c.serveStream(srv, ss, handler)
+		if info.FullMethod == watchMethod {
+			c.watchers.Add(-1)
+		}
 	}
 	code := status.Code(err)
 	level := slog.LevelDebug
 	if code != codes.OK && code != codes.Canceled {
-		level = slog.LevelInfo
+		level = c.failures.level(info.FullMethod, code)
 	}
 	c.logCall(ss.Context(), level, info.FullMethod, code, time.Since(start), principal)
 	return err
@@ -133,3 +161,91 @@ type contextStream struct {
 }
 
 func (s *contextStream) Context() context.Context { return s.ctx }
+
+// failureLog decides the level of each failed call's line: info for the
+// first failuresBurst of a method and code in an interval, debug for the
+// rest, which it counts and summarises at info when the interval ends.
+type failureLog struct {
+	log      *slog.Logger
+	burst    int
+	interval time.Duration
+
+	mu     sync.Mutex                   // guards the fields below
+	counts map[failureKey]*failureCount // this interval's failures
+	timer  *time.Timer                  // ends the interval; nil between intervals
+	closed bool                         // set by close: no further intervals
+}
+
+type failureKey struct {
+	method string
+	code   codes.Code
+}
+
+type failureCount struct{ logged, suppressed int }
+
+func newFailureLog(log *slog.Logger, burst int, interval time.Duration) *failureLog {
+	return &failureLog{log: log, burst: burst, interval: interval, counts: map[failureKey]*failureCount{}}
+}
+
+// level returns the level to log a failed call of method with code at.
+// An interval begins with the first failure after the last one ended.
+func (f *failureLog) level(method string, code codes.Code) slog.Level {
+	k := failureKey{method, code}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return slog.LevelInfo
+	}
+	n := f.counts[k]
+	if n == nil {
+		n = &failureCount{}
+		f.counts[k] = n
+	}
+	if f.timer == nil {
+		f.timer = time.AfterFunc(f.interval, f.flush)
+	}
+	if n.logged < f.burst {
+		n.logged++
+		return slog.LevelInfo
+	}
+	n.suppressed++
+	return slog.LevelDebug
+}
+
+// flush ends the interval: it logs, per method and code, how many failed
+// calls were not logged at info, and starts counting afresh.
+func (f *failureLog) flush() {
+	f.mu.Lock()
+	counts := f.counts
+	f.counts = map[failureKey]*failureCount{}
+	f.timer = nil
+	f.mu.Unlock()
+	for k, n := range counts {
+		if n.suppressed == 0 {
+			continue
+		}
+		f.log.LogAttrs(context.Background(), slog.LevelInfo, "rpc failures not logged one by one",
+			slog.String("method", k.method),
+			slog.String("code", k.code.String()),
+			slog.Int("suppressed", n.suppressed),
+			slog.Int("logged", n.logged),
+			slog.Duration("interval", f.interval),
+		)
+	}
+}
+
+// close logs the summary of the current interval at once, and ends the
+// limiting: a server that stops does not leave counts unsaid or a timer
+// behind. Failures after close are each logged at info.
+func (f *failureLog) close() {
+	f.mu.Lock()
+	f.closed = true
+	if f.timer != nil {
+		f.timer.Stop()
+	}
+	f.mu.Unlock()
+	f.flush()
+}
+
+// Watchers returns how many WatchPeople streams are open.
+func (s *Server) Watchers() int64 { return s.calls.watchers.Load() }

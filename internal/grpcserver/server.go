@@ -144,6 +144,7 @@ type Server struct {
 	grpc   *grpc.Server
 	health *health.Server
 	drain  context.CancelFunc // ends every open stream's context
+	calls  *calls
 
 	stopChecking context.CancelFunc // ends checkStore; nil when nothing is checked
 	checked      chan struct{}      // closed when checkStore has returned
@@ -181,7 +182,8 @@ type Options struct {
 // whether the store is reachable from then until Shutdown.
 func New(store Store, o Options) *Server {
 	drainCtx, drain := context.WithCancel(context.Background())
-	c := &calls{log: o.Log, slow: o.Slow, auth: o.Auth, drain: drainCtx}
+	c := &calls{log: o.Log, slow: o.Slow, auth: o.Auth, drain: drainCtx,
+		failures: newFailureLog(o.Log, failuresBurst, failuresInterval)}
 	var unary []grpc.UnaryServerInterceptor
 	var stream []grpc.StreamServerInterceptor
 	// Metrics outermost: they see the code a panic became, and a drained
@@ -210,6 +212,7 @@ func New(store Store, o Options) *Server {
 		grpc:   grpc.NewServer(opts...),
 		health: health.NewServer(),
 		drain:  drain,
+		calls:  c,
 	}
 	svc := newService(store, o.Log)
 	svc.setLimits(o.Limits)
@@ -305,6 +308,7 @@ func (s *Server) Serve(listeners ...net.Listener) error {
 // connections are refused. When ctx ends first, the remaining calls are cut
 // off. Shutdown reports whether the stop was graceful.
 func (s *Server) Shutdown(ctx context.Context) (graceful bool) {
+	defer s.calls.failures.close() // after the last call, to count it
 	s.health.Shutdown()
 	if s.stopChecking != nil {
 		s.stopChecking()
