@@ -145,3 +145,38 @@ func value(m *dto.Metric) string {
 	}
 	return "?"
 }
+
+// TestHandlingBucketsResolveFastCalls checks that a call of 0.3ms, the
+// time this server takes to answer from memory, lands in a bucket below
+// 1ms, and that the buckets still reach seconds.
+func TestHandlingBucketsResolveFastCalls(t *testing.T) {
+	m := NewServerMetrics()
+	m.seconds.WithLabelValues("unary", "RouteGuide", "GetPerson").Observe(0.0003)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "grpc_server_handling_seconds" {
+			continue
+		}
+		buckets := f.GetMetric()[0].GetHistogram().GetBucket()
+		first := -1.0 // the upper bound of the first bucket holding the call
+		for _, b := range buckets {
+			if b.GetCumulativeCount() == 1 {
+				first = b.GetUpperBound()
+				break
+			}
+		}
+		if first <= 0 || first >= 0.001 {
+			t.Errorf("a 0.3ms call is first counted in the bucket up to %gs, want one below 1ms", first)
+		}
+		if top := buckets[len(buckets)-1].GetUpperBound(); top < 10 {
+			t.Errorf("the largest bucket ends at %gs, want at least 10s", top)
+		}
+		return
+	}
+	t.Fatal("no grpc_server_handling_seconds")
+}
