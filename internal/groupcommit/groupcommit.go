@@ -69,6 +69,8 @@ type Committer[F any] struct {
 	once    sync.Once
 
 	testHookGroup func(size int) // see SetTestHookGroup
+
+	stats stats // see Stats
 }
 
 // New starts a committer that runs groups of up to max writes, each group
@@ -141,7 +143,9 @@ func (c *Committer[F]) loop() {
 		if c.testHookGroup != nil {
 			c.testHookGroup(len(group))
 		}
+		start := time.Now()
 		c.commit(group)
+		c.stats.observe(len(group), time.Since(start))
 		for _, w := range group {
 			close(w.done)
 		}
