@@ -55,6 +55,12 @@ func TestMetricsAfterDemo(t *testing.T) {
 		`go_goroutines `,
 		`process_resident_memory_bytes `,
 		`go_sql_open_connections{db_name="sqlite_read"}`,
+		"routeguide_people 2\n", // the seed; the demo only reads
+		"routeguide_revision ",
+		"routeguide_watchers 0\n",
+		"routeguide_sqlite_write_groups_total ",
+		"routeguide_sqlite_write_group_seconds_bucket{le=",
+		"routeguide_sqlite_wal_bytes ",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)

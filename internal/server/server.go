@@ -227,13 +227,16 @@ func run(ctx context.Context, log *slog.Logger, cfg Config, tracing tracingFunc)
 	if cfg.Insecure && l.tls == nil && !grpcserver.Loopback(ctx, cfg.Addr) {
 		log.Warn("serving plaintext on a non-loopback address (--insecure): traffic and tokens can be read on the network", "addr", cfg.Addr)
 	}
+	var m *telemetry.ServerMetrics
 	if metricsListener != nil {
-		m := telemetry.NewServerMetrics()
+		m = telemetry.NewServerMetrics()
 		opts.Metrics = m
-		stop := serveMetrics(ctx, log, cfg, metricsListener, append([]prometheus.Collector{m}, store.collectors...))
-		release.push(stop)
 	}
 	srv := grpcserver.New(store.dir, opts)
+	if metricsListener != nil {
+		cs := []prometheus.Collector{m, telemetry.DirectoryCollector(store.dir, srv.Watchers)}
+		release.push(serveMetrics(ctx, log, cfg, metricsListener, append(cs, store.collectors...)))
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(listeners...) }()
 	log.Info("serving RouteGuide",

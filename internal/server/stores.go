@@ -208,7 +208,7 @@ func openBackend(ctx context.Context, log *slog.Logger, spec storeSpec) (backend
 		if err != nil {
 			return backend{}, fmt.Errorf("open store: %w", err)
 		}
-		store, cs = s, telemetry.SQLCollectors(s.DBs())
+		store, cs = s, append(telemetry.SQLCollectors(s.DBs()), telemetry.SQLiteCollector(s))
 	}
 	// Reads are answered from memory, kept current by the change log; on
 	// PostgreSQL other replicas write too.
