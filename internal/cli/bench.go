@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/routeguide/routeguide/internal/loadgen"
+	"github.com/routeguide/routeguide/internal/wire"
 )
 
 // benchConfig is what `routeguide bench` runs with, besides the connection.
@@ -187,11 +188,11 @@ func runBench(ctx context.Context, e *env, cfg *clientConfig, bc *benchConfig) (
 	case errors.As(err, new(*loadgen.ConfigError)):
 		return nil, benchConfigError(err)
 	case err != nil:
-		return nil, fail(cfg.describe(err))
+		return nil, fail(cfg.describe(wire.FromStatus(err)))
 	}
 	out := newBenchResult(cfg.Addr, res)
 	if res.Calls > 0 && res.ErrorCount() == res.Calls {
-		return nil, failure{fmt.Errorf("every call failed: %s (first: %v)", out.errorSummary(), cfg.describe(res.FirstError))}
+		return nil, failure{fmt.Errorf("every call failed: %s (first: %v)", out.errorSummary(), cfg.describe(wire.FromStatus(res.FirstError)))}
 	}
 	if res.Calls == 0 {
 		return nil, failure{errors.New("no call completed")}

@@ -12,7 +12,6 @@ import (
 	"unicode"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/routeguide/routeguide/internal/grpcclient"
 	"github.com/routeguide/routeguide/internal/grpcserver"
+	"github.com/routeguide/routeguide/internal/people"
 )
 
 // clientConfig is what every client command runs with.
@@ -170,49 +170,47 @@ func (cfg *clientConfig) callContext(ctx context.Context) (context.Context, cont
 }
 
 // describe rewrites a failed call's error as the one line a person reads:
-// which server could not be reached, or how long it was given. It returns nil
-// for nil.
+// which server could not be reached, how long it was given, or what the
+// directory refused and why. It reads the domain's error kinds, which
+// grpcclient returns (see wire.FromStatus). It returns nil for nil.
 func (cfg *clientConfig) describe(err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, context.Canceled) {
+	switch {
+	case errors.Is(err, context.Canceled):
 		return errors.New("interrupted")
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("no answer from RouteGuide at %s within %v (--timeout)", cfg.Addr, cfg.Timeout)
 	}
-	// The status itself, not status.FromError's view of the wrapped chain,
-	// whose message would repeat the wrapping.
-	var se interface{ GRPCStatus() *status.Status }
-	if !errors.As(err, &se) {
+	var e *people.Error
+	if !errors.As(err, &e) {
 		return err
 	}
-	st := se.GRPCStatus()
-	switch st.Code() {
-	case codes.Unavailable:
+	switch e.Kind {
+	case people.Unavailable:
 		if hint := cfg.diagnoseTLS(); hint != "" {
 			return fmt.Errorf("cannot connect to RouteGuide at %s: %s", cfg.Addr, hint)
 		}
-		return fmt.Errorf("RouteGuide at %s is unavailable: %s", cfg.Addr, briefly(st.Message()))
-	case codes.DeadlineExceeded:
-		return fmt.Errorf("no answer from RouteGuide at %s within %v (--timeout)", cfg.Addr, cfg.Timeout)
-	case codes.Canceled:
-		return errors.New("interrupted")
-	case codes.NotFound, codes.AlreadyExists:
-		return errors.New(st.Message())
-	case codes.InvalidArgument:
+		return fmt.Errorf("RouteGuide at %s is unavailable: %s", cfg.Addr, briefly(e.Message))
+	case people.NotFound, people.AlreadyExists:
+		return errors.New(e.Message)
+	case people.Invalid:
 		// Name every field at fault, not only the first.
-		var fields []string
-		for _, d := range st.Details() {
-			if br, ok := d.(*errdetails.BadRequest); ok {
-				for _, v := range br.GetFieldViolations() {
-					fields = append(fields, v.GetField()+" "+v.GetDescription())
-				}
+		if len(e.Violations) > 0 {
+			fields := make([]string, len(e.Violations))
+			for i, v := range e.Violations {
+				fields[i] = v.Field + " " + v.Description
 			}
-		}
-		if len(fields) > 0 {
 			return errors.New("invalid: " + strings.Join(fields, "; "))
 		}
 	}
-	return fmt.Errorf("%s: %s", humanCode(st.Code()), st.Message())
+	// A call refused for a reason the domain has no kind for (a token, a
+	// limit) is named by its code.
+	if st, ok := status.FromError(err); ok {
+		return fmt.Errorf("%s: %s", humanCode(st.Code()), e.Message)
+	}
+	return err
 }
 
 // describeStream is describe for a streaming call that printed answers

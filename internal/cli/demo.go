@@ -31,7 +31,7 @@ client's format, byte for byte.`,
 		p, err := c.Person(ctx, "Alice")
 		if people.KindOf(err) == people.NotFound {
 			// The seed client prints the server's "Not Found" person as is.
-			p, err = people.Person{Name: "Not Found"}, nil
+			p, err = people.Person{Name: people.NotFoundName}, nil
 		}
 		if err != nil {
 			return fail(cfg.describe(err))

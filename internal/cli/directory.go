@@ -22,23 +22,45 @@ type personFlags struct {
 	p            people.Person
 	gender       string
 	clearHobbies bool
+	// fields holds, for each flag, the field of a person it sets.
+	fields map[string]people.Field
 }
 
 // register adds the flags to f. For update, which changes only the fields
 // given, the flags show no defaults and --clear-hobbies is added.
 func (pf *personFlags) register(f *pflag.FlagSet, forUpdate bool) {
-	f.Int32Var(&pf.p.Age, "age", 0, "age in years, 0 to 150")
-	if forUpdate {
-		f.StringVar(&pf.gender, "gender", "", "female, male or unknown")
-	} else {
-		f.StringVar(&pf.gender, "gender", "unknown", "female, male or unknown")
+	pf.fields = make(map[string]people.Field)
+	sets := func(field people.Field, flag string) string {
+		pf.fields[flag] = field
+		return flag
 	}
-	f.StringArrayVar(&pf.p.Hobbies, "hobby", nil, "a hobby; repeat for several")
-	f.StringVar(&pf.p.Address.Street, "street", "", "street address")
-	f.StringVar(&pf.p.Address.City, "city", "", "city")
+	f.Int32Var(&pf.p.Age, sets(people.FieldAge, "age"), 0, "age in years, 0 to 150")
+	if forUpdate {
+		f.StringVar(&pf.gender, sets(people.FieldGender, "gender"), "", "female, male or unknown")
+	} else {
+		f.StringVar(&pf.gender, sets(people.FieldGender, "gender"), "unknown", "female, male or unknown")
+	}
+	f.StringArrayVar(&pf.p.Hobbies, sets(people.FieldHobbies, "hobby"), nil, "a hobby; repeat for several")
+	f.StringVar(&pf.p.Address.Street, sets(people.FieldStreet, "street"), "", "street address")
+	f.StringVar(&pf.p.Address.City, sets(people.FieldCity, "city"), "", "city")
 	if forUpdate {
 		f.BoolVar(&pf.clearHobbies, "clear-hobbies", false, "remove every hobby")
 	}
+}
+
+// changed returns the fields whose flags were given, and the hobbies when
+// --clear-hobbies is true.
+func (pf *personFlags) changed(f *pflag.FlagSet) people.Field {
+	var fields people.Field
+	for flag, field := range pf.fields {
+		if f.Changed(flag) {
+			fields |= field
+		}
+	}
+	if pf.clearHobbies {
+		fields |= people.FieldHobbies
+	}
+	return fields
 }
 
 // person returns the person the flags describe.
@@ -97,18 +119,7 @@ func updateCommand(e *env) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		var fields people.Field
-		for flag, field := range map[string]people.Field{
-			"age": people.FieldAge, "gender": people.FieldGender, "hobby": people.FieldHobbies,
-			"street": people.FieldStreet, "city": people.FieldCity,
-		} {
-			if cmd.Flags().Changed(flag) {
-				fields |= field
-			}
-		}
-		if pf.clearHobbies {
-			fields |= people.FieldHobbies
-		}
+		fields := pf.changed(cmd.Flags())
 		if fields == 0 {
 			return usageError{errors.New("update needs at least one field to change")}
 		}
@@ -274,7 +285,7 @@ func eventWriter(w io.Writer, output string) func(grpcclient.Event) error {
 		}
 	}
 	return func(ev grpcclient.Event) error {
-		line := strconv.FormatInt(ev.Revision, 10) + " " + string(ev.Type)
+		line := strconv.FormatInt(ev.Revision, 10) + " " + ev.Type.String()
 		switch ev.Type {
 		case grpcclient.EventSynced:
 		case grpcclient.EventDeleted:

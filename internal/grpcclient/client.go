@@ -5,15 +5,12 @@ package grpcclient
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"iter"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
 	"github.com/routeguide/routeguide/internal/people"
@@ -44,16 +41,14 @@ func (c *Client) Close() error { return c.conn.Close() }
 
 // Person returns the person with the given name through GetPerson. It returns
 // an error of kind people.NotFound when the server answers with its
-// "Not Found" person: a Person of that name and nothing else. (Someone
-// actually named "Not Found", with no other field set, is reported missing
-// too; the seed contract cannot tell them apart.) Other failures wrap the
-// call's status.
+// "Not Found" person (see wire.IsNotFound). Other failures are domain errors
+// that wrap the call's status (see fromStatus).
 func (c *Client) Person(ctx context.Context, name string) (people.Person, error) {
 	m, err := c.rg.GetPerson(ctx, &pb.Name{Name: name})
 	if err != nil {
 		return people.Person{}, fromStatus(err)
 	}
-	if proto.Equal(m, &pb.Person{Name: wire.NotFoundName}) {
+	if wire.IsNotFound(m) {
 		return people.Person{}, people.Errorf(people.NotFound, "no person named %q", name)
 	}
 	return wire.FromProto(m), nil
@@ -113,19 +108,12 @@ func sendNames(ctx context.Context, stream grpc.BidiStreamingClient[pb.Name, pb.
 	return stream.CloseSend()
 }
 
-// fromStatus turns a call's status error into a domain error of the kind its
-// code carries, keeping the status in the chain for status.Code. It returns
-// nil for nil.
+// fromStatus turns a call's status error into the domain error it carries:
+// a *people.Error of the kind its code maps to, with its message and field
+// violations, or, for a call cancelled or past its deadline, an error that
+// matches context.Canceled or context.DeadlineExceeded (see
+// wire.FromStatus). The status stays in the chain for status.Code. It
+// returns nil for nil.
 func fromStatus(err error) error {
-	if err == nil {
-		return nil
-	}
-	st, ok := status.FromError(err)
-	if !ok {
-		return err
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	return &people.Error{Kind: wire.Kind(st.Code()), Message: st.Message(), Err: err}
+	return wire.FromStatus(err)
 }

@@ -7,7 +7,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
 	"github.com/routeguide/routeguide/internal/people"
@@ -23,29 +22,12 @@ func (c *Client) Add(ctx context.Context, p people.Person) (people.Person, int64
 	return wire.FromProto(resp.GetPerson()), resp.GetRevision(), nil
 }
 
-// maskPaths names each field of an update mask.
-var maskPaths = []struct {
-	field people.Field
-	path  string
-}{
-	{people.FieldAge, "age"},
-	{people.FieldGender, "gender"},
-	{people.FieldHobbies, "hobbies"},
-	{people.FieldStreet, "address.street"},
-	{people.FieldCity, "address.city"},
-}
-
 // Update changes u's fields of the person named name and returns the person
 // as stored and the change's revision. Updating no field is refused here, as
 // an empty mask would mean "every field set" to the server.
 func (c *Client) Update(ctx context.Context, name string, u people.Update) (people.Person, int64, error) {
-	mask := &fieldmaskpb.FieldMask{}
-	for _, m := range maskPaths {
-		if u.Fields&m.field != 0 {
-			mask.Paths = append(mask.Paths, m.path)
-		}
-	}
-	if len(mask.Paths) == 0 {
+	mask := wire.Mask(u.Fields)
+	if len(mask.GetPaths()) == 0 {
 		return people.Person{}, 0, people.Errorf(people.Invalid, "nothing to update")
 	}
 	to := u.To
@@ -97,24 +79,33 @@ func (c *Client) List(ctx context.Context, q people.Query, newContext func(conte
 	}
 }
 
-// EventType says what a watch event reports.
-type EventType string
+// EventType says what a watch event reports. Its values are the wire's;
+// its names, the domain's (see String).
+type EventType pb.WatchPeopleResponse_Type
 
 // The watch's event types.
 const (
-	EventCurrent EventType = "current" // a person as the watch started
-	EventSynced  EventType = "synced"  // every current person has been sent
-	EventAdded   EventType = "added"
-	EventUpdated EventType = "updated"
-	EventDeleted EventType = "deleted"
+	EventCurrent = EventType(pb.WatchPeopleResponse_TYPE_CURRENT) // a person as the watch started
+	EventSynced  = EventType(pb.WatchPeopleResponse_TYPE_SYNCED)  // every current person has been sent
+	EventAdded   = EventType(pb.WatchPeopleResponse_TYPE_ADDED)
+	EventUpdated = EventType(pb.WatchPeopleResponse_TYPE_UPDATED)
+	EventDeleted = EventType(pb.WatchPeopleResponse_TYPE_DELETED)
 )
 
-var eventTypes = map[pb.WatchPeopleResponse_Type]EventType{
-	pb.WatchPeopleResponse_TYPE_CURRENT: EventCurrent,
-	pb.WatchPeopleResponse_TYPE_SYNCED:  EventSynced,
-	pb.WatchPeopleResponse_TYPE_ADDED:   EventAdded,
-	pb.WatchPeopleResponse_TYPE_UPDATED: EventUpdated,
-	pb.WatchPeopleResponse_TYPE_DELETED: EventDeleted,
+// String returns "current", "synced", or for a change the name of its
+// people.ChangeType ("added", "updated", "deleted"); for a type this
+// client does not know, the wire's name of it.
+func (t EventType) String() string {
+	switch t {
+	case EventCurrent:
+		return "current"
+	case EventSynced:
+		return "synced"
+	}
+	if c, ok := wire.ChangeTypeOf(pb.WatchPeopleResponse_Type(t)); ok {
+		return c.String()
+	}
+	return pb.WatchPeopleResponse_Type(t).String()
 }
 
 // Event is one event of a watch. For a deletion, Person holds only the name.
@@ -127,13 +118,7 @@ type Event struct {
 // AppendJSON appends ev as one line of protojson (no trailing newline): the
 // WatchPeopleResponse it came as, as grpcurl shows it.
 func (ev Event) AppendJSON(dst []byte) ([]byte, error) {
-	// A type this client does not know kept its enum name (see Watch).
-	m := &pb.WatchPeopleResponse{Revision: ev.Revision, Type: pb.WatchPeopleResponse_Type(pb.WatchPeopleResponse_Type_value[string(ev.Type)])}
-	for t, et := range eventTypes {
-		if et == ev.Type {
-			m.Type = t
-		}
-	}
+	m := &pb.WatchPeopleResponse{Revision: ev.Revision, Type: pb.WatchPeopleResponse_Type(ev.Type)}
 	if ev.Type != EventSynced {
 		m.Person = wire.ToProto(ev.Person)
 	}
@@ -153,11 +138,7 @@ func (c *Client) Watch(ctx context.Context, current bool, after int64, each func
 		if err != nil {
 			return fromStatus(err)
 		}
-		typ, ok := eventTypes[m.GetType()]
-		if !ok {
-			typ = EventType(m.GetType().String())
-		}
-		if err := each(Event{Revision: m.GetRevision(), Type: typ, Person: wire.FromProto(m.GetPerson())}); err != nil {
+		if err := each(Event{Revision: m.GetRevision(), Type: EventType(m.GetType()), Person: wire.FromProto(m.GetPerson())}); err != nil {
 			return err
 		}
 	}

@@ -12,7 +12,6 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
 	"github.com/routeguide/routeguide/internal/people"
@@ -60,7 +59,7 @@ func (s *service) UpdatePerson(ctx context.Context, req *pb.UpdatePersonRequest)
 	if err := people.ValidateName(name); err != nil {
 		return nil, s.fail(ctx, "UpdatePerson", withFieldPrefix(err, "person."))
 	}
-	fields, err := maskFields(req.GetUpdateMask(), to)
+	fields, err := wire.MaskFields(req.GetUpdateMask(), to)
 	if err != nil {
 		return nil, s.fail(ctx, "UpdatePerson", err)
 	}
@@ -69,52 +68,6 @@ func (s *service) UpdatePerson(ctx context.Context, req *pb.UpdatePersonRequest)
 		return nil, s.fail(ctx, "UpdatePerson", withFieldPrefix(err, "person."))
 	}
 	return &pb.UpdatePersonResponse{Person: wire.ToProto(p), Revision: rev}, nil
-}
-
-// maskFields returns the fields an update mask names. An empty mask names
-// every field that is set in to.
-func maskFields(mask *fieldmaskpb.FieldMask, to people.Person) (people.Field, error) {
-	if len(mask.GetPaths()) == 0 {
-		var f people.Field
-		if to.Age != 0 {
-			f |= people.FieldAge
-		}
-		if to.Gender != people.GenderUnknown {
-			f |= people.FieldGender
-		}
-		if len(to.Hobbies) > 0 {
-			f |= people.FieldHobbies
-		}
-		if to.Address.Street != "" {
-			f |= people.FieldStreet
-		}
-		if to.Address.City != "" {
-			f |= people.FieldCity
-		}
-		return f, nil
-	}
-	var f people.Field
-	for _, path := range mask.GetPaths() {
-		switch path {
-		case "age":
-			f |= people.FieldAge
-		case "gender":
-			f |= people.FieldGender
-		case "hobbies":
-			f |= people.FieldHobbies
-		case "address":
-			f |= people.FieldStreet | people.FieldCity
-		case "address.street":
-			f |= people.FieldStreet
-		case "address.city":
-			f |= people.FieldCity
-		case "name":
-			return 0, invalidField("update_mask", "the name cannot be changed; add the person under the new name and delete the old one")
-		default:
-			return 0, invalidField("update_mask", fmt.Sprintf("unknown field %q; want age, gender, hobbies, address, address.street or address.city", path))
-		}
-	}
-	return f, nil
 }
 
 // DeletePerson removes a person.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -41,13 +40,5 @@ func statusError(ctx context.Context, log *slog.Logger, method string, err error
 	if n := len(e.Violations) - 1; n > 0 {
 		msg += fmt.Sprintf(" (and %d more)", n)
 	}
-	br := &errdetails.BadRequest{FieldViolations: make([]*errdetails.BadRequest_FieldViolation, len(e.Violations))}
-	for i, v := range e.Violations {
-		br.FieldViolations[i] = &errdetails.BadRequest_FieldViolation{Field: v.Field, Description: v.Description}
-	}
-	st, detailErr := status.New(code, msg).WithDetails(br)
-	if detailErr != nil {
-		return status.Error(code, msg)
-	}
-	return st.Err()
+	return wire.WithViolations(status.New(code, msg), e.Violations).Err()
 }

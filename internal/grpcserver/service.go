@@ -113,7 +113,7 @@ func (s *service) GetPerson(ctx context.Context, req *pb.Name) (*pb.Person, erro
 }
 
 // notFoundAnswer is the seed's answer for a name nobody has.
-var notFoundAnswer = must(wire.Encode(people.Person{Name: wire.NotFoundName}))
+var notFoundAnswer = must(wire.Encode(people.Person{Name: people.NotFoundName}))
 
 // getPerson answers GetPerson in wire form: a cached person is encoded once
 // per version, as for GetPeople.

@@ -9,7 +9,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
-	"github.com/routeguide/routeguide/internal/wire"
+	"github.com/routeguide/routeguide/internal/people"
 )
 
 // answer is a Person as a run reads it: only as far as the run checks it.
@@ -27,7 +27,7 @@ func (a *answer) is(name string) bool { return string(a.name) == name }
 // notFound reports whether a is the seed's answer to a name nobody has
 // (see isNotFoundPerson).
 func (a *answer) notFound(req *pb.Name) bool {
-	return a.is(wire.NotFoundName) && !a.more && req.GetName() != wire.NotFoundName
+	return a.is(people.NotFoundName) && !a.more && req.GetName() != people.NotFoundName
 }
 
 // decode reads a Person's encoding into a, checking that it is well formed

@@ -18,10 +18,10 @@ func TestAnswer(t *testing.T) {
 	alice := wire.ToProto(people.Seed()[0])
 	cases := []*pb.Person{
 		alice,
-		{Name: wire.NotFoundName},
-		{Name: wire.NotFoundName, Age: 3},
-		{Name: wire.NotFoundName, Hobbies: []string{""}},
-		{Name: wire.NotFoundName, Address: &pb.Person_Address{}},
+		{Name: people.NotFoundName},
+		{Name: people.NotFoundName, Age: 3},
+		{Name: people.NotFoundName, Hobbies: []string{""}},
+		{Name: people.NotFoundName, Address: &pb.Person_Address{}},
 		{Age: 1},
 		{},
 	}
@@ -42,7 +42,7 @@ func TestAnswer(t *testing.T) {
 			if !a.is(m.GetName()) {
 				t.Errorf("%v: name %q, want %q", m, a.name, m.GetName())
 			}
-			for _, req := range []*pb.Name{{Name: "Zed"}, {Name: wire.NotFoundName}} {
+			for _, req := range []*pb.Name{{Name: "Zed"}, {Name: people.NotFoundName}} {
 				if got, want := a.notFound(req), isNotFoundPerson(m, req); got != want {
 					t.Errorf("%v asked as %q: notFound = %v, want %v", m, req.GetName(), got, want)
 				}

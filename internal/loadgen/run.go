@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
+	"github.com/routeguide/routeguide/internal/people"
 	"github.com/routeguide/routeguide/internal/wire"
 )
 
@@ -103,10 +104,9 @@ func (r *runner) preflight(ctx context.Context) error {
 }
 
 // isNotFoundPerson reports whether p is the seed's answer to a name nobody
-// has: a Person named "Not Found" and nothing else.
+// has (see wire.IsNotFound), when the name asked for was another.
 func isNotFoundPerson(p *pb.Person, req *pb.Name) bool {
-	return p.GetName() == wire.NotFoundName && req.GetName() != wire.NotFoundName &&
-		p.GetAge() == 0 && p.GetGender() == 0 && len(p.GetHobbies()) == 0 && p.GetAddress() == nil
+	return wire.IsNotFound(p) && req.GetName() != people.NotFoundName
 }
 
 // elapsed is how long a phase took, in wall time and in this process's CPU

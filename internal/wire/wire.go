@@ -8,15 +8,18 @@ import (
 	"strings"
 
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
 	"github.com/routeguide/routeguide/internal/people"
 )
 
-// NotFoundName is the name of the Person that GetPerson answers when nobody
-// has the name asked for, as the seed contract documents; seed clients test
-// for it.
-const NotFoundName = "Not Found"
+// IsNotFound reports whether m is the seed's answer to a name nobody has: a
+// Person named people.NotFoundName and nothing else. Nobody may have that
+// name (people.Validate), so the answer is never a person.
+func IsNotFound(m *pb.Person) bool {
+	return m.GetName() == people.NotFoundName && proto.Equal(m, &pb.Person{Name: people.NotFoundName})
+}
 
 // ToProto returns the wire form of p. The result shares p's hobbies slice.
 func ToProto(p people.Person) *pb.Person {
@@ -88,18 +91,36 @@ func ParseJSON(line []byte) (people.Person, error) {
 	return FromProto(&m), nil
 }
 
-// changeTypes maps change types to the watch's event types.
-var changeTypes = map[people.ChangeType]pb.WatchPeopleResponse_Type{
+// changeTypes is the one table of watch event types that report changes:
+// each change type's. The other event types, CURRENT and SYNCED, start a
+// watch and report no change.
+var changeTypes = [...]pb.WatchPeopleResponse_Type{
 	people.Added:   pb.WatchPeopleResponse_TYPE_ADDED,
 	people.Updated: pb.WatchPeopleResponse_TYPE_UPDATED,
 	people.Deleted: pb.WatchPeopleResponse_TYPE_DELETED,
 }
 
-// ChangeToProto returns c as a watch event.
+// ChangeTypeOf returns the change type a watch event of type t reports,
+// and false when t reports no change.
+func ChangeTypeOf(t pb.WatchPeopleResponse_Type) (people.ChangeType, bool) {
+	for c, typ := range changeTypes {
+		if typ == t && typ != pb.WatchPeopleResponse_TYPE_UNSPECIFIED {
+			return people.ChangeType(c), true
+		}
+	}
+	return 0, false
+}
+
+// ChangeToProto returns c as a watch event. A change of a type the table
+// does not know is sent as TYPE_UNSPECIFIED.
 func ChangeToProto(c people.Change) *pb.WatchPeopleResponse {
 	p := c.Person
 	if c.Type == people.Deleted {
 		p = people.Person{Name: p.Name}
 	}
-	return &pb.WatchPeopleResponse{Revision: c.Revision, Type: changeTypes[c.Type], Person: ToProto(p)}
+	var typ pb.WatchPeopleResponse_Type
+	if int(c.Type) < len(changeTypes) {
+		typ = changeTypes[c.Type]
+	}
+	return &pb.WatchPeopleResponse{Revision: c.Revision, Type: typ, Person: ToProto(p)}
 }
