@@ -69,9 +69,9 @@ type Store struct {
 	mu      sync.RWMutex
 	people  map[string]entry // guarded by mu
 	version uint64           // the version the latest change got; guarded by mu
-	// memos holds the Memo of the version of a person a reader last asked
+	// memos holds the memo of the version of a person a reader last asked
 	// one for, by name. Memos are added with mu read-locked and dropped
-	// with mu locked, by the change that replaces the version, so a Memo
+	// with mu locked, by the change that replaces the version, so a memo
 	// is never added for a version already replaced.
 	memos sync.Map
 
@@ -88,26 +88,19 @@ type Store struct {
 
 // entry is one version of a cached person. Each change gives the person's
 // new entry the next version; entries from a load have version 0, and a
-// load drops every Memo.
+// load drops every memo.
 type entry struct {
 	person  people.Person
 	version uint64
 }
 
-// Memo is room for something a reader derives from one version of a cached
-// person and reuses, such as the gRPC service's encoded answer. The next
-// version of the person comes with a new, empty Memo, so what a Memo holds
-// is never stale. Every value stored in one Memo must have the same type.
-type Memo struct {
+// memo holds what Derived made of one version of a cached person. The next
+// version of the person comes with a new, empty memo, so what a memo holds
+// is never stale.
+type memo struct {
 	version uint64
-	v       atomic.Value
+	v       atomic.Value // the derived value; concurrent readers may each store their own equal one
 }
-
-// Load returns what the Memo holds, or nil.
-func (m *Memo) Load() any { return m.v.Load() }
-
-// Store keeps v; concurrent readers may each store their own equal v.
-func (m *Memo) Store(v any) { m.v.Store(v) }
 
 // New returns a cache in front of store and starts loading it.
 func New(store people.Store, opts Options) *Store {
@@ -163,32 +156,55 @@ func (c *Store) Person(ctx context.Context, name string) (people.Person, error) 
 	return p, err
 }
 
-// SharedPersonMemo is Person without the copy, the result's hobbies being
-// the cache's own, which the caller must not modify; and with the Memo of
-// the version of the person it returns, when that came from memory (when
-// it came from the store, memo is nil). The gRPC service, which only
-// encodes what it reads and keeps the encoding in the Memo, reads this way.
-func (c *Store) SharedPersonMemo(ctx context.Context, name string) (p people.Person, memo *Memo, err error) {
-	return c.lookup(ctx, name, true)
+// Derived returns what derive makes of the person named name. A person
+// read from memory is derived once per version: the value is kept with the
+// version, and returned without calling derive again until the person
+// changes. A person read from the store (until the cache is ready, and with
+// Shared set for a name memory lacks) is derived every time. A failed
+// lookup returns Person's error; a failed derive, its own, and nothing is
+// kept.
+//
+// derive reads the cache's own hobbies, so it must neither modify nor keep
+// them; concurrent readers may derive the same version at once. The cache
+// keeps one value a person, so every caller must pass the same derive. The
+// gRPC service reads this way, keeping each person's encoded answer.
+func (c *Store) Derived(ctx context.Context, name string, derive func(people.Person) (any, error)) (any, error) {
+	p, m, err := c.lookup(ctx, name, true)
+	if err != nil {
+		return nil, err
+	}
+	if m != nil {
+		if v := m.v.Load(); v != nil {
+			return v, nil
+		}
+	}
+	v, err := derive(p)
+	if err != nil {
+		return nil, err
+	}
+	if m != nil && v != nil {
+		m.v.Store(v)
+	}
+	return v, nil
 }
 
 // lookup reads the person named name from memory, or from the store until
 // the cache is ready (and, with Shared set, for a name memory lacks). The
-// result shares the cache's hobbies; withMemo also finds its Memo.
-func (c *Store) lookup(ctx context.Context, name string, withMemo bool) (people.Person, *Memo, error) {
+// result shares the cache's hobbies; withMemo also finds its memo.
+func (c *Store) lookup(ctx context.Context, name string, withMemo bool) (people.Person, *memo, error) {
 	if !c.Ready() {
 		p, err := c.Store.Person(ctx, name)
 		return p, nil, err
 	}
-	var memo *Memo
+	var m *memo
 	c.mu.RLock()
 	e, ok := c.people[name]
 	if ok && withMemo {
-		memo = c.memo(name, e.version)
+		m = c.memoOf(name, e.version)
 	}
 	c.mu.RUnlock()
 	if ok {
-		return e.person, memo, nil
+		return e.person, m, nil
 	}
 	if c.opts.Shared {
 		p, err := c.Store.Person(ctx, name)
@@ -197,17 +213,18 @@ func (c *Store) lookup(ctx context.Context, name string, withMemo bool) (people.
 	return people.Person{}, nil, people.Errorf(people.NotFound, "no person named %q", name)
 }
 
-// memo returns the Memo of version of the person named name, adding one when
-// there is none for that version. mu must be held, read-locked at least.
-func (c *Store) memo(name string, version uint64) *Memo {
+// memoOf returns the memo of version of the person named name, adding one
+// when there is none for that version. mu must be held, read-locked at
+// least.
+func (c *Store) memoOf(name string, version uint64) *memo {
 	if v, ok := c.memos.Load(name); ok {
-		if m := v.(*Memo); m.version == version {
+		if m := v.(*memo); m.version == version {
 			return m
 		}
 	}
-	// Readers racing here each add their own Memo for the same version; the
+	// Readers racing here each add their own memo for the same version; the
 	// last one stays, and what the others keep in theirs is only lost.
-	m := &Memo{version: version}
+	m := &memo{version: version}
 	c.memos.Store(name, m)
 	return m
 }

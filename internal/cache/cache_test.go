@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -135,8 +136,8 @@ func TestReadsComeFromMemory(t *testing.T) {
 		if _, err := c.Person(ctx, "Nobody"); people.KindOf(err) != people.NotFound {
 			t.Fatalf("Person(Nobody): %v, want NotFound", err)
 		}
-		if p, _, err := c.SharedPersonMemo(ctx, "Alice"); err != nil || p.Name != "Alice" || len(p.Hobbies) == 0 {
-			t.Fatalf("SharedPersonMemo(Alice): %+v, %v", p, err)
+		if v, err := c.Derived(ctx, "Alice", name); err != nil || v != "Alice" {
+			t.Fatalf("Derived(Alice): %v, %v", v, err)
 		}
 	}
 	if n := under.reads.Load(); n != 0 {
@@ -302,45 +303,82 @@ func TestReplicasOnPostgres(t *testing.T) {
 	})
 }
 
-// TestMemoFollowsVersions checks that what a reader keeps in a person's Memo
-// is seen by later reads of the same version and never by reads of the next.
-func TestMemoFollowsVersions(t *testing.T) {
+// name is a derive for Derived: the person's name.
+func name(p people.Person) (any, error) { return p.Name, nil }
+
+// TestDerivedFollowsVersions checks that what Derived keeps of a person is
+// returned for later reads of the same version and never for reads of the
+// next, and that a failed derive keeps nothing.
+func TestDerivedFollowsVersions(t *testing.T) {
 	c := newCache(t, memory.New(0, people.Seed()...), Options{})
 	ctx := context.Background()
-	_, memo, err := c.SharedPersonMemo(ctx, "Alice")
-	if err != nil || memo == nil {
-		t.Fatalf("SharedPersonMemo(Alice) = memo %v, %v; want a Memo", memo, err)
+	calls := 0
+	describe := func(p people.Person) (any, error) {
+		calls++
+		return fmt.Sprintf("%s %d", p.Name, p.Age), nil
 	}
-	if v := memo.Load(); v != nil {
-		t.Fatalf("new Memo holds %v", v)
+	read := func(name, want string, wantCalls int) {
+		t.Helper()
+		got, err := c.Derived(ctx, name, describe)
+		if err != nil || got != want || calls != wantCalls {
+			t.Fatalf("Derived(%s) = %v, %v after %d derives; want %q after %d", name, got, err, calls, want, wantCalls)
+		}
 	}
-	memo.Store("age 30")
-	if _, again, _ := c.SharedPersonMemo(ctx, "Alice"); again != memo || again.Load() != "age 30" {
-		t.Fatalf("second read of the same version: Memo %p holding %v, want %p holding age 30", again, again.Load(), memo)
-	}
+	read("Alice", "Alice 30", 1)
+	read("Alice", "Alice 30", 1) // kept
 	if _, _, err := c.Update(ctx, "Alice", people.Update{Fields: people.FieldAge, To: people.Person{Age: 31}}); err != nil {
 		t.Fatal(err)
 	}
-	p, next, err := c.SharedPersonMemo(ctx, "Alice")
-	if err != nil || p.Age != 31 {
-		t.Fatalf("SharedPersonMemo(Alice) after the update = %+v, %v", p, err)
-	}
-	if next == memo || next.Load() != nil {
-		t.Errorf("the updated version's Memo holds %v, want a new empty Memo", next.Load())
-	}
-	_, bob, _ := c.SharedPersonMemo(ctx, "Bob")
-	if bob == nil || bob.Load() != nil {
-		t.Fatalf("Bob's Memo = %v, want his own empty Memo", bob)
-	}
-	bob.Store("age 25")
+	read("Alice", "Alice 31", 2)
+	read("Bob", "Bob 25", 3)
 	if _, err := c.Delete(ctx, "Bob"); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := c.Derived(ctx, "Bob", describe); people.KindOf(err) != people.NotFound {
+		t.Fatalf("Derived(Bob) after deleting him: %v, want NotFound", err)
 	}
 	if _, err := c.Add(ctx, people.Person{Name: "Bob", Age: 52}); err != nil {
 		t.Fatal(err)
 	}
-	if _, again, _ := c.SharedPersonMemo(ctx, "Bob"); again == nil || again.Load() != nil {
-		t.Errorf("the Memo of Bob added again holds %v, want a new empty Memo", again.Load())
+	read("Bob", "Bob 52", 4)
+
+	failed := errors.New("cannot derive")
+	if _, err := c.Add(ctx, people.Person{Name: "Carol"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Derived(ctx, "Carol", func(people.Person) (any, error) { return nil, failed }); err != failed {
+		t.Fatalf("Derived with a failing derive = %v, want its error", err)
+	}
+	read("Carol", "Carol 0", 5)
+}
+
+// ghostly is a store whose lookups find Ghost, whom List never returns:
+// a person a shared cache reads from the store.
+type ghostly struct{ people.Store }
+
+func (g ghostly) Person(ctx context.Context, name string) (people.Person, error) {
+	if name == "Ghost" {
+		return people.Person{Name: name}, nil
+	}
+	return g.Store.Person(ctx, name)
+}
+
+// TestDerivedFromStore checks that a person the cache reads from the store
+// is derived every time, since no version of it is kept.
+func TestDerivedFromStore(t *testing.T) {
+	c := newCache(t, ghostly{memory.New(0, people.Seed()...)}, Options{Shared: true})
+	calls := 0
+	derive := func(p people.Person) (any, error) {
+		calls++
+		return p.Name, nil
+	}
+	for range 2 {
+		if v, err := c.Derived(context.Background(), "Ghost", derive); err != nil || v != "Ghost" {
+			t.Fatalf("Derived(Ghost) = %v, %v; want Ghost", v, err)
+		}
+	}
+	if calls != 2 {
+		t.Errorf("two reads from the store derived %d times, want 2", calls)
 	}
 }
 

@@ -17,8 +17,9 @@ import (
 )
 
 // benchStore is the store `routeguide serve` runs by default: SQLite behind
-// the read cache, holding the seed's people.
-func benchStore(b *testing.B) Store {
+// the read cache, holding the seed's people. The server reads through the
+// cache's Keeper, as `routeguide serve` does (see benchOptions).
+func benchStore(b *testing.B) *cache.Store {
 	b.Helper()
 	s, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "people.db"), 0)
 	if err != nil {
@@ -35,10 +36,17 @@ func benchStore(b *testing.B) Store {
 	return c
 }
 
+// benchOptions are the options `routeguide serve` runs with, reading
+// through c.
+func benchOptions(c *cache.Store) Options {
+	return Options{Log: slog.New(slog.DiscardHandler), Limits: DefaultLimits(), Slow: time.Second, Answers: c}
+}
+
 // BenchmarkGetPersonHandler measures the handler the server runs: the
 // cache read and the answer's kept wire form.
 func BenchmarkGetPersonHandler(b *testing.B) {
-	svc := newService(benchStore(b), slog.New(slog.DiscardHandler))
+	c := benchStore(b)
+	svc := newService(c, c, slog.New(slog.DiscardHandler))
 	ctx := context.Background()
 	req := &pb.Name{Name: "Alice"}
 	b.ReportAllocs()
@@ -53,8 +61,9 @@ func BenchmarkGetPersonHandler(b *testing.B) {
 // work on its answer, the whole per-call work that is RouteGuide's rather
 // than grpc-go's.
 func BenchmarkGetPersonEncode(b *testing.B) {
-	svc := newService(benchStore(b), slog.New(slog.DiscardHandler))
-	codec := wire.NewCodec()
+	c := benchStore(b)
+	svc := newService(c, c, slog.New(slog.DiscardHandler))
+	codec := newCodec()
 	ctx := context.Background()
 	req := &pb.Name{Name: "Alice"}
 	b.ReportAllocs()
@@ -93,7 +102,8 @@ func BenchmarkGetPersonProto(b *testing.B) {
 // in-process connection, with the server's interceptors, from several
 // callers at once.
 func BenchmarkGetPerson(b *testing.B) {
-	h := start(b, benchStore(b))
+	c := benchStore(b)
+	h := startWith(b, c, benchOptions(c))
 	req := &pb.Name{Name: "Alice"}
 	b.ReportAllocs()
 	b.SetParallelism(16)
@@ -111,7 +121,8 @@ func BenchmarkGetPerson(b *testing.B) {
 // BenchmarkGetPeople measures one GetPeople stream answering names sent
 // ahead of the answers, as a pipelining client does.
 func BenchmarkGetPeople(b *testing.B) {
-	h := start(b, benchStore(b))
+	c := benchStore(b)
+	h := startWith(b, c, benchOptions(c))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	stream, err := h.client.GetPeople(ctx)

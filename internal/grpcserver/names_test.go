@@ -2,6 +2,7 @@ package grpcserver
 
 import (
 	"io"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -24,21 +25,23 @@ func TestNamesNormalizedOnEveryMethod(t *testing.T) {
 		{"decomposed", "Jose\u0301", "Jos\u00e9", "Jose\u0301"},
 		{"untrimmed and decomposed", "\tZo\u0308e ", "Z\u00f6e", "Zo\u0308"},
 	}
-	stores := map[string]func(t *testing.T) Store{
-		"memory": func(*testing.T) Store { return seedStore() },
-		"cache": func(t *testing.T) Store {
+	// Each store comes with the Keeper the server reads through, if any.
+	stores := map[string]func(t *testing.T) (people.Store, Keeper){
+		"memory": func(*testing.T) (people.Store, Keeper) { return seedStore(), nil },
+		"cache": func(t *testing.T) (people.Store, Keeper) {
 			c := cache.New(seedStore(), cache.Options{})
 			t.Cleanup(func() { c.Close() })
 			for !c.Ready() {
 				time.Sleep(time.Millisecond)
 			}
-			return c
+			return c, c
 		},
 	}
 	for storeName, newStore := range stores {
 		for _, tt := range tests {
 			t.Run(storeName+"/"+tt.name, func(t *testing.T) {
-				h := start(t, newStore(t))
+				store, keeper := newStore(t)
+				h := startWith(t, store, Options{Log: slog.New(slog.DiscardHandler), Limits: DefaultLimits(), Slow: time.Second, Answers: keeper})
 				ctx := callCtx(t)
 				found := func(what string, p *pb.Person) {
 					t.Helper()

@@ -40,7 +40,7 @@ func logLines(t *testing.T, b *syncbuf.Buffer) []map[string]any {
 
 // startLogged starts a server on store that logs JSON at level to the
 // returned buffer, and returns a client.
-func startLogged(t *testing.T, store Store, level slog.Level, slow time.Duration) (pb.RouteGuideClient, *syncbuf.Buffer) {
+func startLogged(t *testing.T, store people.Store, level slog.Level, slow time.Duration) (pb.RouteGuideClient, *syncbuf.Buffer) {
 	t.Helper()
 	logs := &syncbuf.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: level}))
@@ -112,7 +112,7 @@ func TestCallLogging(t *testing.T) {
 }
 
 // panicStore panics on every lookup.
-func panicStore() Store {
+func panicStore() people.Store {
 	return storeWith{seedStore(), func(context.Context, string) (people.Person, error) {
 		panic("lookup exploded")
 	}}

@@ -22,7 +22,6 @@ import (
 	"google.golang.org/grpc/stats"
 
 	"github.com/routeguide/routeguide/internal/people"
-	"github.com/routeguide/routeguide/internal/wire"
 )
 
 // ServiceName is the full name of the RouteGuide service, also the name its
@@ -175,12 +174,18 @@ type Options struct {
 	// StoreCheck is how often health asks a store that implements
 	// people.Pinger whether it is reachable; 0 means every second.
 	StoreCheck time.Duration
+	// Answers, when not nil, is where GetPerson and GetPeople read: the
+	// read cache in front of the store, which keeps each person's encoded
+	// answer until the person changes (see Keeper). Nil: they read the
+	// store and encode every answer.
+	Answers Keeper
 }
 
-// New returns a Server that answers from store. It serves nothing until
-// Serve is called. When store implements people.Pinger, health follows
-// whether the store is reachable from then until Shutdown.
-func New(store Store, o Options) *Server {
+// New returns a Server that answers from store, and from o.Answers when
+// set. It serves nothing until Serve is called, and never closes store.
+// When store implements people.Pinger, health follows whether the store is
+// reachable from then until Shutdown.
+func New(store people.Store, o Options) *Server {
 	drainCtx, drain := context.WithCancel(context.Background())
 	c := &calls{log: o.Log, slow: o.Slow, auth: o.Auth, drain: drainCtx,
 		failures: newFailureLog(o.Log, failuresBurst, failuresInterval)}
@@ -198,7 +203,7 @@ func New(store Store, o Options) *Server {
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 		// Protobuf, and answers the service encoded ahead sent as they are.
-		grpc.ForceServerCodecV2(wire.NewCodec()))
+		grpc.ForceServerCodecV2(newCodec()))
 	if n := cmp.Or(o.StreamWorkers, DefaultStreamWorkers()); n > 0 {
 		opts = append(opts, grpc.NumStreamWorkers(uint32(n)))
 	}
@@ -214,7 +219,7 @@ func New(store Store, o Options) *Server {
 		drain:  drain,
 		calls:  c,
 	}
-	svc := newService(store, o.Log)
+	svc := newService(store, o.Answers, o.Log)
 	svc.setLimits(o.Limits)
 	s.grpc.RegisterService(routeGuideService(), svc)
 	healthpb.RegisterHealthServer(s.grpc, s.health)

@@ -38,13 +38,13 @@ type harness struct {
 	served chan error
 }
 
-func start(t testing.TB, store Store) *harness {
+func start(t testing.TB, store people.Store) *harness {
 	t.Helper()
 	return startWith(t, store, Options{Log: slog.New(slog.DiscardHandler), Limits: DefaultLimits(), Slow: time.Second})
 }
 
 // startWith is start with the server's options given.
-func startWith(t testing.TB, store Store, opts Options) *harness {
+func startWith(t testing.TB, store people.Store, opts Options) *harness {
 	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	h := &harness{
@@ -261,7 +261,7 @@ func TestGetPersonDeadline(t *testing.T) {
 
 // blockingStore is a directory whose lookups answer only when their caller
 // gives up. When entered is not nil, each lookup signals it on arrival.
-func blockingStore(entered chan struct{}) Store {
+func blockingStore(entered chan struct{}) people.Store {
 	return storeWith{seedStore(), func(ctx context.Context, _ string) (people.Person, error) {
 		if entered != nil {
 			entered <- struct{}{}
@@ -272,7 +272,7 @@ func blockingStore(entered chan struct{}) Store {
 }
 
 // failingStore is a directory whose lookups fail with err.
-func failingStore(err error) Store {
+func failingStore(err error) people.Store {
 	return storeWith{seedStore(), func(context.Context, string) (people.Person, error) {
 		return people.Person{}, err
 	}}
@@ -430,7 +430,7 @@ func TestAnswersFromCacheFollowUpdates(t *testing.T) {
 	for !c.Ready() {
 		time.Sleep(time.Millisecond) // the seed's two people load at once
 	}
-	h := start(t, c)
+	h := startWith(t, c, Options{Log: slog.New(slog.DiscardHandler), Limits: DefaultLimits(), Slow: time.Second, Answers: c})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	ask := func(names ...string) []*pb.Person {
@@ -494,7 +494,7 @@ func TestAnswersFromCacheFollowUpdates(t *testing.T) {
 // TestGetPersonInProcess checks the typed GetPerson, which the server does
 // not register but callers in the same process may use, against the seed.
 func TestGetPersonInProcess(t *testing.T) {
-	svc := newService(seedStore(), slog.New(slog.DiscardHandler))
+	svc := newService(seedStore(), nil, slog.New(slog.DiscardHandler))
 	for name, want := range map[string]*pb.Person{"Alice": alice, "Bob": bob, "Charlie": notFound, "a\x00b": notFound} {
 		got, err := svc.GetPerson(context.Background(), &pb.Name{Name: name})
 		if err != nil || !proto.Equal(got, want) {

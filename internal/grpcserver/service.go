@@ -13,62 +13,43 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/routeguide/routeguide/internal/cache"
 	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
 	"github.com/routeguide/routeguide/internal/people"
-	"github.com/routeguide/routeguide/internal/wire"
 )
 
-// Store is the directory the service answers from: a people.Store without
-// the Close, which is the owner's business.
-type Store interface {
-	people.Reader
-	Add(ctx context.Context, p people.Person) (int64, error)
-	Update(ctx context.Context, name string, u people.Update) (people.Person, int64, error)
-	Delete(ctx context.Context, name string) (int64, error)
-	List(ctx context.Context, q people.Query) ([]people.Person, error)
-	Import(ctx context.Context, batch []people.Person) (people.ImportResult, error)
-	Changes(ctx context.Context, after int64, limit int) ([]people.Change, error)
-	Revision(ctx context.Context) (int64, error)
-	WaitChange(ctx context.Context, after int64) error
+// Keeper is a directory that keeps, with each version of a person, what a
+// reader derives from it, and returns it until the person changes; the
+// read cache (cache.Store) is one. The service keeps each person's encoded
+// answer this way: a person asked for many times is encoded once
+// (BenchmarkGetPersonHandler against BenchmarkGetPersonProto).
+//
+// Derived returns what derive makes of the person named name, or the
+// lookup's error as people.Reader's Person would; derive must not modify
+// the person or keep its hobbies.
+type Keeper interface {
+	Derived(ctx context.Context, name string, derive func(people.Person) (any, error)) (any, error)
 }
 
-// sharedReader is a store that can answer a person without copying it,
-// with room to keep the person's encoding; the read cache is one. The
-// service only encodes what it reads, so it reads this way when it can.
-type sharedReader interface {
-	SharedPersonMemo(ctx context.Context, name string) (people.Person, *cache.Memo, error)
-}
-
-// encoded reads the person named name in wire form. A person the cache
-// holds is encoded once per version, and the encoding kept in its Memo.
-func (s *service) encoded(ctx context.Context, name string) (*wire.Encoded, error) {
-	if s.shared == nil {
+// encoded reads the person named name in wire form: from the Keeper, which
+// keeps the encoding, when the server has one; else from the store,
+// encoding it anew.
+func (s *service) encoded(ctx context.Context, name string) (*encoded, error) {
+	if s.keeper == nil {
 		p, err := s.store.Person(ctx, name)
 		if err != nil {
 			return nil, err
 		}
-		return wire.Encode(p)
+		return encode(p)
 	}
-	p, memo, err := s.shared.SharedPersonMemo(ctx, name)
+	v, err := s.keeper.Derived(ctx, name, encodeAny)
 	if err != nil {
 		return nil, err
 	}
-	if memo != nil {
-		if e, ok := memo.Load().(*wire.Encoded); ok {
-			return e, nil
-		}
-	}
-	e, err := wire.Encode(p)
-	if err == nil && memo != nil {
-		memo.Store(e)
-	}
-	return e, err
+	return v.(*encoded), nil
 }
 
-func newService(store Store, log *slog.Logger) *service {
-	shared, _ := store.(sharedReader)
-	s := &service{store: store, shared: shared, log: log}
+func newService(store people.Store, keeper Keeper, log *slog.Logger) *service {
+	s := &service{store: store, keeper: keeper, log: log}
 	s.setLimits(DefaultLimits())
 	return s
 }
@@ -82,12 +63,12 @@ func (s *service) setLimits(l Limits) {
 	s.watchStall = cmp.Or(l.WatchStallTimeout, d.WatchStallTimeout)
 }
 
-// service implements the RouteGuide gRPC service over a Store.
+// service implements the RouteGuide gRPC service over a store.
 type service struct {
 	pb.UnimplementedRouteGuideServer
 
-	store  Store
-	shared sharedReader // store, when it is one; else nil
+	store  people.Store // Close is the owner's business, not the service's
+	keeper Keeper       // where GetPerson and GetPeople read, when not nil
 	log    *slog.Logger
 
 	watchers   *watchers     // the open watches, against their limits
@@ -113,11 +94,11 @@ func (s *service) GetPerson(ctx context.Context, req *pb.Name) (*pb.Person, erro
 }
 
 // notFoundAnswer is the seed's answer for a name nobody has.
-var notFoundAnswer = must(wire.Encode(people.Person{Name: people.NotFoundName}))
+var notFoundAnswer = must(encode(people.Person{Name: people.NotFoundName}))
 
 // getPerson answers GetPerson in wire form: a cached person is encoded once
 // per version, as for GetPeople.
-func (s *service) getPerson(ctx context.Context, req *pb.Name) (*wire.Encoded, error) {
+func (s *service) getPerson(ctx context.Context, req *pb.Name) (*encoded, error) {
 	answer, err := s.lookup(ctx, req.GetName())
 	if err != nil {
 		if people.KindOf(err) == people.NotFound {
@@ -153,7 +134,7 @@ func getPersonHandler(srv any, ctx context.Context, dec func(any) error, interce
 	handler := func(ctx context.Context, req any) (any, error) {
 		answer, err := s.getPerson(ctx, req.(*pb.Name))
 		if err != nil {
-			return nil, err // not a nil *wire.Encoded in an interface
+			return nil, err // not a nil *encoded in an interface
 		}
 		return answer, nil
 	}
@@ -261,7 +242,7 @@ func (s *service) GetPeople(stream grpc.BidiStreamingServer[pb.Name, pb.Person])
 // under a name that is not normal, before names were normalized, is still
 // found by that name. It returns an error of kind NotFound when nobody has
 // the name.
-func (s *service) lookup(ctx context.Context, name string) (*wire.Encoded, error) {
+func (s *service) lookup(ctx context.Context, name string) (*encoded, error) {
 	if !storable(name) {
 		return nil, people.Errorf(people.NotFound, "nobody can be named %q", name)
 	}

@@ -23,7 +23,7 @@ import (
 // startTCP serves store with limits on a loopback TCP port, since the
 // watch limits per connection tell connections apart by their addresses,
 // and bufconn gives them all the same.
-func startTCP(t *testing.T, store Store, limits Limits) string {
+func startTCP(t *testing.T, store people.Store, limits Limits) string {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -223,6 +223,7 @@ func run(ctx context.Context, log *slog.Logger, cfg Config, tracing tracingFunc)
 		StatsHandler: tracer,
 		TLS:          l.tls,
 		Auth:         grpcserver.NewAuth(l.tokens, cfg.ClientCA != ""),
+		Answers:      store.answers,
 	}
 	if cfg.Insecure && l.tls == nil && !grpcserver.Loopback(ctx, cfg.Addr) {
 		log.Warn("serving plaintext on a non-loopback address (--insecure): traffic and tokens can be read on the network", "addr", cfg.Addr)

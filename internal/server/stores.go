@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/routeguide/routeguide/internal/cache"
+	"github.com/routeguide/routeguide/internal/grpcserver"
 	"github.com/routeguide/routeguide/internal/memory"
 	"github.com/routeguide/routeguide/internal/people"
 	"github.com/routeguide/routeguide/internal/postgres"
@@ -177,6 +178,9 @@ type backend struct {
 	// dir is what the server answers from: the store, behind the read
 	// cache when the store is not already in memory.
 	dir people.Store
+	// answers is where GetPerson and GetPeople read, keeping each person's
+	// encoded answer: the read cache, or nil when there is none.
+	answers grpcserver.Keeper
 	// name names the store in logs, credentials masked.
 	name string
 	// collectors are the store's metrics, for the metrics address.
@@ -215,6 +219,7 @@ func openBackend(ctx context.Context, log *slog.Logger, spec storeSpec) (backend
 	c := cache.New(store, cache.Options{Shared: spec.kind == storePostgres, Log: log})
 	return backend{
 		dir:        c,
+		answers:    c,
 		name:       spec.name,
 		collectors: cs,
 		close:      func() error { return errors.Join(c.Close(), store.Close()) },
