@@ -144,8 +144,8 @@ func (c *Client) Watch(ctx context.Context, current bool, after int64, each func
 	}
 }
 
-// Batch limits for ImportPeople requests: each stays far below the server's
-// 4 MiB message limit.
+// Batch limits for ImportPeople requests: each stays far below the largest
+// message the server receives (grpcserver.DefaultLimits; README, Limits).
 const (
 	importBatchPeople = 1000
 	importBatchBytes  = 1 << 20

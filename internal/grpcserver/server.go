@@ -118,8 +118,9 @@ func (l Limits) serverOptions() []grpc.ServerOption {
 
 // DefaultStreamWorkers returns how many goroutines run calls by default.
 // A new goroutine per call, grpc-go's default, grows its stack afresh for
-// every call, which measured as a sixth of a unary call's cost on the
-// server; a worker's stack is grown once. Calls arrive in bursts as the
+// every call, a share of a unary call's server CPU that profiles of
+// bench/compare.sh's GetPerson runs show (README, Performance); a worker's
+// stack is grown once. Calls arrive in bursts as the
 // transport reads them off a connection, each needing a worker waiting at
 // that moment, so there are enough for the streams of a few busy
 // connections, not just one per core.

@@ -161,8 +161,9 @@ func must[T any](v T, err error) T {
 // try the channel without blocking, and only wait (on the channel or the
 // context) when it is empty or full; one request message is reused for the
 // whole stream, since grpc-go decodes into it before RecvMsg returns. Each
-// answer is sent in its kept wire form (see encoded): encoding was a sixth
-// of the server's work on a stream.
+// answer is sent in its kept wire form (see encoded), which saves encoding
+// it again: BenchmarkGetPersonEncode against BenchmarkGetPersonProto
+// measures one answer, bench/compare.sh's GetPeople runs a stream.
 //
 // A client that sends names faster than it reads answers fills the queue
 // and then HTTP/2 flow control: the stream then holds at most

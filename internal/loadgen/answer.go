@@ -13,9 +13,9 @@ import (
 )
 
 // answer is a Person as a run reads it: only as far as the run checks it.
-// A run decodes hundreds of thousands of answers a second on the same cores
-// as the server it measures; decoding whole Persons took a share of its CPU
-// the server could not have (the README's Performance section).
+// A run decodes every answer on the same cores as the server it measures;
+// decoding whole Persons took a share of its CPU the server could not have
+// (the README's Performance section).
 type answer struct {
 	name []byte // the name field, reused from answer to answer
 	more bool   // a field other than the name is set

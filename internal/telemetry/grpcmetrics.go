@@ -19,8 +19,8 @@ import (
 // dashboards and alerts written for that provider work unchanged.
 //
 // The provider finds each call's series by hashing its label values, five
-// times per call, which measured as a fifth of the server's CPU per unary
-// call. ServerMetrics finds every method's series once, in
+// times per call, a share of the server's CPU per unary call that profiles
+// of bench/compare.sh's `--metrics-addr` runs show (README, Performance). ServerMetrics finds every method's series once, in
 // InitializeMetrics, so that a call costs one map lookup and a few atomic
 // additions.
 type ServerMetrics struct {

@@ -49,8 +49,8 @@ var defaultMemProfileRate = runtime.MemProfileRate
 // HeapProfiling turns the runtime's sampling of allocations for heap
 // profiles on (at its default rate) or off. A server serves its heap profile
 // only with --pprof; without it, sampling fills a profile nobody can read,
-// and the profiler's table of allocation sites costs about half a MiB under
-// load. It is meant to be called once, as the server starts.
+// and the profiler's table of allocation sites costs anonymous memory under
+// load (bench/compare.sh reports it; README, Performance). It is meant to be called once, as the server starts.
 func HeapProfiling(on bool) {
 	if on {
 		runtime.MemProfileRate = defaultMemProfileRate
