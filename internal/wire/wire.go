@@ -1,6 +1,9 @@
 // Package wire converts between RouteGuide's domain types and the wire
 // contract's generated messages, and reads and writes the JSON-lines form of
-// a Person that the CLI prints, exports and imports.
+// a Person that the CLI prints, exports and imports. It is the one home of
+// the contract's vocabulary that the server and the client both speak:
+// error kinds and field violations as statuses, update-mask paths, the
+// seed's "Not Found" answer and the watch's change types.
 package wire
 
 import (
