@@ -11,10 +11,10 @@ import (
 	"github.com/routeguide/routeguide/internal/wire"
 )
 
-// encoded is a Person in its wire form, ready to send as it is (see codec):
-// a person answered many times is then encoded once. It is never modified,
-// so any number of streams may send one at once.
-type encoded struct {
+// encodedPerson is a Person in its wire form, ready to send as it is (see
+// codec): a person answered many times is then encoded once. It is never
+// modified, so any number of streams may send one at once.
+type encodedPerson struct {
 	b []byte
 	// msg is b as grpc-go sends it, built once: boxing b into a mem.Buffer
 	// for every send would allocate twice per answer. grpc-go treats a
@@ -24,30 +24,30 @@ type encoded struct {
 }
 
 // encode returns p's wire form: the encoding of wire.ToProto(p).
-func encode(p people.Person) (*encoded, error) {
+func encode(p people.Person) (*encodedPerson, error) {
 	var m pb.Person
 	var a pb.Person_Address
 	b, err := proto.Marshal(wire.SetProto(&m, &a, p))
 	if err != nil {
 		return nil, err
 	}
-	return &encoded{b: b, msg: mem.BufferSlice{mem.SliceBuffer(b)}}, nil
+	return &encodedPerson{b: b, msg: mem.BufferSlice{mem.SliceBuffer(b)}}, nil
 }
 
 // encodeAny is encode as a derive function for Keeper.Derived.
 func encodeAny(p people.Person) (any, error) {
 	e, err := encode(p)
 	if err != nil {
-		return nil, err // not a nil *encoded in an interface
+		return nil, err // not a nil *encodedPerson in an interface
 	}
 	return e, nil
 }
 
 // Bytes returns the encoding, which the caller must not modify.
-func (e *encoded) Bytes() []byte { return e.b }
+func (e *encodedPerson) Bytes() []byte { return e.b }
 
 // codec is protobuf, as grpc-go's default codec, except that a message that
-// is an *encoded is sent as the bytes it holds.
+// is an *encodedPerson is sent as the bytes it holds.
 type codec struct {
 	proto encoding.CodecV2
 }
@@ -59,11 +59,11 @@ func newCodec() codec {
 	return codec{proto: encoding.GetCodecV2(grpcproto.Name)}
 }
 
-// Marshal encodes v, or returns an *encoded's bytes without copying them:
-// grpc-go only reads a message's buffers, and frees (here: drops) them once
-// they are written.
+// Marshal encodes v, or returns an *encodedPerson's bytes without copying
+// them: grpc-go only reads a message's buffers, and frees (here: drops) them
+// once they are written.
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
-	if e, ok := v.(*encoded); ok {
+	if e, ok := v.(*encodedPerson); ok {
 		return e.msg, nil
 	}
 	return c.proto.Marshal(v)

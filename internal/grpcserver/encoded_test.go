@@ -41,7 +41,7 @@ func TestEncodeIsToProto(t *testing.T) {
 	}
 }
 
-// TestCodec checks that the server's codec sends an *encoded as its bytes,
+// TestCodec checks that the server's codec sends an *encodedPerson as its bytes,
 // and every other message as protobuf does.
 func TestCodec(t *testing.T) {
 	c := newCodec()
@@ -58,11 +58,11 @@ func TestCodec(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got := sent.Materialize(); !bytes.Equal(got, e.Bytes()) {
-		t.Errorf("Marshal(*encoded) = %x, want its bytes %x", got, e.Bytes())
+		t.Errorf("Marshal(*encodedPerson) = %x, want its bytes %x", got, e.Bytes())
 	}
 	sent.Free()
 	if again, _ := c.Marshal(e); !bytes.Equal(again.Materialize(), e.Bytes()) {
-		t.Error("an *encoded changed after its buffers were freed")
+		t.Error("an *encodedPerson changed after its buffers were freed")
 	}
 	// Sending a kept answer is the hot path of both methods: it must not
 	// allocate.
@@ -70,7 +70,7 @@ func TestCodec(t *testing.T) {
 		m, _ := c.Marshal(e)
 		m.Free()
 	}); n != 0 {
-		t.Errorf("Marshal(*encoded) allocates %v times, want 0", n)
+		t.Errorf("Marshal(*encodedPerson) allocates %v times, want 0", n)
 	}
 
 	msg := wire.ToProto(alice)

@@ -3,6 +3,7 @@ package grpcserver
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -33,7 +34,7 @@ type Keeper interface {
 // encoded reads the person named name in wire form: from the Keeper, which
 // keeps the encoding, when the server has one; else from the store,
 // encoding it anew.
-func (s *service) encoded(ctx context.Context, name string) (*encoded, error) {
+func (s *service) encoded(ctx context.Context, name string) (*encodedPerson, error) {
 	if s.keeper == nil {
 		p, err := s.store.Person(ctx, name)
 		if err != nil {
@@ -45,7 +46,11 @@ func (s *service) encoded(ctx context.Context, name string) (*encoded, error) {
 	if err != nil {
 		return nil, err
 	}
-	return v.(*encoded), nil
+	e, ok := v.(*encodedPerson)
+	if !ok {
+		return nil, fmt.Errorf("read %q: the Keeper returned a %T, not what encodeAny makes", name, v)
+	}
+	return e, nil
 }
 
 func newService(store people.Store, keeper Keeper, log *slog.Logger) *service {
@@ -98,7 +103,7 @@ var notFoundAnswer = must(encode(people.Person{Name: people.NotFoundName}))
 
 // getPerson answers GetPerson in wire form: a cached person is encoded once
 // per version, as for GetPeople.
-func (s *service) getPerson(ctx context.Context, req *pb.Name) (*encoded, error) {
+func (s *service) getPerson(ctx context.Context, req *pb.Name) (*encodedPerson, error) {
 	answer, err := s.lookup(ctx, req.GetName())
 	if err != nil {
 		if people.KindOf(err) == people.NotFound {
@@ -134,7 +139,7 @@ func getPersonHandler(srv any, ctx context.Context, dec func(any) error, interce
 	handler := func(ctx context.Context, req any) (any, error) {
 		answer, err := s.getPerson(ctx, req.(*pb.Name))
 		if err != nil {
-			return nil, err // not a nil *encoded in an interface
+			return nil, err // not a nil *encodedPerson in an interface
 		}
 		return answer, nil
 	}
@@ -243,7 +248,7 @@ func (s *service) GetPeople(stream grpc.BidiStreamingServer[pb.Name, pb.Person])
 // under a name that is not normal, before names were normalized, is still
 // found by that name. It returns an error of kind NotFound when nobody has
 // the name.
-func (s *service) lookup(ctx context.Context, name string) (*encoded, error) {
+func (s *service) lookup(ctx context.Context, name string) (*encodedPerson, error) {
 	if !storable(name) {
 		return nil, people.Errorf(people.NotFound, "nobody can be named %q", name)
 	}
