@@ -88,6 +88,9 @@ func TestCodec(t *testing.T) {
 	}
 }
 
+// The read cache is the Keeper `routeguide serve` gives the server.
+var _ Keeper = (*cache.Store)(nil)
+
 // countingKeeper is a Keeper over a store that keeps nothing and counts
 // its reads.
 type countingKeeper struct {
