@@ -17,8 +17,8 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/routeguide/routeguide/internal/grpcclient"
 	"github.com/routeguide/routeguide/internal/loadgen"
 	"github.com/routeguide/routeguide/internal/wire"
 )
@@ -164,12 +164,11 @@ func runBench(ctx context.Context, e *env, cfg *clientConfig, bc *benchConfig) (
 	if err != nil {
 		return nil, err
 	}
-	opts = append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)
 	var conns []grpc.ClientConnInterface
 	for range bc.conns {
-		conn, err := grpc.NewClient(cfg.Addr, opts...)
+		conn, err := grpcclient.Dial(cfg.Addr, opts...)
 		if err != nil {
-			return nil, usageError{fmt.Errorf("connect to %s: %w", cfg.Addr, err)}
+			return nil, usageError{err}
 		}
 		defer conn.Close()
 		conns = append(conns, conn)

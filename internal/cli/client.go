@@ -42,7 +42,7 @@ type clientConfig struct {
 func addClientFlags(e *env, cmd *cobra.Command, withOutput bool) *clientConfig {
 	cfg := &clientConfig{Addr: defaultAddr, Timeout: 10 * time.Second, Output: "text"}
 	f := cmd.Flags()
-	f.StringVar(&cfg.Addr, "addr", cfg.Addr, "server address, host:port"+envHelp("ROUTEGUIDE_ADDR"))
+	f.StringVar(&cfg.Addr, "addr", cfg.Addr, "server target: host:port, host:port,host:port,... or dns:///name:port"+envHelp("ROUTEGUIDE_ADDR"))
 	f.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "deadline for each call; 0 means none"+envHelp("ROUTEGUIDE_TIMEOUT"))
 	f.StringVar(&cfg.Token, "token", "", "bearer token to call with"+envHelp("ROUTEGUIDE_TOKEN"))
 	f.BoolVar(&cfg.TLS, "tls", false, "connect with TLS (implied by --ca, --cert)"+envHelp("ROUTEGUIDE_TLS"))
@@ -65,15 +65,18 @@ func addClientFlags(e *env, cmd *cobra.Command, withOutput bool) *clientConfig {
 		if err != nil {
 			return err
 		}
-		if err := checkAddr("--addr", cfg.Addr); err != nil {
-			return err
+		addrs, err := grpcclient.Addresses(cfg.Addr)
+		if err != nil {
+			return usageError{fmt.Errorf("--addr %w", err)}
 		}
 		if (cfg.Cert == "") != (cfg.Key == "") {
 			return usageError{errors.New("--cert and --key go together")}
 		}
 		cfg.TLS = cfg.TLS || cfg.CA != "" || cfg.Cert != ""
-		if cfg.Token != "" && !cfg.TLS && !grpcserver.Loopback(cmd.Context(), cfg.Addr) {
-			return usageError{fmt.Errorf("refusing to send a token in plaintext to %s, which is not a loopback address: connect with --tls", cfg.Addr)}
+		if cfg.Token != "" && !cfg.TLS {
+			if err := allLoopback(cmd.Context(), cfg.Addr, addrs); err != nil {
+				return err
+			}
 		}
 		cfg.timeoutSet = cmd.Flags().Changed("timeout")
 		if cfg.Timeout < 0 {
@@ -85,6 +88,21 @@ func addClientFlags(e *env, cmd *cobra.Command, withOutput bool) *clientConfig {
 		return nil
 	}
 	return cfg
+}
+
+// allLoopback refuses to send a token in plaintext to target unless every
+// one of its addresses is a loopback address. A target with a resolver
+// scheme has addresses only its resolver knows, and is refused.
+func allLoopback(ctx context.Context, target string, addrs []string) error {
+	if len(addrs) == 0 {
+		return usageError{fmt.Errorf("refusing to send a token in plaintext to %s, whose addresses may not be loopback addresses: connect with --tls", target)}
+	}
+	for _, a := range addrs {
+		if !grpcserver.Loopback(ctx, a) {
+			return usageError{fmt.Errorf("refusing to send a token in plaintext to %s, which is not a loopback address: connect with --tls", a)}
+		}
+	}
+	return nil
 }
 
 // connect returns a client for cfg.Addr.

@@ -5,12 +5,10 @@ package grpcclient
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"iter"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
 	"github.com/routeguide/routeguide/internal/people"
@@ -25,13 +23,13 @@ type Client struct {
 
 var _ people.Reader = (*Client)(nil)
 
-// New returns a Client for the server at addr (host:port). It connects
-// lazily, on the first call; it fails only when addr cannot be parsed.
-func New(addr string, opts ...grpc.DialOption) (*Client, error) {
-	opts = append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)
-	conn, err := grpc.NewClient(addr, opts...)
+// New returns a Client for the servers at target, as Dial reads it. It
+// connects lazily, on the first call; it fails only when target cannot be
+// parsed.
+func New(target string, opts ...grpc.DialOption) (*Client, error) {
+	conn, err := Dial(target, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", addr, err)
+		return nil, err
 	}
 	return &Client{conn: conn, rg: pb.NewRouteGuideClient(conn)}, nil
 }
