@@ -60,6 +60,18 @@ type Limits struct {
 	// well-behaved client reconnects on its next call. grpc-go's default is
 	// never.
 	MaxConnectionIdle time.Duration
+	// MaxConnectionAge is how long a connection may live before the server
+	// asks its client, with GOAWAY, to open a new one for new calls (grpc-go
+	// spreads it by ±10%). The client resolves its target again and
+	// balances afresh, so a replica started since gets its share of calls
+	// within about this long. grpc-go's default is never.
+	MaxConnectionAge time.Duration
+	// MaxConnectionAgeGrace is how long the calls open on a connection past
+	// its MaxConnectionAge may go on; then the connection closes and a call
+	// still open, such as a long WatchPeople, ends with UNAVAILABLE. A
+	// watcher resumes from the last revision it received (from_revision)
+	// on its new connection, missing no change. grpc-go's default is never.
+	MaxConnectionAgeGrace time.Duration
 
 	// Watches (WatchPeople). A watch past MaxWatchersPerConn open on its
 	// connection, or past MaxWatchers open on the server, is refused with
@@ -79,15 +91,17 @@ type Limits struct {
 // room for batches while keeping one client from pinning hundreds of MiB.
 func DefaultLimits() Limits {
 	return Limits{
-		MaxConcurrentStreams: 256,
-		MaxRecvMsgSize:       4 << 20,
-		MaxSendMsgSize:       16 << 20,
-		MaxHeaderListSize:    32 << 10,
-		ConnectionTimeout:    10 * time.Second,
-		KeepaliveMinTime:     10 * time.Second,
-		KeepaliveTime:        time.Minute,
-		KeepaliveTimeout:     20 * time.Second,
-		MaxConnectionIdle:    5 * time.Minute,
+		MaxConcurrentStreams:  256,
+		MaxRecvMsgSize:        4 << 20,
+		MaxSendMsgSize:        16 << 20,
+		MaxHeaderListSize:     32 << 10,
+		ConnectionTimeout:     10 * time.Second,
+		KeepaliveMinTime:      10 * time.Second,
+		KeepaliveTime:         time.Minute,
+		KeepaliveTimeout:      20 * time.Second,
+		MaxConnectionIdle:     5 * time.Minute,
+		MaxConnectionAge:      5 * time.Minute,
+		MaxConnectionAgeGrace: 30 * time.Second,
 
 		MaxWatchersPerConn: 64,
 		MaxWatchers:        4096,
@@ -109,9 +123,11 @@ func (l Limits) serverOptions() []grpc.ServerOption {
 			PermitWithoutStream: true,
 		}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
-			Time:              l.KeepaliveTime,
-			Timeout:           l.KeepaliveTimeout,
-			MaxConnectionIdle: l.MaxConnectionIdle,
+			Time:                  l.KeepaliveTime,
+			Timeout:               l.KeepaliveTimeout,
+			MaxConnectionIdle:     l.MaxConnectionIdle,
+			MaxConnectionAge:      l.MaxConnectionAge,
+			MaxConnectionAgeGrace: l.MaxConnectionAgeGrace,
 		}),
 	}
 }
