@@ -3,6 +3,7 @@ package grpcclient_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"slices"
@@ -260,5 +261,48 @@ func TestFleetSurvivesKill(t *testing.T) {
 	}
 	if got := calls(t, c, fleet, 30); got[2] != 0 {
 		t.Errorf("the killed replica still got %d calls", got[2])
+	}
+}
+
+func TestAddresses(t *testing.T) {
+	tests := []struct {
+		target  string
+		want    []string
+		wantErr string
+	}{
+		{target: "localhost:50051", want: []string{"localhost:50051"}},
+		{target: "127.0.0.1:1,127.0.0.2:2", want: []string{"127.0.0.1:1", "127.0.0.2:2"}},
+		{target: "[::1]:1,127.0.0.2:2", want: []string{"[::1]:1", "127.0.0.2:2"}},
+		{target: "dns:///routeguide:50051"},
+		{target: "unix:///run/routeguide.sock"},
+		{target: "localhost", wantErr: `"localhost": want host:port`},
+		{target: "127.0.0.1:1,localhost", wantErr: `"127.0.0.1:1,localhost": entry "localhost": want host:port`},
+		{target: "127.0.0.1:1,", wantErr: `"127.0.0.1:1,": entry "": want host:port`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.target, func(t *testing.T) {
+			got, err := grpcclient.Addresses(tt.target)
+			if gotErr := fmt.Sprint(err); (err != nil || tt.wantErr != "") && gotErr != tt.wantErr {
+				t.Fatalf("error %s, want %s", gotErr, tt.wantErr)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestSchemeTarget checks that a target with a resolver scheme reaches the
+// servers its resolver finds.
+func TestSchemeTarget(t *testing.T) {
+	fleet, _ := startFleet(t)
+	c := connect(t, "dns:///"+fleet[0].addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.Person(ctx, "Alice"); err != nil {
+		t.Fatalf("Person: %v", err)
+	}
+	if n := fleet[0].calls.Load(); n != 1 {
+		t.Errorf("%s served %d calls, want 1", fleet[0].addr, n)
 	}
 }

@@ -69,7 +69,7 @@ type Limits struct {
 	// MaxConnectionAgeGrace is how long the calls open on a connection past
 	// its MaxConnectionAge may go on; then the connection closes and a call
 	// still open, such as a long WatchPeople, ends with UNAVAILABLE. A
-	// watcher resumes from the last revision it received (from_revision)
+	// watcher resumes from the last revision it received (after_revision)
 	// on its new connection, missing no change. grpc-go's default is never.
 	MaxConnectionAgeGrace time.Duration
 
