@@ -252,6 +252,8 @@ func run(ctx context.Context, log *slog.Logger, cfg Config, tracing tracingFunc)
 		"shutdown_timeout", cfg.ShutdownTimeout,
 		"max_connections", maxConns,
 		"max_connection_idle", cfg.Limits.MaxConnectionIdle,
+		"max_connection_age", cfg.Limits.MaxConnectionAge,
+		"max_connection_age_grace", cfg.Limits.MaxConnectionAgeGrace,
 		"file_limit", fileLimit,
 		"max_concurrent_streams", cfg.Limits.MaxConcurrentStreams,
 		"max_recv_msg_size", cfg.Limits.MaxRecvMsgSize,
