@@ -68,9 +68,12 @@ type Limits struct {
 	MaxConnectionAge time.Duration
 	// MaxConnectionAgeGrace is how long the calls open on a connection past
 	// its MaxConnectionAge may go on; then the connection closes and a call
-	// still open, such as a long WatchPeople, ends with UNAVAILABLE. A
-	// watcher resumes from the last revision it received (after_revision)
-	// on its new connection, missing no change. grpc-go's default is never.
+	// still open, such as a long WatchPeople, ends with UNAVAILABLE (a
+	// watcher resumes from the last revision it received, after_revision).
+	// Zero, the default, is grpc-go's never: open calls run to their end
+	// and the connection closes after the last, so a `routeguide watch`,
+	// which does not yet reconnect by itself, is not cut every few
+	// minutes. Unary calls move to the new connection at once either way.
 	MaxConnectionAgeGrace time.Duration
 
 	// Watches (WatchPeople). A watch past MaxWatchersPerConn open on its
@@ -91,17 +94,16 @@ type Limits struct {
 // room for batches while keeping one client from pinning hundreds of MiB.
 func DefaultLimits() Limits {
 	return Limits{
-		MaxConcurrentStreams:  256,
-		MaxRecvMsgSize:        4 << 20,
-		MaxSendMsgSize:        16 << 20,
-		MaxHeaderListSize:     32 << 10,
-		ConnectionTimeout:     10 * time.Second,
-		KeepaliveMinTime:      10 * time.Second,
-		KeepaliveTime:         time.Minute,
-		KeepaliveTimeout:      20 * time.Second,
-		MaxConnectionIdle:     5 * time.Minute,
-		MaxConnectionAge:      5 * time.Minute,
-		MaxConnectionAgeGrace: 30 * time.Second,
+		MaxConcurrentStreams: 256,
+		MaxRecvMsgSize:       4 << 20,
+		MaxSendMsgSize:       16 << 20,
+		MaxHeaderListSize:    32 << 10,
+		ConnectionTimeout:    10 * time.Second,
+		KeepaliveMinTime:     10 * time.Second,
+		KeepaliveTime:        time.Minute,
+		KeepaliveTimeout:     20 * time.Second,
+		MaxConnectionIdle:    5 * time.Minute,
+		MaxConnectionAge:     5 * time.Minute,
 
 		MaxWatchersPerConn: 64,
 		MaxWatchers:        4096,

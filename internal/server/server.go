@@ -253,7 +253,7 @@ func run(ctx context.Context, log *slog.Logger, cfg Config, tracing tracingFunc)
 		"max_connections", maxConns,
 		"max_connection_idle", cfg.Limits.MaxConnectionIdle,
 		"max_connection_age", cfg.Limits.MaxConnectionAge,
-		"max_connection_age_grace", cfg.Limits.MaxConnectionAgeGrace,
+		"max_connection_age_grace", graceString(cfg.Limits.MaxConnectionAgeGrace),
 		"file_limit", fileLimit,
 		"max_concurrent_streams", cfg.Limits.MaxConcurrentStreams,
 		"max_recv_msg_size", cfg.Limits.MaxRecvMsgSize,
@@ -301,4 +301,13 @@ func serveMetrics(ctx context.Context, log *slog.Logger, cfg Config, l net.Liste
 		log.Warn("serving "+what+" on a non-loopback address: anyone who can reach it can read them", "addr", cfg.MetricsAddr)
 	}
 	return func() { hs.Close() }
+}
+
+// graceString names a connection-age grace for the start line: zero is
+// grpc-go's never, not no time at all.
+func graceString(d time.Duration) string {
+	if d == 0 {
+		return "never"
+	}
+	return d.String()
 }

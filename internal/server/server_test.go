@@ -251,7 +251,7 @@ func TestStartLine(t *testing.T) {
 	cfg.Store = "memory"
 	cfg.MaxConnections = 123
 	srv := start(t, cfg)
-	for _, want := range []string{"max_connections=123", "max_connection_idle=5m0s", "max_connection_age=5m0s", "max_connection_age_grace=30s", "file_limit="} {
+	for _, want := range []string{"max_connections=123", "max_connection_idle=5m0s", "max_connection_age=5m0s", "max_connection_age_grace=never", "file_limit="} {
 		if !strings.Contains(srv.logs.String(), want) {
 			t.Errorf("start line lacks %s:\n%s", want, srv.logs)
 		}
