@@ -7,7 +7,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/tls"
-	"errors"
 	"log/slog"
 	"net"
 	"runtime"
@@ -159,10 +158,11 @@ type Metrics interface {
 
 // Server is a RouteGuide gRPC server.
 type Server struct {
-	grpc   *grpc.Server
-	health *health.Server
-	drain  context.CancelFunc // ends every open stream's context
-	calls  *calls
+	grpc       *grpc.Server
+	healthOnly *grpc.Server // health alone, for probes; see ServeHealth
+	health     *health.Server
+	drain      context.CancelFunc // ends every open stream's context
+	calls      *calls
 
 	stopChecking context.CancelFunc // ends checkStore; nil when nothing is checked
 	checked      chan struct{}      // closed when checkStore has returned
@@ -232,11 +232,13 @@ func New(store people.Store, o Options) *Server {
 	if o.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(o.TLS)))
 	}
+	hs := health.NewServer()
 	s := &Server{
-		grpc:   grpc.NewServer(opts...),
-		health: health.NewServer(),
-		drain:  drain,
-		calls:  c,
+		grpc:       grpc.NewServer(opts...),
+		healthOnly: newHealthOnly(hs, o.Limits),
+		health:     hs,
+		drain:      drain,
+		calls:      c,
 	}
 	svc := newService(store, o.Answers, o.Log)
 	svc.setLimits(o.Limits)
@@ -245,6 +247,8 @@ func New(store people.Store, o Options) *Server {
 	reflection.Register(s.grpc)
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	s.health.SetServingStatus(ServiceName, healthpb.HealthCheckResponse_SERVING)
+	// Only health.Shutdown changes this one; setServing leaves it alone.
+	s.health.SetServingStatus(LivenessService, healthpb.HealthCheckResponse_SERVING)
 	if o.Metrics != nil {
 		o.Metrics.InitializeMetrics(s.grpc)
 	}
@@ -313,24 +317,15 @@ func (s *Server) setServing(st healthpb.HealthCheckResponse_ServingStatus) {
 // after Shutdown, or the first listener's failure otherwise; the caller then
 // still calls Shutdown.
 func (s *Server) Serve(listeners ...net.Listener) error {
-	errc := make(chan error, len(listeners))
-	for _, l := range listeners {
-		go func() { errc <- s.grpc.Serve(l) }()
-	}
-	var first error
-	for range listeners {
-		if err := <-errc; err != nil && !errors.Is(err, grpc.ErrServerStopped) && first == nil {
-			first = err
-			s.grpc.Stop() // let the other listeners' Serve return too
-		}
-	}
-	return first
+	return serveAll(s.grpc, listeners)
 }
 
 // Shutdown stops the server gracefully: health reports NOT_SERVING, open
 // streams end with UNAVAILABLE, in-flight unary calls finish, and new
 // connections are refused. When ctx ends first, the remaining calls are cut
-// off. Shutdown reports whether the stop was graceful.
+// off. The health-only listeners (ServeHealth) keep answering NOT_SERVING
+// until the main listeners have stopped, so probes see the drain. Shutdown
+// reports whether the stop was graceful.
 func (s *Server) Shutdown(ctx context.Context) (graceful bool) {
 	defer s.calls.failures.close() // after the last call, to count it
 	s.health.Shutdown()
@@ -339,6 +334,7 @@ func (s *Server) Shutdown(ctx context.Context) (graceful bool) {
 		<-s.checked
 	}
 	s.drain()
+	defer s.healthOnly.Stop() // its Watch streams would hold GracefulStop
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()
