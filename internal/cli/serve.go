@@ -33,6 +33,7 @@ streams with UNAVAILABLE, lets in-flight calls finish for up to
 				"log-format":       "ROUTEGUIDE_LOG_FORMAT",
 				"log-level":        "ROUTEGUIDE_LOG_LEVEL",
 				"metrics-addr":     "ROUTEGUIDE_METRICS_ADDR",
+				"health-addr":      "ROUTEGUIDE_HEALTH_ADDR",
 				"pprof":            "ROUTEGUIDE_PPROF",
 				"tls-cert":         "ROUTEGUIDE_TLS_CERT",
 				"tls-key":          "ROUTEGUIDE_TLS_KEY",
@@ -65,6 +66,11 @@ streams with UNAVAILABLE, lets in-flight calls finish for up to
 					return err
 				}
 			}
+			if cfg.HealthAddr != "" {
+				if err := checkAddr("--health-addr", cfg.HealthAddr); err != nil {
+					return err
+				}
+			}
 			if cfg.Pprof && !cfg.Insecure && !grpcserver.Loopback(cmd.Context(), cfg.MetricsAddr) {
 				return usageError{fmt.Errorf("--metrics-addr %s is not a loopback address, and --pprof must not face the network (its profiles show memory and the command line): serve profiles on loopback, or pass --insecure to serve them anyway", cfg.MetricsAddr)}
 			}
@@ -94,6 +100,7 @@ streams with UNAVAILABLE, lets in-flight calls finish for up to
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight calls may run after a stop signal"+envHelp("ROUTEGUIDE_SHUTDOWN_TIMEOUT"))
 	f.StringVar(&logFormat, "log-format", logFormat, "log format: text or json"+envHelp("ROUTEGUIDE_LOG_FORMAT"))
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "host:port to serve Prometheus metrics on, at /metrics; off when empty"+envHelp("ROUTEGUIDE_METRICS_ADDR"))
+	f.StringVar(&cfg.HealthAddr, "health-addr", "", "host:port of a plaintext listener serving only grpc.health.v1, for probes that send no TLS (Kubernetes'); off when empty"+envHelp("ROUTEGUIDE_HEALTH_ADDR"))
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate to serve TLS with (TLS 1.2 or later)"+envHelp("ROUTEGUIDE_TLS_CERT"))
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert"+envHelp("ROUTEGUIDE_TLS_KEY"))
 	f.StringVar(&cfg.ClientCA, "client-ca", "", "PEM CA certificates; clients must present a certificate they signed (mTLS)"+envHelp("ROUTEGUIDE_CLIENT_CA"))

@@ -39,6 +39,11 @@ type Config struct {
 	Store string
 	// MetricsAddr, when not empty, is the host:port metrics are served on.
 	MetricsAddr string
+	// HealthAddr, when not empty, is the host:port of a second listener
+	// that serves only grpc.health.v1, in plaintext whatever the main
+	// listener serves, for probes that send no TLS and no credentials
+	// (Kubernetes'). See grpcserver.Server.ServeHealth.
+	HealthAddr string
 	// Pprof adds the runtime profiles beside the metrics.
 	Pprof bool
 	// TLSCert and TLSKey, when set, serve TLS; ClientCA then requires
@@ -113,6 +118,9 @@ func load(cfg Config) (loaded, error) {
 	}
 	if _, _, err := net.SplitHostPort(cfg.MetricsAddr); cfg.MetricsAddr != "" && err != nil {
 		return l, fmt.Errorf("metrics: listen on %q: %w", cfg.MetricsAddr, err)
+	}
+	if _, _, err := net.SplitHostPort(cfg.HealthAddr); cfg.HealthAddr != "" && err != nil {
+		return l, fmt.Errorf("health: listen on %q: %w", cfg.HealthAddr, err)
 	}
 	if cfg.Pprof && cfg.MetricsAddr == "" {
 		return l, errors.New("pprof: the profiles are served beside the metrics, and there is no metrics address")
@@ -196,6 +204,14 @@ func run(ctx context.Context, log *slog.Logger, cfg Config, tracing tracingFunc)
 		release.push(func() { metricsListener.Close() })
 	}
 
+	var healthListener net.Listener
+	if cfg.HealthAddr != "" {
+		if healthListener, err = net.Listen("tcp", cfg.HealthAddr); err != nil {
+			return fmt.Errorf("health: %w", err)
+		}
+		release.push(func() { healthListener.Close() })
+	}
+
 	tracer, stopTracing, err := tracing(ctx, getenv, cfg.Version)
 	if err != nil {
 		return err
@@ -238,13 +254,21 @@ func run(ctx context.Context, log *slog.Logger, cfg Config, tracing tracingFunc)
 		cs := []prometheus.Collector{m, telemetry.DirectoryCollector(store.dir, srv.Watchers)}
 		release.push(serveMetrics(ctx, log, cfg, metricsListener, append(cs, store.collectors...)))
 	}
-	served := make(chan error, 1)
+	served := make(chan error, 2)
+	serving := 1 // how many of Serve and ServeHealth have not returned
 	go func() { served <- srv.Serve(listeners...) }()
+	healthAddr := ""
+	if healthListener != nil {
+		serving++
+		healthAddr = healthListener.Addr().String()
+		go func() { served <- srv.ServeHealth(healthListener) }()
+	}
 	log.Info("serving RouteGuide",
 		"addr", strings.Join(addrs, ","),
 		"version", cfg.Version,
 		"store", store.name,
 		"metrics_addr", cfg.MetricsAddr,
+		"health_addr", healthAddr,
 		"tracing", tracer != nil,
 		"tls", l.tls != nil,
 		"mtls", cfg.ClientCA != "",
@@ -267,13 +291,16 @@ func run(ctx context.Context, log *slog.Logger, cfg Config, tracing tracingFunc)
 	select {
 	case <-ctx.Done():
 	case serveErr = <-served:
+		serving--
 	}
 	start := time.Now()
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
 	graceful := srv.Shutdown(stopCtx)
-	if serveErr == nil {
-		serveErr = <-served
+	for ; serving > 0; serving-- {
+		if err := <-served; serveErr == nil {
+			serveErr = err
+		}
 	}
 	log.Info("stopped RouteGuide", "graceful", graceful, "took", time.Since(start).Round(time.Millisecond))
 	if serveErr != nil {

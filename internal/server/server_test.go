@@ -132,9 +132,11 @@ func TestNothingAcquiredOnFailure(t *testing.T) {
 		{name: "missing tokens", change: func(c *Config) { c.Tokens = "/missing-tokens" }, want: "tokens:"},
 		{name: "malformed PostgreSQL URL", change: func(c *Config) { c.Store = "postgres://u@h:notaport/db" }, want: "store"},
 		{name: "metrics port taken", change: func(c *Config) { c.MetricsAddr = busy.Addr().String() }, want: "metrics:"},
+		{name: "health port taken", change: func(c *Config) { c.HealthAddr = busy.Addr().String() }, want: "health:"},
 		{name: "tracing fails", change: func(c *Config) { c.MetricsAddr = freeAddr(t) }, tracing: failTracing, want: "tracing refused"},
 		{name: "store cannot be opened", change: func(c *Config) {
 			c.MetricsAddr = freeAddr(t)
+			c.HealthAddr = freeAddr(t)
 			c.Store = filepath.Join(dir, "no-such-dir", "people.db")
 		}, want: "open store"},
 	}
@@ -155,8 +157,10 @@ func TestNothingAcquiredOnFailure(t *testing.T) {
 				t.Errorf("store %s exists after the failure (%v)", cfg.Store, err)
 			}
 			checkFree(t, cfg.Addr)
-			if cfg.MetricsAddr != "" && cfg.MetricsAddr != busy.Addr().String() {
-				checkFree(t, cfg.MetricsAddr)
+			for _, addr := range []string{cfg.MetricsAddr, cfg.HealthAddr} {
+				if addr != "" && addr != busy.Addr().String() {
+					checkFree(t, addr)
+				}
 			}
 			if strings.Contains(logs.String(), "serving RouteGuide") {
 				t.Errorf("logged a start line though it failed:\n%s", logs.String())
@@ -255,5 +259,33 @@ func TestStartLine(t *testing.T) {
 		if !strings.Contains(srv.logs.String(), want) {
 			t.Errorf("start line lacks %s:\n%s", want, srv.logs)
 		}
+	}
+}
+
+var healthLine = regexp.MustCompile(`health_addr=(\S+)`)
+
+// TestHealthAddr checks the health-only listener end to end: it answers
+// health, including the liveness status, and does not serve RouteGuide.
+func TestHealthAddr(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Store = "memory"
+	cfg.HealthAddr = "127.0.0.1:0"
+	srv := start(t, cfg)
+	m := healthLine.FindStringSubmatch(srv.logs.String())
+	if m == nil || m[1] == "" {
+		t.Fatalf("the start line gives no health address:\n%s", srv.logs)
+	}
+	conn := dial(t, m[1])
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, svc := range []string{"", "RouteGuide", "liveness"} {
+		resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: svc})
+		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			t.Errorf("health Check(%q) on the health address = %v, %v; want SERVING", svc, resp.GetStatus(), err)
+		}
+	}
+	err := conn.Invoke(ctx, "/RouteGuide/GetPerson", &healthpb.HealthCheckRequest{}, &healthpb.HealthCheckResponse{})
+	if got := status.Code(err); got != codes.Unimplemented {
+		t.Errorf("RouteGuide/GetPerson on the health address: %v; want Unimplemented", err)
 	}
 }
