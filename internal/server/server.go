@@ -210,6 +210,9 @@ func run(ctx context.Context, log *slog.Logger, cfg Config, tracing tracingFunc)
 			return fmt.Errorf("health: %w", err)
 		}
 		release.push(func() { healthListener.Close() })
+		// Probes need a connection or two; the cap keeps a client that
+		// opens many from holding the server's open files.
+		healthListener = limitListeners([]net.Listener{healthListener}, maxHealthConnections, log)[0]
 	}
 
 	tracer, stopTracing, err := tracing(ctx, getenv, cfg.Version)
@@ -308,6 +311,10 @@ func run(ctx context.Context, log *slog.Logger, cfg Config, tracing tracingFunc)
 	}
 	return nil
 }
+
+// maxHealthConnections caps the connections open at once to the health-only
+// listener, apart from --max-connections.
+const maxHealthConnections = 64
 
 // reservedFiles is the open files the server needs besides its client
 // connections: the store's, the metrics listener's, the log's.

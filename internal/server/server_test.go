@@ -289,3 +289,44 @@ func TestHealthAddr(t *testing.T) {
 		t.Errorf("RouteGuide/GetPerson on the health address: %v; want Unimplemented", err)
 	}
 }
+
+// TestHealthAddrConnectionLimit checks that the health-only listener holds
+// a connection past maxHealthConnections back, and serves it once one
+// closes.
+func TestHealthAddrConnectionLimit(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Store = "memory"
+	cfg.HealthAddr = "127.0.0.1:0"
+	srv := start(t, cfg)
+	m := healthLine.FindStringSubmatch(srv.logs.String())
+	if m == nil {
+		t.Fatalf("the start line gives no health address:\n%s", srv.logs)
+	}
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for range maxHealthConnections {
+		c, err := net.Dial("tcp", m[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	conn := dial(t, m[1])
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	err := check(ctx, conn)
+	cancel()
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("health check past the limit: %v, want DeadlineExceeded", err)
+	}
+	held[0].Close()
+	held = held[1:]
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := check(ctx, conn); err != nil {
+		t.Errorf("health check once a connection closed: %v", err)
+	}
+}
