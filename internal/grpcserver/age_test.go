@@ -2,8 +2,6 @@ package grpcserver
 
 import (
 	"context"
-	"log/slog"
-	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -36,23 +34,8 @@ func TestConnectionAge(t *testing.T) {
 	limits := DefaultLimits()
 	limits.MaxConnectionAge = 200 * time.Millisecond
 	limits.MaxConnectionAgeGrace = 300 * time.Millisecond
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	conns := &connCounter{}
-	srv := New(seedStore(), Options{Log: slog.New(slog.DiscardHandler), Limits: limits, StatsHandler: conns})
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		if err := <-served; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	client := dial(t, lis.Addr().String())
+	client := dial(t, startTCPWith(t, seedStore(), Options{Limits: limits, StatsHandler: conns}))
 	ctx := callCtx(t)
 
 	w, err := openWatch(ctx, client)

@@ -25,11 +25,20 @@ import (
 // and bufconn gives them all the same.
 func startTCP(t *testing.T, store people.Store, limits Limits) string {
 	t.Helper()
+	return startTCPWith(t, store, Options{Limits: limits})
+}
+
+// startTCPWith is startTCP with more options; a nil Log discards.
+func startTCPWith(t *testing.T, store people.Store, opts Options) string {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := New(store, Options{Log: slog.New(slog.DiscardHandler), Limits: limits})
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	srv := New(store, opts)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
 	t.Cleanup(func() {
