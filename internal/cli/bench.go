@@ -190,7 +190,7 @@ func runBench(ctx context.Context, e *env, cfg *clientConfig, bc *benchConfig) (
 		return nil, fail(cfg.describe(wire.FromStatus(err)))
 	}
 	out := newBenchResult(cfg.Addr, res)
-	if res.Calls > 0 && res.ErrorCount() == res.Calls {
+	if res.Calls > 0 && out.errorCount() == res.Calls {
 		return nil, failure{fmt.Errorf("every call failed: %s (first: %v)", out.errorSummary(), cfg.describe(wire.FromStatus(res.FirstError)))}
 	}
 	if res.Calls == 0 {

@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+
+	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
 )
 
 // calls is what the server does around every call, in this order: refuse
@@ -43,7 +45,7 @@ const (
 )
 
 // watchMethod is the method whose open streams the watchers gauge counts.
-const watchMethod = "/RouteGuide/WatchPeople"
+const watchMethod = pb.RouteGuide_WatchPeople_FullMethodName
 
 // unary intercepts unary calls: it logs every call at debug level, and at
 // info level a failed one or one slower than slow.

@@ -242,6 +242,11 @@ func (s *service) GetPeople(stream grpc.BidiStreamingServer[pb.Name, pb.Person])
 	}
 }
 
+// errUnstorable answers a name no write can store: callers only test its
+// kind, so it is made once rather than formatting the (untrusted, possibly
+// long) name on every call.
+var errUnstorable = people.Errorf(people.NotFound, "nobody can be named so")
+
 // lookup reads the person a GetPerson or GetPeople name asks for, in wire
 // form. The name is normalized as writes normalize it (people.NormalizeName),
 // which costs nothing for a name that is already normal. A person stored
@@ -250,7 +255,7 @@ func (s *service) GetPeople(stream grpc.BidiStreamingServer[pb.Name, pb.Person])
 // the name.
 func (s *service) lookup(ctx context.Context, name string) (*encodedPerson, error) {
 	if !storable(name) {
-		return nil, people.Errorf(people.NotFound, "nobody can be named %q", name)
+		return nil, errUnstorable
 	}
 	normal := people.NormalizeName(name)
 	answer, err := s.encoded(ctx, normal)

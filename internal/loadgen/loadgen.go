@@ -162,15 +162,6 @@ type Latency struct {
 	P50, P90, P99, P999, Max time.Duration
 }
 
-// ErrorCount returns how many calls failed.
-func (r *Result) ErrorCount() uint64 {
-	var n uint64
-	for _, c := range r.Errors {
-		n += c
-	}
-	return n
-}
-
 // Phase names a phase of a run.
 type Phase int
 

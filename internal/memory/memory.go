@@ -94,10 +94,10 @@ func (s *Store) Update(_ context.Context, name string, u people.Update) (people.
 func (s *Store) Delete(_ context.Context, name string) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.byName[name]; !ok {
+	old, ok := s.byName[name]
+	if !ok {
 		return 0, notFound(name)
 	}
-	old := s.byName[name]
 	delete(s.byName, name)
 	s.reindex(map[string]*people.Person{name: &old})
 	i, _ := slices.BinarySearch(s.names, name)

@@ -42,6 +42,9 @@ const (
 	migrateLock = writeLock + 1
 )
 
+// latestRevision reads the latest revision in the change log.
+const latestRevision = "SELECT coalesce(max(revision), 0) FROM changes"
+
 // channel is the NOTIFY channel writers announce new revisions on, as
 // "schema:revision".
 const channel = "routeguide_changes"
@@ -159,7 +162,7 @@ func (s *Store) Ping(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return dbError(ctx, "ping", err)
 	}
-	fresh, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
+	fresh, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig) // Config returns a copy
 	if err != nil {
 		return dbError(ctx, "ping", err)
 	}
@@ -298,7 +301,7 @@ func (s *Store) listenOnce(ctx context.Context) (connected bool, err error) {
 		return false, err
 	}
 	var rev int64
-	if err := conn.QueryRow(ctx, "SELECT coalesce(max(revision), 0) FROM changes").Scan(&rev); err != nil {
+	if err := conn.QueryRow(ctx, latestRevision).Scan(&rev); err != nil {
 		return false, err
 	}
 	s.latest.Advance(rev)
@@ -576,7 +579,7 @@ func (s *Store) Revision(ctx context.Context) (int64, error) {
 	}
 	defer conn.Release()
 	var rev int64
-	if err := conn.QueryRow(ctx, "SELECT coalesce(max(revision), 0) FROM changes").Scan(&rev); err != nil {
+	if err := conn.QueryRow(ctx, latestRevision).Scan(&rev); err != nil {
 		return 0, dbError(ctx, "read revision", err)
 	}
 	return rev, nil
@@ -706,7 +709,7 @@ func (s *Store) inTx(ctx context.Context, op string, fn func(tx pgx.Tx) error) (
 		return 0, dbError(ctx, op, err)
 	}
 	var rev int64
-	if err := tx.QueryRow(ctx, "SELECT coalesce(max(revision), 0) FROM changes").Scan(&rev); err != nil {
+	if err := tx.QueryRow(ctx, latestRevision).Scan(&rev); err != nil {
 		return 0, dbError(ctx, op, err)
 	}
 	if rev == latest {
@@ -730,7 +733,7 @@ func begin(ctx context.Context, conn *pgxpool.Conn) (pgx.Tx, int64, error) {
 	}
 	var latest int64
 	if _, err = tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", writeLock); err == nil {
-		err = tx.QueryRow(ctx, "SELECT coalesce(max(revision), 0) FROM changes").Scan(&latest)
+		err = tx.QueryRow(ctx, latestRevision).Scan(&latest)
 	}
 	if err != nil {
 		rollback(tx)

@@ -64,7 +64,7 @@ var tables = []struct{ name, ends string }{
 	{"people", "SELECT (SELECT name FROM people ORDER BY name LIMIT 1), (SELECT name FROM people ORDER BY name DESC LIMIT 1)"},
 	{"people_by_city", "SELECT (SELECT city FROM people INDEXED BY people_by_city ORDER BY city, name LIMIT 1), (SELECT city FROM people INDEXED BY people_by_city ORDER BY city DESC, name DESC LIMIT 1)"},
 	{"hobbies", "SELECT (SELECT hobby FROM hobbies ORDER BY hobby, name LIMIT 1), (SELECT hobby FROM hobbies ORDER BY hobby DESC, name DESC LIMIT 1)"},
-	{"changes", "SELECT (SELECT min(revision) FROM changes), (SELECT max(revision) FROM changes)"},
+	{"changes", changeBounds},
 }
 
 // check verifies, after the migrations, that the database can be written

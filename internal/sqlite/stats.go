@@ -26,11 +26,10 @@ type Stats struct {
 // name cannot be read, or its log's size when it exists.
 func (s *Store) Stats(ctx context.Context) (Stats, error) {
 	st := Stats{Stats: s.group.Stats()}
-	var seq int
-	var name, file string
+	var file string
 	// The file as SQLite opened it, rather than the path given to Open,
 	// which may have been relative to another working directory.
-	if err := s.read.QueryRowContext(ctx, "SELECT seq, name, file FROM pragma_database_list WHERE name = 'main'").Scan(&seq, &name, &file); err != nil {
+	if err := s.read.QueryRowContext(ctx, "SELECT file FROM pragma_database_list WHERE name = 'main'").Scan(&file); err != nil {
 		return st, fmt.Errorf("sqlite stats: %w", err)
 	}
 	fi, err := os.Stat(file + "-wal")
