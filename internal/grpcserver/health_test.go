@@ -23,6 +23,18 @@ type pingStore struct {
 
 	mu   sync.Mutex
 	ping func(ctx context.Context) error // guarded by mu
+
+	// hold, when set, makes Person send on held and then wait until
+	// hold is closed, so that a test can keep a call in flight.
+	hold, held chan struct{}
+}
+
+func (s *pingStore) Person(ctx context.Context, name string) (people.Person, error) {
+	if s.hold != nil {
+		s.held <- struct{}{}
+		<-s.hold
+	}
+	return s.Store.Person(ctx, name)
 }
 
 func (s *pingStore) Ping(ctx context.Context) error {

@@ -89,13 +89,26 @@ func TestHealthOnlyListener(t *testing.T) {
 	waitStatus(t, ready, healthpb.HealthCheckResponse_SERVING)
 	checkHealth(t, c, LivenessService, healthpb.HealthCheckResponse_SERVING)
 
-	// Shutdown turns liveness NOT_SERVING, then ends the stream.
+	// Shutdown turns liveness NOT_SERVING and keeps the health-only
+	// listener answering while a call is still in flight on the main one.
+	h.store.hold, h.store.held = make(chan struct{}), make(chan struct{})
+	called := make(chan error, 1)
+	go func() {
+		_, err := h.client.GetPerson(context.Background(), &pb.Name{Name: "Alice"})
+		called <- err
+	}()
+	<-h.store.held
 	stopped := make(chan struct{})
 	go func() {
 		h.shutdown(t)
 		close(stopped)
 	}()
 	waitStatus(t, live, healthpb.HealthCheckResponse_NOT_SERVING)
+	checkHealth(t, c, LivenessService, healthpb.HealthCheckResponse_NOT_SERVING)
+	close(h.store.hold)
+	if err := <-called; err != nil {
+		t.Errorf("GetPerson in flight during Shutdown: %v", err)
+	}
 	<-stopped
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,6 +36,8 @@ type harness struct {
 	srv    *Server
 	conn   *grpc.ClientConn
 	client pb.RouteGuideClient
+
+	mu     sync.Mutex // held through shutdown, so that a test and its cleanup may both call it
 	served chan error
 }
 
@@ -70,6 +73,8 @@ func startWith(t testing.TB, store people.Store, opts Options) *harness {
 // shutdown stops the server once; later calls do nothing.
 func (h *harness) shutdown(t testing.TB) {
 	t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	if h.served == nil {
 		return
 	}
