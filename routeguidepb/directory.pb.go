@@ -820,7 +820,7 @@ const file_routeguide_v1_directory_proto_rawDesc = "" +
 	"\x05added\x18\x01 \x01(\x03R\x05added\x12\x18\n" +
 	"\aupdated\x18\x02 \x01(\x03R\aupdated\x12\x1a\n" +
 	"\brevision\x18\x03 \x01(\x03R\brevision\x12\x1c\n" +
-	"\tunchanged\x18\x04 \x01(\x03R\tunchangedBIZGgithub.com/routeguide/routeguide/internal/gen/routeguidepb;routeguidepbb\x06proto3"
+	"\tunchanged\x18\x04 \x01(\x03R\tunchangedB<Z:github.com/routeguide/routeguide/routeguidepb;routeguidepbb\x06proto3"
 
 var (
 	file_routeguide_v1_directory_proto_rawDescOnce sync.Once

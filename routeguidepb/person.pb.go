@@ -231,7 +231,7 @@ const file_person_proto_rawDesc = "" +
 	"\aUNKNOWN\x10\x00\x12\b\n" +
 	"\x04MALE\x10\x01\x12\n" +
 	"\n" +
-	"\x06FEMALE\x10\x02BIZGgithub.com/routeguide/routeguide/internal/gen/routeguidepb;routeguidepbb\x06proto3"
+	"\x06FEMALE\x10\x02B<Z:github.com/routeguide/routeguide/routeguidepb;routeguidepbb\x06proto3"
 
 var (
 	file_person_proto_rawDescOnce sync.Once

@@ -88,7 +88,7 @@ const file_route_guide_proto_rawDesc = "" +
 	"\n" +
 	"ListPeople\x12 .routeguide.v1.ListPeopleRequest\x1a!.routeguide.v1.ListPeopleResponse\"\x00\x12X\n" +
 	"\vWatchPeople\x12!.routeguide.v1.WatchPeopleRequest\x1a\".routeguide.v1.WatchPeopleResponse\"\x000\x01\x12[\n" +
-	"\fImportPeople\x12\".routeguide.v1.ImportPeopleRequest\x1a#.routeguide.v1.ImportPeopleResponse\"\x00(\x01BIZGgithub.com/routeguide/routeguide/internal/gen/routeguidepb;routeguidepbb\x06proto3"
+	"\fImportPeople\x12\".routeguide.v1.ImportPeopleRequest\x1a#.routeguide.v1.ImportPeopleResponse\"\x00(\x01B<Z:github.com/routeguide/routeguide/routeguidepb;routeguidepbb\x06proto3"
 
 var (
 	file_route_guide_proto_rawDescOnce sync.Once

@@ -26,7 +26,7 @@ import (
 
 	"google.golang.org/grpc"
 
-	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
+	pb "github.com/routeguide/routeguide/routeguidepb"
 )
 
 func main() {

@@ -15,7 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/routeguide/routeguide/internal/cli"
-	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
+	pb "github.com/routeguide/routeguide/routeguidepb"
 	"github.com/routeguide/routeguide/internal/people"
 	"github.com/routeguide/routeguide/internal/syncbuf"
 	"github.com/routeguide/routeguide/internal/wire"

@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
+	pb "github.com/routeguide/routeguide/routeguidepb"
 	"github.com/routeguide/routeguide/internal/postgres/postgrestest"
 )
 

@@ -15,7 +15,7 @@ import (
 
 	"google.golang.org/grpc/stats"
 
-	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
+	pb "github.com/routeguide/routeguide/routeguidepb"
 	"github.com/routeguide/routeguide/internal/grpcclient"
 	"github.com/routeguide/routeguide/internal/grpcserver"
 	"github.com/routeguide/routeguide/internal/memory"

@@ -10,7 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/routeguide/routeguide/internal/cache"
-	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
+	pb "github.com/routeguide/routeguide/routeguidepb"
 	"github.com/routeguide/routeguide/internal/people"
 	"github.com/routeguide/routeguide/internal/sqlite"
 	"github.com/routeguide/routeguide/internal/wire"

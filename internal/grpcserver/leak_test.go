@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
+	pb "github.com/routeguide/routeguide/routeguidepb"
 	"github.com/routeguide/routeguide/internal/people"
 )
 

@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
-	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
+	pb "github.com/routeguide/routeguide/routeguidepb"
 	"github.com/routeguide/routeguide/internal/people"
 )
 

@@ -8,7 +8,7 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 
-	pb "github.com/routeguide/routeguide/internal/gen/routeguidepb"
+	pb "github.com/routeguide/routeguide/routeguidepb"
 	"github.com/routeguide/routeguide/internal/people"
 )
 
