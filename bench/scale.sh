@@ -92,6 +92,7 @@ echo "SQLite: a server started on 2 and on $N people" >&2
 two=$(scale -mode serve -bin "$rg" -store "$work/small.db" -duration 2s)
 lines=$(scale -mode serve -bin "$rg" -store "$work/big.db" -people "$N" -duration 3s)
 cold=$(val cold_start_s "$lines")
+cold_cpu=$(val cold_start_cpu_s "$lines")
 rss=$(val rss_bytes "$lines")
 heap_pp=$(awk -v a="$(val live_heap_bytes "$lines")" -v b="$(val live_heap_bytes "$two")" -v n="$N" -v e="$enc" \
   'BEGIN { printf "%.0f", (a - b) / n - e }')
@@ -133,6 +134,7 @@ row "export, PostgreSQL" "$pg_export" people/s 200000 1
 row "read cache heap beyond encoded" "$heap_pp" B/person 120 0
 row "resident memory, server" "$(awk -v r="$rss" 'BEGIN { printf "%.0f", r / 1048576 }')" MiB 300 0
 row "cold start to first cached read" "$cold" s 1.5 0
+row "  CPU time the server used by then" "$cold_cpu" s - 0
 row "GetPerson, N people" "$get_n" calls/s - 1
 row "GetPerson, 2 people" "$get_two" calls/s - 1
 row "GetPerson, N vs 2 people" "$(awk -v a="$get_n" -v b="$get_two" 'BEGIN { printf "%.2f", a / b }')" ratio 0.95 1
