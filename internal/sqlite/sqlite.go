@@ -673,12 +673,41 @@ func encodeHobbies(h []string) string {
 	return string(b)
 }
 
+// decodeHobbies reads the hobbies column, a JSON array of strings as
+// encodeHobbies writes it. An array whose strings hold no escapes (nearly
+// every one) is split directly: encoding/json took a fifth of the CPU of
+// reading a million people for the read cache's load. Anything else goes
+// to encoding/json.
 func decodeHobbies(s string) ([]string, error) {
+	if h, ok := splitHobbies(s); ok {
+		return h, nil
+	}
 	var h []string
 	if err := json.Unmarshal([]byte(s), &h); err != nil {
 		return nil, fmt.Errorf("decode hobbies %q: %w", s, err)
 	}
 	return h, nil
+}
+
+// splitHobbies reads s when it is `[]` or `["a","b",...]` with no
+// backslash, which is how json.Marshal writes strings that need no
+// escapes; ok is false for anything else.
+func splitHobbies(s string) (h []string, ok bool) {
+	if s == "[]" {
+		return nil, true
+	}
+	if len(s) < 4 || s[0] != '[' || s[1] != '"' || s[len(s)-2] != '"' || s[len(s)-1] != ']' || strings.IndexByte(s, '\\') >= 0 {
+		return nil, false
+	}
+	inner := s[2 : len(s)-2]
+	h = make([]string, 0, strings.Count(inner, `","`)+1)
+	for part := range strings.SplitSeq(inner, `","`) {
+		if strings.IndexByte(part, '"') >= 0 {
+			return nil, false // a quote outside the separators: not this shape
+		}
+		h = append(h, part)
+	}
+	return h, true
 }
 
 func notFound(name string) error {
