@@ -477,12 +477,16 @@ func listQuery(q people.Query) (string, []any) {
 	return b.String(), args
 }
 
-// Import adds or replaces every person in batch, in one transaction, sending
-// every statement in one round trip.
+// Import adds or replaces every person in batch, in one transaction: in bulk
+// (importBulk) when no name appears twice in the batch, else with a
+// statement a person, sent in one round trip.
 func (s *Store) Import(ctx context.Context, batch []people.Person) (people.ImportResult, error) {
 	if len(batch) == 0 {
 		rev, err := s.Revision(ctx)
 		return people.ImportResult{Revision: rev}, err
+	}
+	if distinctNames(batch) {
+		return s.importBulk(ctx, batch)
 	}
 	var r people.ImportResult
 	rev, err := s.inTx(ctx, "import people", func(tx pgx.Tx) error {
