@@ -307,6 +307,7 @@ async function openPerson(name, { focus = true } = {}) {
   if (state.selected?.name !== name) {
     showDetail(normalize({ name }), 'Loading…');
   }
+  if (focus) $('detail-heading').focus();
   try {
     const p = normalize(await api.getPerson(name, abort.signal));
     if (detailAbort !== abort) return;
@@ -317,7 +318,6 @@ async function openPerson(name, { focus = true } = {}) {
     else if (err.status === 404) showDetail(normalize({ name }), `${name} is not in the directory.`, { missing: true });
     else showDetail(normalize({ name }), `${name} could not be loaded: ${err.message}`, { missing: true });
   }
-  if (focus) $('detail-heading').focus();
 }
 
 function showDetail(p, note, { missing = false } = {}) {
