@@ -133,13 +133,7 @@ func installed(t *testing.T) bool {
 	if json.Unmarshal(b, &have) != nil {
 		return false
 	}
-	b, err = os.ReadFile("package-lock.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &want); err != nil {
-		t.Fatalf("package-lock.json: %v", err)
-	}
+	readJSON(t, "package-lock.json", &want)
 	delete(want.Packages, "")
 	if len(have.Packages) != len(want.Packages) {
 		return false
