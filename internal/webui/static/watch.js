@@ -17,7 +17,10 @@ const maxRetryMs = 5_000;
 // parseEvents splits text/event-stream lines into events, as the WHATWG
 // event-stream algorithm does for the fields the feed uses (id, event, data;
 // retry is not used and comments are skipped). A few lines, so the page
-// needs no library and no build step. It returns the events complete in
+// needs no library and no build step. pending carries what is read of the
+// event in progress across calls, and lastId, the id to resume from: it is
+// set when an event ends, even one with no data (the feed starts with an id
+// alone, the revision it watches after). It returns the events complete in
 // buffer and the unread rest.
 export function parseEvents(buffer, pending) {
   const events = [];
@@ -29,6 +32,7 @@ export function parseEvents(buffer, pending) {
     start = nl + 1;
     if (line.endsWith('\r')) line = line.slice(0, -1);
     if (line === '') {
+      pending.lastId = pending.id;
       if (pending.data.length > 0) {
         events.push({ id: pending.id, event: pending.event || 'message', data: pending.data.join('\n') });
       }
@@ -160,7 +164,7 @@ export class Feed {
       this.#callbacks.onState('live', 0);
       this.#callbacks.onOpen(resuming);
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-      const pending = { id: this.#lastId, event: '', data: [] };
+      const pending = { id: this.#lastId, lastId: this.#lastId, event: '', data: [] };
       let buffer = '';
       for (;;) {
         const { value, done } = await reader.read();
@@ -175,9 +179,9 @@ export class Feed {
             this.#callbacks.onReset();
             return 'reset';
           }
-          if (e.id) this.#lastId = e.id;
           this.#deliver(e);
         }
+        this.#lastId = pending.lastId;
       }
     } catch {
       // The server went away, the network failed, or the feed was silent
