@@ -71,10 +71,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// requireBrowser skips unless browser tests were asked for, and fails when
-// they were but Node.js, the script's packages or Chromium are missing. It
-// runs npm ci when node_modules does not hold what package-lock.json pins.
-func requireBrowser(t *testing.T) string {
+// requireNode skips unless browser tests were asked for, and fails when
+// they were but Node.js 20 or later is missing.
+func requireNode(t *testing.T) string {
 	t.Helper()
 	if os.Getenv("ROUTEGUIDE_BROWSER") != "1" {
 		t.Skip("set ROUTEGUIDE_BROWSER=1 to run the browser tests (needs Node.js 20 or later, npm, and Debian's chromium)")
@@ -92,6 +91,15 @@ func requireBrowser(t *testing.T) string {
 	if err != nil || major < 20 {
 		t.Fatalf("ROUTEGUIDE_BROWSER=1 but node is %s; the script needs Node.js 20 or later", version)
 	}
+	return node
+}
+
+// requireBrowser is requireNode, and fails too when the script's packages
+// or Chromium are missing. It runs npm ci when node_modules does not hold
+// what package-lock.json pins.
+func requireBrowser(t *testing.T) string {
+	t.Helper()
+	node := requireNode(t)
 	if _, err := os.Stat(chromium); err != nil {
 		t.Fatalf("ROUTEGUIDE_BROWSER=1 but Chromium is missing (apt-get install chromium): %v", err)
 	}
@@ -357,4 +365,17 @@ func TestPage(t *testing.T) {
 	if err != nil {
 		t.Errorf("page.test.mjs: %v; screenshots of each step are in %s", err, shots)
 	}
+}
+
+// TestFeedParser runs feed.test.mjs: the page's event-stream parser, fed
+// the watch feed split at every byte, in Node.js alone.
+func TestFeedParser(t *testing.T) {
+	node := requireNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, node, "--test-reporter=spec", "feed.test.mjs").CombinedOutput()
+	if err != nil {
+		t.Fatalf("feed.test.mjs: %v\n%s", err, out)
+	}
+	t.Logf("feed.test.mjs:\n%s", out)
 }

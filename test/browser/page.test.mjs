@@ -78,6 +78,11 @@ const editor = () => page.locator('#editor');
 const field = (label) => editor().getByLabel(label, { exact: true });
 const connection = () => page.locator('#conn-text');
 
+// snap saves a screenshot within a step, named after the step to come.
+async function snap(label) {
+  await page.screenshot({ path: path.join(shots, `${String(shot + 1).padStart(2, '0')}-${label}.png`), fullPage: true });
+}
+
 // focused waits until the element with this id has the keyboard focus.
 async function focused(id) {
   await page.waitForFunction((want) => document.activeElement?.id === want, id, { timeout: 5_000 })
@@ -303,7 +308,7 @@ step('the page keeps working after the server restarts', async () => {
   const before = navigations;
   await server('stop');
   await connection().filter({ hasText: 'reconnecting…' }).waitFor();
-  await page.screenshot({ path: path.join(shots, `${String(shot + 1).padStart(2, '0')}-server-stopped.png`), fullPage: true });
+  await snap('server-stopped');
   await server('start');
   await connection().filter({ hasText: /^live$/ }).waitFor({ timeout: liveTimeout });
   await routeguide('add', '--name', 'Frank', '--age', '50', '--city', 'Oslo');
@@ -318,6 +323,7 @@ step('a server that needs a token gets one from the page, in a header', async ()
   const form = page.locator('#token-form');
   await form.waitFor({ timeout: liveTimeout });
   await connection().filter({ hasText: 'waiting for an access token' }).waitFor();
+  await snap('token-asked');
   await form.getByLabel('Token').fill(writerToken);
   await form.getByRole('button', { name: 'Use this token' }).click();
   await form.waitFor({ state: 'hidden' });

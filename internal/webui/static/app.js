@@ -59,8 +59,15 @@ function hashName() {
   }
 }
 
+// say puts a short status under the search form, read out by screen
+// readers, and clears it after a while so it does not describe an old state.
+let sayTimer = 0;
 function say(text) {
   $('message').textContent = text;
+  clearTimeout(sayTimer);
+  sayTimer = setTimeout(() => {
+    $('message').textContent = '';
+  }, 15_000);
 }
 
 // ---- the access token ----
