@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/routeguide/routeguide/internal/grpcserver"
+	"github.com/routeguide/routeguide/internal/httpserver"
 	"github.com/routeguide/routeguide/internal/server"
 )
 
@@ -28,6 +29,10 @@ streams with UNAVAILABLE, lets in-flight calls finish for up to
 		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			err := bindEnv(cmd.Flags(), e.getenv, map[string]string{
 				"addr":             "ROUTEGUIDE_ADDR",
+				"http-addr":        "ROUTEGUIDE_HTTP_ADDR",
+				"allowed-host":     "ROUTEGUIDE_ALLOWED_HOSTS",
+				"cors-origin":      "ROUTEGUIDE_CORS_ORIGINS",
+				"trusted-proxy":    "ROUTEGUIDE_TRUSTED_PROXIES",
 				"store":            "ROUTEGUIDE_STORE",
 				"shutdown-timeout": "ROUTEGUIDE_SHUTDOWN_TIMEOUT",
 				"log-format":       "ROUTEGUIDE_LOG_FORMAT",
@@ -46,6 +51,9 @@ streams with UNAVAILABLE, lets in-flight calls finish for up to
 			if err != nil {
 				return err
 			}
+			if cfg.HTTPAddr == "off" {
+				cfg.HTTPAddr = ""
+			}
 			if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 				return usageError{errors.New("--tls-cert and --tls-key go together")}
 			}
@@ -57,6 +65,17 @@ streams with UNAVAILABLE, lets in-flight calls finish for up to
 			}
 			if cfg.TLSCert == "" && !cfg.Insecure && !grpcserver.Loopback(cmd.Context(), cfg.Addr) {
 				return usageError{fmt.Errorf("--addr %s is not a loopback address, and plaintext must not face the network: serve TLS with --tls-cert and --tls-key, or pass --insecure to serve plaintext anyway", cfg.Addr)}
+			}
+			if cfg.HTTPAddr != "" {
+				if err := checkAddr("--http-addr", cfg.HTTPAddr); err != nil {
+					return err
+				}
+				if cfg.TLSCert == "" && !cfg.Insecure && !grpcserver.Loopback(cmd.Context(), cfg.HTTPAddr) {
+					return usageError{fmt.Errorf("--http-addr %s is not a loopback address, and plaintext must not face the network: serve TLS with --tls-cert and --tls-key, or pass --insecure to serve plaintext anyway", cfg.HTTPAddr)}
+				}
+			}
+			if err := httpserver.Origins(cfg.CORSOrigins); err != nil {
+				return usageError{fmt.Errorf("--cors-origin: %w", err)}
 			}
 			if cfg.Pprof && cfg.MetricsAddr == "" {
 				return usageError{errors.New("--pprof needs --metrics-addr: the profiles are served beside the metrics")}
@@ -96,6 +115,10 @@ streams with UNAVAILABLE, lets in-flight calls finish for up to
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.Addr, "addr", cfg.Addr, "host:port to listen on; a host name listens on each of its addresses"+envHelp("ROUTEGUIDE_ADDR"))
+	f.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "host:port of the HTTP listener (Connect, gRPC-Web, REST, the watch feed, the web page); off when empty or \"off\"; plaintext only on loopback unless TLS or --insecure"+envHelp("ROUTEGUIDE_HTTP_ADDR"))
+	f.StringSliceVar(&cfg.AllowedHosts, "allowed-host", nil, "host names the HTTP listener answers to besides IP addresses, localhost, --http-addr's host and the TLS certificate's names; others are refused (DNS rebinding)"+envHelp("ROUTEGUIDE_ALLOWED_HOSTS"))
+	f.StringSliceVar(&cfg.CORSOrigins, "cors-origin", nil, "origins (https://app.example.com) whose pages may call the HTTP listener from a browser; none when empty"+envHelp("ROUTEGUIDE_CORS_ORIGINS"))
+	f.StringSliceVar(&cfg.TrustedProxies, "trusted-proxy", nil, "IP addresses or CIDR networks of reverse proxies whose X-Forwarded-For names the HTTP client; none when empty"+envHelp("ROUTEGUIDE_TRUSTED_PROXIES"))
 	f.StringVar(&cfg.Store, "store", cfg.Store, "where people are kept: a SQLite file path, \"memory\" (kept nowhere), or PostgreSQL as a postgres:// URL or a \"host=... dbname=...\" string"+envHelp("ROUTEGUIDE_STORE"))
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight calls may run after a stop signal"+envHelp("ROUTEGUIDE_SHUTDOWN_TIMEOUT"))
 	f.StringVar(&logFormat, "log-format", logFormat, "log format: text or json"+envHelp("ROUTEGUIDE_LOG_FORMAT"))

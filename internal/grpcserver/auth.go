@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 
@@ -225,7 +226,14 @@ func local(p *peer.Peer) bool {
 	if tcp, ok := p.Addr.(*net.TCPAddr); ok {
 		return tcp.IP.IsLoopback()
 	}
-	return p.Addr.Network() != "tcp" && p.Addr.Network() != "udp"
+	if p.Addr.Network() == "tcp" {
+		// A call through ServeHTTP (the HTTP listener) has its peer as the
+		// request's RemoteAddr string: the TCP peer the HTTP server
+		// accepted, or the client a trusted proxy named.
+		ap, err := netip.ParseAddrPort(p.Addr.String())
+		return err == nil && ap.Addr().IsLoopback()
+	}
+	return p.Addr.Network() != "udp"
 }
 
 // authorize returns nil when principal may call method, else

@@ -9,7 +9,10 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"net"
+	"net/http"
 	"runtime"
+	"slices"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -162,6 +165,7 @@ type Server struct {
 	healthOnly *grpc.Server // health alone, for probes; see ServeHealth
 	health     *health.Server
 	drain      context.CancelFunc // ends every open stream's context
+	drainOnce  sync.Once          // Drain's work, once
 	calls      *calls
 
 	stopChecking context.CancelFunc // ends checkStore; nil when nothing is checked
@@ -320,6 +324,40 @@ func (s *Server) Serve(listeners ...net.Listener) error {
 	return serveAll(s.grpc, listeners)
 }
 
+// ServeHTTP serves one gRPC call arriving over net/http, through the same
+// interceptors, limits on messages, auth and drain as the calls of Serve;
+// the HTTP listener's protocols (Connect, gRPC-Web, REST) reach the service
+// this way. The peer is r.RemoteAddr, and the TLS state r.TLS.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.grpc.ServeHTTP(w, r)
+}
+
+// Services returns the full names of the services the server registers.
+func (s *Server) Services() []string {
+	names := make([]string, 0, 3)
+	for name := range s.grpc.GetServiceInfo() {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Drain begins the shutdown: health reports NOT_SERVING, the store is no
+// longer checked, and open streams end with UNAVAILABLE, while unary calls
+// go on. Shutdown drains too; calling Drain first lets the HTTP listener
+// finish its calls before Shutdown stops grpc-go, which would cut the calls
+// it serves through ServeHTTP. Drain may be called more than once.
+func (s *Server) Drain() {
+	s.drainOnce.Do(func() {
+		s.health.Shutdown()
+		if s.stopChecking != nil {
+			s.stopChecking()
+			<-s.checked
+		}
+		s.drain()
+	})
+}
+
 // Shutdown stops the server gracefully: health reports NOT_SERVING, open
 // streams end with UNAVAILABLE, in-flight unary calls finish, and new
 // connections are refused. When ctx ends first, the remaining calls are cut
@@ -328,12 +366,7 @@ func (s *Server) Serve(listeners ...net.Listener) error {
 // reports whether the stop was graceful.
 func (s *Server) Shutdown(ctx context.Context) (graceful bool) {
 	defer s.calls.failures.close() // after the last call, to count it
-	s.health.Shutdown()
-	if s.stopChecking != nil {
-		s.stopChecking()
-		<-s.checked
-	}
-	s.drain()
+	s.Drain()
 	defer s.healthOnly.Stop() // its Watch streams would hold GracefulStop
 	done := make(chan struct{})
 	go func() {

@@ -98,6 +98,24 @@ func (s *service) GetPerson(ctx context.Context, req *pb.Name) (*pb.Person, erro
 	return &p, nil
 }
 
+// notFoundStatusKey marks a call whose caller wants NOT_FOUND, not the
+// seed's "Not Found" person, for a name nobody has.
+type notFoundStatusKey struct{}
+
+// WithNotFoundStatus returns ctx marked so that GetPerson answers a name
+// nobody has with NOT_FOUND rather than the seed's "Not Found" person. The
+// HTTP listener marks its REST calls this way (GET /v1/people/{name} answers
+// 404); gRPC and Connect callers, who may be the seed's own clients, keep
+// the seed's answer.
+func WithNotFoundStatus(ctx context.Context) context.Context {
+	return context.WithValue(ctx, notFoundStatusKey{}, true)
+}
+
+func notFoundAsStatus(ctx context.Context) bool {
+	v, _ := ctx.Value(notFoundStatusKey{}).(bool)
+	return v
+}
+
 // notFoundAnswer is the seed's answer for a name nobody has.
 var notFoundAnswer = must(encode(people.Person{Name: people.NotFoundName}))
 
@@ -106,7 +124,7 @@ var notFoundAnswer = must(encode(people.Person{Name: people.NotFoundName}))
 func (s *service) getPerson(ctx context.Context, req *pb.Name) (*encodedPerson, error) {
 	answer, err := s.lookup(ctx, req.GetName())
 	if err != nil {
-		if people.KindOf(err) == people.NotFound {
+		if people.KindOf(err) == people.NotFound && !notFoundAsStatus(ctx) {
 			return notFoundAnswer, nil
 		}
 		return nil, statusError(ctx, s.log, "GetPerson", err)
