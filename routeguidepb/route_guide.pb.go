@@ -12,6 +12,7 @@
 package routeguidepb
 
 import (
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -75,18 +76,20 @@ var File_route_guide_proto protoreflect.FileDescriptor
 
 const file_route_guide_proto_rawDesc = "" +
 	"\n" +
-	"\x11route_guide.proto\x1a\fperson.proto\x1a\x1drouteguide/v1/directory.proto\"\x1a\n" +
+	"\x11route_guide.proto\x1a\x1cgoogle/api/annotations.proto\x1a\fperson.proto\x1a\x1drouteguide/v1/directory.proto\"\x1a\n" +
 	"\x04Name\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name2\xe2\x04\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name2\xf9\x05\n" +
 	"\n" +
-	"RouteGuide\x12\x1d\n" +
-	"\tGetPerson\x12\x05.Name\x1a\a.Person\"\x00\x12!\n" +
-	"\tGetPeople\x12\x05.Name\x1a\a.Person\"\x00(\x010\x01\x12P\n" +
-	"\tAddPerson\x12\x1f.routeguide.v1.AddPersonRequest\x1a .routeguide.v1.AddPersonResponse\"\x00\x12Y\n" +
-	"\fUpdatePerson\x12\".routeguide.v1.UpdatePersonRequest\x1a#.routeguide.v1.UpdatePersonResponse\"\x00\x12Y\n" +
-	"\fDeletePerson\x12\".routeguide.v1.DeletePersonRequest\x1a#.routeguide.v1.DeletePersonResponse\"\x00\x12S\n" +
+	"RouteGuide\x126\n" +
+	"\tGetPerson\x12\x05.Name\x1a\a.Person\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/people/{name}\x12!\n" +
+	"\tGetPeople\x12\x05.Name\x1a\a.Person\"\x00(\x010\x01\x12r\n" +
+	"\tAddPerson\x12\x1f.routeguide.v1.AddPersonRequest\x1a .routeguide.v1.AddPersonResponse\"\"\x82\xd3\xe4\x93\x02\x1c:\x06personb\x06person\"\n" +
+	"/v1/people\x12\x89\x01\n" +
+	"\fUpdatePerson\x12\".routeguide.v1.UpdatePersonRequest\x1a#.routeguide.v1.UpdatePersonResponse\"0\x82\xd3\xe4\x93\x02*:\x06personb\x06person2\x18/v1/people/{person.name}\x12r\n" +
+	"\fDeletePerson\x12\".routeguide.v1.DeletePersonRequest\x1a#.routeguide.v1.DeletePersonResponse\"\x19\x82\xd3\xe4\x93\x02\x13*\x11/v1/people/{name}\x12e\n" +
 	"\n" +
-	"ListPeople\x12 .routeguide.v1.ListPeopleRequest\x1a!.routeguide.v1.ListPeopleResponse\"\x00\x12X\n" +
+	"ListPeople\x12 .routeguide.v1.ListPeopleRequest\x1a!.routeguide.v1.ListPeopleResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
+	"/v1/people\x12X\n" +
 	"\vWatchPeople\x12!.routeguide.v1.WatchPeopleRequest\x1a\".routeguide.v1.WatchPeopleResponse\"\x000\x01\x12[\n" +
 	"\fImportPeople\x12\".routeguide.v1.ImportPeopleRequest\x1a#.routeguide.v1.ImportPeopleResponse\"\x00(\x01B<Z:github.com/routeguide/routeguide/routeguidepb;routeguidepbb\x06proto3"
 

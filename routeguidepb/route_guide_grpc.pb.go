@@ -51,6 +51,9 @@ type RouteGuideClient interface {
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	//
+	// Over REST (GET /v1/people/{name}) a name nobody has is 404 instead:
+	// REST callers get a status, not the seed's reserved answer.
 	GetPerson(ctx context.Context, in *Name, opts ...grpc.CallOption) (*Person, error)
 	// GetPeople answers each name as soon as it arrives, in the order the names
 	// were sent, without waiting for the client to finish sending. Names nobody
@@ -206,6 +209,9 @@ type RouteGuideServer interface {
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	//
+	// Over REST (GET /v1/people/{name}) a name nobody has is 404 instead:
+	// REST callers get a status, not the seed's reserved answer.
 	GetPerson(context.Context, *Name) (*Person, error)
 	// GetPeople answers each name as soon as it arrives, in the order the names
 	// were sent, without waiting for the client to finish sending. Names nobody

@@ -185,7 +185,7 @@ func newTranscoder(svc Service, l grpcserver.Limits) (*vanguard.Transcoder, erro
 	for _, name := range names {
 		services = append(services, vanguard.NewService(name, svc))
 	}
-	t, err := vanguard.NewTranscoder(services, vanguard.WithDefaultServiceOptions(
+	t, err := vanguard.NewTranscoder(services, vanguard.WithCodec(newJSONCodec), vanguard.WithDefaultServiceOptions(
 		vanguard.WithTargetProtocols(vanguard.ProtocolGRPC),
 		vanguard.WithTargetCodecs(vanguard.CodecProto),
 		vanguard.WithMaxMessageBufferBytes(uint32(l.MaxRecvMsgSize)),
