@@ -189,8 +189,7 @@ step('a bad age shows the server\'s error beside the field', async () => {
   const error = page.locator('#f-age-error');
   await error.filter({ hasText: /\S/ }).waitFor();
   const text = await error.textContent();
-  assert.match(text, /age/i);
-  assert.match(text, /150|range/i, `the age error says: ${text}`);
+  assert.match(text, /150/, `the age error says: ${text}`);
   assert.equal(await field('Age').getAttribute('aria-invalid'), 'true');
   assert.equal(await page.locator('#f-name-error').textContent(), '', 'only the age is at fault');
   // The error is announced with the field: the field points at it.
