@@ -133,7 +133,7 @@ func Handler(svc Service, o Options) (http.Handler, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /v1/people:watch", &watchHandler{
-		next:      transcoder,
+		svc:       svc,
 		keepalive: cmp.Or(o.Keepalive, DefaultKeepalive),
 	})
 	mux.Handle("/v1/", rest(transcoder))
