@@ -663,6 +663,36 @@ func TestPageAndOpenAPI(t *testing.T) {
 	}
 }
 
+// TestOpenAPI checks that the embedded document decodes and describes
+// every REST route with the statuses they answer.
+func TestOpenAPI(t *testing.T) {
+	b, err := OpenAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		OpenAPI string                                                   `json:"openapi"`
+		Paths   map[string]map[string]struct{ Responses map[string]any } `json:"paths"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(doc.OpenAPI, "3.") {
+		t.Errorf("openapi %q, want 3.x", doc.OpenAPI)
+	}
+	for _, tt := range []struct{ path, method, status string }{
+		{"/v1/people", "get", "200"},
+		{"/v1/people", "post", "201"},
+		{"/v1/people/{name}", "get", "200"},
+		{"/v1/people/{name}", "delete", "204"},
+		{"/v1/people/{person.name}", "patch", "200"},
+	} {
+		if _, ok := doc.Paths[tt.path][tt.method].Responses[tt.status]; !ok {
+			t.Errorf("%s %s: no %s response in %v", tt.method, tt.path, tt.status, doc.Paths[tt.path][tt.method].Responses)
+		}
+	}
+}
+
 func TestStatusMapping(t *testing.T) {
 	for code, want := range map[codes.Code]int{
 		codes.InvalidArgument: 400, codes.Unauthenticated: 401, codes.PermissionDenied: 403, codes.NotFound: 404,
