@@ -133,8 +133,9 @@ func Handler(svc Service, o Options) (http.Handler, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /v1/people:watch", &watchHandler{
-		next:      transcoder,
+		svc:       svc,
 		keepalive: cmp.Or(o.Keepalive, DefaultKeepalive),
+		stall:     cmp.Or(o.Limits.WatchStallTimeout, grpcserver.DefaultLimits().WatchStallTimeout),
 	})
 	mux.Handle("/v1/", rest(transcoder))
 	if o.OpenAPI != nil {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,21 +13,20 @@ import (
 	"sync"
 	"time"
 
-	"connectrpc.com/connect"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
 
 	pb "github.com/routeguide/routeguide/routeguidepb"
 )
 
 // watchHandler serves GET /v1/people:watch, the watch feed as Server-Sent
-// Events. It calls WatchPeople through next, as a Connect client would, so
-// the watch passes the same auth, roles and watch limits as a gRPC one, and
-// ends when the server drains; then it writes each answer as an event:
+// Events. It calls WatchPeople on the gRPC server as a gRPC client would,
+// through ServeHTTP, so the watch passes the same auth, roles and watch
+// limits as one on the native listener, and ends when the server drains;
+// then it writes each answer as an event:
 //
 //	id: <revision>
 //	event: added | updated | deleted | current | synced
@@ -41,13 +39,29 @@ import (
 // ?current=true starts with an id alone, the revision it watches after, so
 // that a client cut off before any change resumes without a gap.
 //
-// An error before the feed starts (a bad Last-Event-ID, a missing token, a
-// watch limit) is answered as the REST routes answer errors; one after, as
-// an error event, after which the feed ends.
+// An error before the watch is in place (a bad Last-Event-ID, a missing
+// token, a watch limit) is answered as the REST routes answer errors; one
+// after, as an error event, after which the feed ends. The watch is in
+// place when WatchPeople sends its header, which names the revision it
+// watches after (grpcserver's watch revision header).
+//
+// The call goes to the gRPC server directly, not through vanguard, whose
+// Connect answer holds the headers back until the first message: a feed
+// without changes would not start.
+//
+// A client that stops reading holds a write to it; each write may take at
+// most stall (the watch's stall timeout, Limits.WatchStallTimeout), after
+// which the feed ends and its connection's writes fail, so an abandoned
+// feed holds its goroutine and buffers no longer than a gRPC watch would.
 type watchHandler struct {
-	next      http.Handler
+	svc       http.Handler
 	keepalive time.Duration
+	stall     time.Duration
 }
+
+// watchRevisionHeader is the header WatchPeople sends once the watch is in
+// place.
+const watchRevisionHeader = "Routeguide-Watch-Revision"
 
 func (h *watchHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var req pb.WatchPeopleRequest
@@ -72,8 +86,7 @@ func (h *watchHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, status.New(codes.Internal, "internal error"))
 		return
 	}
-	// One Connect streaming request: an envelope of flags (0) and length,
-	// then the message.
+	// One gRPC request message: a flags byte (0), its length, the message.
 	body := make([]byte, 5, 5+len(msg))
 	binary.BigEndian.PutUint32(body[1:], uint32(len(msg)))
 	body = append(body, msg...)
@@ -82,9 +95,10 @@ func (h *watchHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	call.Method = http.MethodPost
 	call.URL = &url.URL{Path: pb.RouteGuide_WatchPeople_FullMethodName}
 	call.RequestURI = ""
+	call.ProtoMajor, call.ProtoMinor, call.Proto = 2, 0, "HTTP/2.0"
 	call.Header = http.Header{
-		"Content-Type":             {"application/connect+proto"},
-		"Connect-Protocol-Version": {"1"},
+		"Content-Type": {"application/grpc+proto"},
+		"Te":           {"trailers"},
 	}
 	for _, k := range []string{"Authorization", "Traceparent", "Tracestate", "User-Agent"} {
 		if v := r.Header.Values(k); len(v) > 0 {
@@ -95,65 +109,49 @@ func (h *watchHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	call.ContentLength = int64(len(body))
 	call.GetBody = nil
 
-	sw := &sseWriter{w: w, rc: http.NewResponseController(w), header: http.Header{}, current: req.SendCurrent}
+	sw := &sseWriter{w: w, rc: http.NewResponseController(w), header: http.Header{}, current: req.SendCurrent, stall: h.stall}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() { sw.keepAlive(h.keepalive, done) })
-	h.next.ServeHTTP(sw, call)
+	h.svc.ServeHTTP(sw, call)
 	sw.finish()
 	close(done)
 	wg.Wait() // no write once the handler has returned
 }
 
-// sseWriter receives the Connect answer of a WatchPeople call and writes
-// it to w as events. Its methods may be called from the call's goroutines
-// and the keepalive's.
+// sseWriter receives the gRPC answer of a WatchPeople call and writes it
+// to w as events. Its methods may be called from the call's goroutines and
+// the keepalive's.
 type sseWriter struct {
 	w       http.ResponseWriter
 	rc      *http.ResponseController
-	header  http.Header // the Connect answer's headers, read at commit
-	current bool        // ?current=true: no starting id
+	header  http.Header   // the gRPC answer's headers and trailers
+	current bool          // ?current=true: no starting id
+	stall   time.Duration // the longest a write to w may take
 
 	mu        sync.Mutex
-	status    int    // the Connect answer's HTTP status; guarded by mu
 	committed bool   // the event stream's headers are sent; guarded by mu
-	ended     bool   // the end of the stream was read; guarded by mu
-	pending   []byte // bytes of an envelope not whole yet; guarded by mu
+	ended     bool   // the call has returned; guarded by mu
+	pending   []byte // bytes of a message not whole yet; guarded by mu
 	failed    bool   // a write to w failed; guarded by mu
 }
 
 func (sw *sseWriter) Header() http.Header { return sw.header }
 
-func (sw *sseWriter) WriteHeader(code int) {
-	sw.mu.Lock()
-	defer sw.mu.Unlock()
-	if sw.status == 0 {
-		sw.status = code
-	}
-}
+func (sw *sseWriter) WriteHeader(int) {}
 
-// Write takes the Connect answer's body: envelopes of a flags byte, a
-// length and a message, the last one (flag 2) the end of the stream.
+// Write takes the gRPC answer's body: messages, each after a flags byte
+// and its length.
 func (sw *sseWriter) Write(p []byte) (int, error) {
 	sw.mu.Lock()
 	defer sw.mu.Unlock()
-	if sw.status == 0 {
-		sw.status = http.StatusOK
-	}
 	sw.pending = append(sw.pending, p...)
-	if sw.status != http.StatusOK {
-		return len(p), nil // a protocol error's body, answered by finish
-	}
-	for len(sw.pending) >= 5 && !sw.ended {
-		flags, n := sw.pending[0], binary.BigEndian.Uint32(sw.pending[1:5])
+	for len(sw.pending) >= 5 {
+		n := binary.BigEndian.Uint32(sw.pending[1:5])
 		if uint32(len(sw.pending)-5) < n {
 			break
 		}
-		msg := sw.pending[5 : 5+n]
-		if flags&2 != 0 {
-			sw.ended = true
-			sw.end(msg)
-		} else if err := sw.event(msg); err != nil {
+		if err := sw.event(sw.pending[5 : 5+n]); err != nil {
 			return 0, err
 		}
 		sw.pending = sw.pending[5+n:]
@@ -164,12 +162,11 @@ func (sw *sseWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Flush starts the event stream once the call's headers have come: the
-// watch is in place.
+// Flush starts the event stream once the watch is in place.
 func (sw *sseWriter) Flush() {
 	sw.mu.Lock()
 	defer sw.mu.Unlock()
-	if sw.status == http.StatusOK && !sw.ended {
+	if sw.header.Get(watchRevisionHeader) != "" {
 		sw.commit()
 		sw.flush()
 	}
@@ -187,7 +184,7 @@ func (sw *sseWriter) commit() {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no") // nginx: do not hold events back
 	sw.w.WriteHeader(http.StatusOK)
-	if rev := sw.header.Get("Routeguide-Watch-Revision"); rev != "" && !sw.current {
+	if rev := sw.header.Get(watchRevisionHeader); rev != "" && !sw.current {
 		sw.write("id: " + rev + "\n\n")
 	}
 }
@@ -225,39 +222,25 @@ func (sw *sseWriter) event(msg []byte) error {
 	return nil
 }
 
-// endStream is the Connect end-of-stream message.
-type endStream struct {
-	Error *struct {
-		Code    connect.Code `json:"code"`
-		Message string       `json:"message"`
-		Details []struct {
-			Type  string `json:"type"`
-			Value string `json:"value"`
-		} `json:"details"`
-	} `json:"error"`
-}
-
-// end handles the end of the stream: an error, answered as a status before
-// the feed starts and as an event after. sw.mu is held.
-func (sw *sseWriter) end(msg []byte) {
-	var es endStream
-	if err := json.Unmarshal(msg, &es); err != nil {
-		es.Error = nil
-		sw.fail(status.New(codes.Internal, "internal error"))
-		return
-	}
-	if es.Error == nil {
-		return
-	}
-	sp := &spb.Status{Code: int32(es.Error.Code), Message: es.Error.Message}
-	for _, d := range es.Error.Details {
-		v, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(d.Value, "="))
-		if err != nil {
-			continue
+// callStatus returns the status the call ended with, from its trailers.
+func (sw *sseWriter) callStatus() *status.Status {
+	if bin := sw.header.Get("Grpc-Status-Details-Bin"); bin != "" {
+		if b, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(bin, "=")); err == nil {
+			var sp spb.Status
+			if proto.Unmarshal(b, &sp) == nil {
+				return status.FromProto(&sp)
+			}
 		}
-		sp.Details = append(sp.Details, &anypb.Any{TypeUrl: "type.googleapis.com/" + d.Type, Value: v})
 	}
-	sw.fail(status.FromProto(sp))
+	code, err := strconv.Atoi(sw.header.Get("Grpc-Status"))
+	if err != nil {
+		return status.New(codes.Unavailable, "the watch ended; watch again with Last-Event-ID")
+	}
+	msg := sw.header.Get("Grpc-Message")
+	if m, err := url.PathUnescape(msg); err == nil {
+		msg = m
+	}
+	return status.New(codes.Code(code), msg)
 }
 
 // fail answers st: before the feed starts, as the REST routes would,
@@ -282,17 +265,12 @@ func (sw *sseWriter) fail(st *status.Status) {
 	sw.flush()
 }
 
-// finish answers what the call left unanswered: a protocol error from the
-// transcoder, or a stream that ended without its end message.
+// finish answers how the call ended: a watch ends only with an error.
 func (sw *sseWriter) finish() {
 	sw.mu.Lock()
 	defer sw.mu.Unlock()
-	switch {
-	case sw.ended:
-	case sw.status != http.StatusOK && sw.status != 0:
-		sw.fail(status.Newf(codes.Internal, "watch feed: the call answered HTTP %d", sw.status))
-	default:
-		sw.fail(status.New(codes.Unavailable, "the watch ended; watch again with Last-Event-ID"))
+	if st := sw.callStatus(); st.Code() != codes.OK {
+		sw.fail(st)
 	}
 	sw.ended = true
 }
@@ -323,6 +301,9 @@ func (sw *sseWriter) write(s string) {
 	if sw.failed {
 		return
 	}
+	// Not every ResponseWriter has deadlines (a test's may not); the
+	// server's do.
+	_ = sw.rc.SetWriteDeadline(time.Now().Add(sw.stall))
 	if _, err := io.WriteString(sw.w, s); err != nil {
 		sw.failed = true
 	}

@@ -308,6 +308,11 @@ func run(ctx context.Context, log *slog.Logger, cfg Config, tracing tracingFunc)
 	srv := grpcserver.New(store.dir, opts)
 	var web *httpserver.Server
 	if len(httpListeners) > 0 {
+		doc, err := httpserver.OpenAPI()
+		if err != nil {
+			srv.Shutdown(ctx)
+			return err
+		}
 		web, err = httpserver.New(srv, httpserver.Options{
 			Log:            log,
 			Limits:         cfg.Limits,
@@ -316,6 +321,7 @@ func run(ctx context.Context, log *slog.Logger, cfg Config, tracing tracingFunc)
 			CORSOrigins:    cfg.CORSOrigins,
 			TrustedProxies: l.proxies,
 			Page:           webui.Handler(),
+			OpenAPI:        doc,
 		})
 		if err != nil {
 			srv.Shutdown(ctx)
