@@ -321,8 +321,11 @@ func outputDir(t *testing.T) string {
 	return dir
 }
 
-// writerToken is the token the page is given once the server asks for one.
-const writerToken = "browser-test-writer-token-0123456789"
+// The tokens the page is given once the server asks for one.
+const (
+	writerToken = "browser-test-writer-token-0123456789"
+	readerToken = "browser-test-reader-token-0123456789"
+)
 
 // TestPage runs page.test.mjs in headless Chromium against routeguide serve
 // on a fresh SQLite file: the steps are in the script, each with a
@@ -330,7 +333,7 @@ const writerToken = "browser-test-writer-token-0123456789"
 func TestPage(t *testing.T) {
 	node := requireBrowser(t)
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "tokens.txt"), []byte(writerToken+" browser writer\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "tokens.txt"), []byte(writerToken+" browser writer\n"+readerToken+" viewer reader\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	s := &server{t: t, store: filepath.Join(dir, "routeguide.db"), grpc: "127.0.0.1:0", http: "127.0.0.1:0"}
@@ -359,6 +362,7 @@ func TestPage(t *testing.T) {
 		"ROUTEGUIDE_SCREENSHOTS="+shots,
 		"ROUTEGUIDE_CHROMIUM="+chromium,
 		"ROUTEGUIDE_WRITER_TOKEN="+writerToken,
+		"ROUTEGUIDE_READER_TOKEN="+readerToken,
 	)
 	out, err := cmd.CombinedOutput()
 	t.Logf("page.test.mjs:\n%s", out)

@@ -8,7 +8,8 @@
 //                           ?tokens=1 to require a token)
 //   ROUTEGUIDE_SCREENSHOTS  where each step's screenshot goes
 //   ROUTEGUIDE_CHROMIUM     the browser to run
-//   ROUTEGUIDE_WRITER_TOKEN the token the server takes once it needs one
+//   ROUTEGUIDE_WRITER_TOKEN a writer's and a reader's token the server takes
+//   ROUTEGUIDE_READER_TOKEN once it needs one
 // The steps build on each other, so once one fails the rest are skipped.
 
 import { test, before, after, afterEach } from 'node:test';
@@ -25,6 +26,7 @@ const base = env('ROUTEGUIDE_URL');
 const control = env('ROUTEGUIDE_CONTROL');
 const shots = env('ROUTEGUIDE_SCREENSHOTS');
 const writerToken = env('ROUTEGUIDE_WRITER_TOKEN');
+const readerToken = env('ROUTEGUIDE_READER_TOKEN');
 
 // How long a change may take to show: generous, as the machine running the
 // tests may be busy; the time each took is printed.
@@ -323,10 +325,27 @@ step('a server that needs a token gets one from the page, in a header', async ()
   await form.waitFor({ timeout: liveTimeout });
   await connection().filter({ hasText: 'waiting for an access token' }).waitFor();
   await snap('token-asked');
-  await form.getByLabel('Token').fill(writerToken);
+  await focused('token');
+  await form.getByLabel('Token').fill(readerToken);
   await form.getByRole('button', { name: 'Use this token' }).click();
   await form.waitFor({ state: 'hidden' });
   await connection().filter({ hasText: /^live$/ }).waitFor({ timeout: liveTimeout });
+
+  // A reader's token reads but may not write: the page says so and asks
+  // for another, keeping what was typed.
+  await page.getByRole('button', { name: 'Add a person' }).click();
+  await field('Name').fill('Hank');
+  await field('Age').fill('44');
+  await editor().getByRole('button', { name: 'Add', exact: true }).click();
+  await page.locator('#editor-error').filter({ hasText: 'may only read' }).waitFor();
+  await form.waitFor();
+  await snap('reader-token-refused');
+  await form.getByLabel('Token').fill(writerToken);
+  await form.getByRole('button', { name: 'Use this token' }).click();
+  await form.waitFor({ state: 'hidden' });
+  assert.equal(await field('Name').inputValue(), 'Hank');
+  await editor().getByRole('button', { name: 'Add', exact: true }).click();
+  await row('Hank').waitFor();
   await routeguide('add', '--name', 'Grace', '--age', '36');
   await waitLive('Grace');
   // A write from the page carries the token too.
@@ -336,8 +355,10 @@ step('a server that needs a token gets one from the page, in a header', async ()
   await row('Grace').waitFor({ state: 'detached' });
 
   const api = requests.filter((r) => new URL(r.url).pathname.startsWith('/v1/'));
-  assert.ok(api.some((r) => r.headers.authorization === `Bearer ${writerToken}`), 'no request carried the token');
-  for (const r of requests) assert.ok(!r.url.includes(writerToken), `the token is in an address: ${r.url}`);
+  for (const token of [readerToken, writerToken]) {
+    assert.ok(api.some((r) => r.headers.authorization === `Bearer ${token}`), 'no request carried the token');
+    for (const r of requests) assert.ok(!r.url.includes(token), `a token is in an address: ${r.url}`);
+  }
 });
 
 step('no script error and nothing refused by the Content Security Policy', async () => {

@@ -116,7 +116,13 @@ function reloadEverything() {
   loadList();
   feed.restart();
   const name = hashName();
-  if (name) openPerson(name, { focus: false });
+  if (name && !state.editing) openPerson(name, { focus: false });
+}
+
+// readOnly says that the token may not write, and offers to change it.
+function readOnly(show) {
+  show('This token may only read the directory: enter a writer’s token above, then try again.');
+  askForToken('This token may only read the directory.');
 }
 
 // ---- the list ----
@@ -405,11 +411,12 @@ function setupDetail() {
       scheduleRefresh();
     } catch (err) {
       hideConfirm();
+      $('delete-button').focus();
+      // A token prompt, when there is one, takes the focus from here.
       if (needsToken(err)) $('detail-note').textContent = 'Deleting needs an access token.';
-      else if (err.status === 403) $('detail-note').textContent = 'This token may not change the directory.';
+      else if (err.status === 403) readOnly((text) => { $('detail-note').textContent = text; });
       else if (err.status === 404) $('detail-note').textContent = `${name} was already deleted.`;
       else $('detail-note').textContent = `${name} could not be deleted: ${err.message}`;
-      $('delete-button').focus();
     } finally {
       $('confirm-yes').disabled = false;
     }
@@ -556,7 +563,7 @@ async function save(ev) {
     scheduleRefresh();
   } catch (err) {
     if (needsToken(err)) showErrors([], 'Saving needs an access token: enter it above, then save again.');
-    else if (err.status === 403) showErrors([], 'This token may not change the directory.');
+    else if (err.status === 403) readOnly((text) => showErrors([], text));
     else if (err.status === 409) showErrors([{ field: 'name', description: `${person.name.trim()} is already in the directory.` }]);
     else if (err.status === 404 && editing.mode === 'edit') showErrors([], `${editing.person.name} is no longer in the directory.`);
     else showErrors(err.violations ?? [], err.message);
