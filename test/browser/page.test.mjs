@@ -110,7 +110,8 @@ before(async () => {
   // A phone's width: the page must be usable at 360 px.
   const context = await browser.newContext({ viewport: { width: 360, height: 780 } });
   page = await context.newPage();
-  page.setDefaultTimeout(10_000);
+  page.setDefaultTimeout(15_000);
+  page.setDefaultNavigationTimeout(30_000);
   page.on('pageerror', (err) => problems.push(`script error: ${err.message}`));
   page.on('console', (msg) => {
     if (/Content Security Policy/i.test(msg.text())) problems.push(`console: ${msg.text()}`);
