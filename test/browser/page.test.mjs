@@ -362,6 +362,9 @@ step('a server that needs a token gets one from the page, in a header', async ()
   }
 });
 
-step('no script error and nothing refused by the Content Security Policy', async () => {
+step('no script error, nothing refused by the Content Security Policy, nothing fetched from elsewhere', async () => {
   assert.deepEqual(problems, []);
+  const origin = new URL(base).origin;
+  const elsewhere = requests.map((r) => r.url).filter((u) => new URL(u).origin !== origin);
+  assert.deepEqual(elsewhere, []);
 });
