@@ -91,6 +91,39 @@ func TestPlaintextOnlyOnLoopback(t *testing.T) {
 	}
 }
 
+// TestHTTPListenerFlags checks the HTTP listener's address rule, the
+// gRPC port's, and its other flags' checks, all before anything is bound.
+func TestHTTPListenerFlags(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"plaintext off loopback", []string{"--http-addr", "0.0.0.0:8080"}, nil, "--http-addr 0.0.0.0:8080 is not a loopback address"},
+		{"no port", []string{"--http-addr", "localhost"}, nil, "--http-addr \"localhost\": want host:port"},
+		{"an origin with a path", []string{"--cors-origin", "https://app.example/page"}, nil, "want scheme://host[:port]"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := runCLI(t, tt.env, "", append([]string{"serve", "--store", "memory", "--addr", "127.0.0.1:0"}, tt.args...)...)
+			if got.code != exitUsage || !strings.Contains(got.stderr, tt.want) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", got.code, got.stderr, exitUsage, tt.want)
+			}
+		})
+	}
+	// From the environment: runCLI's serve names no --http-addr here.
+	var stderr strings.Builder
+	code := Run(t.Context(), []string{"serve", "--store", "memory", "--addr", "127.0.0.1:0"}, func(k string) string {
+		if k == "ROUTEGUIDE_HTTP_ADDR" {
+			return ":8080"
+		}
+		return ""
+	}, strings.NewReader(""), &strings.Builder{}, &stderr)
+	if code != exitUsage || !strings.Contains(stderr.String(), "--http-addr :8080 is not a loopback address") {
+		t.Errorf("ROUTEGUIDE_HTTP_ADDR=:8080: exit %d, stderr %q", code, stderr.String())
+	}
+}
+
 func TestTokenNeverInPlaintextToTheNetwork(t *testing.T) {
 	got := runCLI(t, nil, "", "get", "--addr", "192.0.2.1:50051", "--token", "secret-token-0123456789", "Alice")
 	if got.code != exitUsage || !strings.Contains(got.stderr, "refusing to send a token in plaintext") || strings.Contains(got.stderr, "secret-token") {

@@ -54,7 +54,7 @@ type setup struct {
 	wrap    func(http.Handler) http.Handler
 }
 
-func start(t *testing.T, s setup) *fixture {
+func start(t testing.TB, s setup) *fixture {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	limits := grpcserver.DefaultLimits()
