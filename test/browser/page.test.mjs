@@ -291,6 +291,8 @@ step('the keyboard alone opens, edits and closes', async () => {
   await page.keyboard.press('Enter');
   await page.locator('#detail').getByRole('heading', { name: 'Alice' }).waitFor();
   await focused('detail-heading');
+  // Edit is enabled once the person has loaded; until then Tab passes it.
+  await page.waitForFunction(() => !document.getElementById('edit-button').disabled);
   await page.keyboard.press('Tab');
   await focused('edit-button');
   // Focus is visible: an outline drawn around the focused control.

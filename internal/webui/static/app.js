@@ -28,6 +28,8 @@ const state = {
   nextPageToken: '',
   listError: '',
   selected: null, // the person in the detail panel
+  detailNote: '', // the note shown with them
+  detailMissing: false, // whether they could not be loaded (or not yet)
   editing: null, // {mode: 'add'} or {mode: 'edit', person}
   saving: false,
   returnFocus: null, // where focus goes when the editor closes
@@ -318,28 +320,41 @@ async function openPerson(name, { focus = true } = {}) {
   const abort = new AbortController();
   detailAbort = abort;
   if (state.selected?.name !== name) {
-    showDetail(normalize({ name }), 'Loading…');
+    // Edit and Delete wait for the person: an edit begun from a blank
+    // form would compare against the wrong values.
+    showDetail(normalize({ name }), 'Loading…', { missing: true });
   }
   if (focus) $('detail-heading').focus();
+  let shown;
   try {
-    const p = normalize(await api.getPerson(name, abort.signal));
-    if (detailAbort !== abort) return;
-    showDetail(p, '');
+    shown = [normalize(await api.getPerson(name, abort.signal)), ''];
   } catch (err) {
-    if (err.name === 'AbortError' || detailAbort !== abort) return;
-    if (needsToken(err)) showDetail(normalize({ name }), 'Enter an access token to see this person.', { missing: true });
-    else if (err.status === 404) showDetail(normalize({ name }), `${name} is not in the directory.`, { missing: true });
-    else showDetail(normalize({ name }), `${name} could not be loaded: ${err.message}`, { missing: true });
+    if (err.name === 'AbortError') return;
+    const p = normalize({ name });
+    if (needsToken(err)) shown = [p, 'Enter an access token to see this person.', { missing: true }];
+    else if (err.status === 404) shown = [p, `${name} is not in the directory.`, { missing: true }];
+    else shown = [p, `${name} could not be loaded: ${err.message}`, { missing: true }];
   }
+  if (detailAbort !== abort) return;
+  // A form opened meanwhile stays open; the person shows when it closes.
+  if (state.editing) remember(...shown);
+  else showDetail(...shown);
+}
+
+// remember keeps what the detail panel shows, to show it again.
+function remember(p, note, { missing = false } = {}) {
+  state.selected = p;
+  state.detailNote = note;
+  state.detailMissing = missing;
 }
 
 function showDetail(p, note, { missing = false } = {}) {
-  state.selected = p;
+  remember(p, note, { missing });
   closeEditor({ restoreFocus: false });
   $('detail').hidden = false;
   $('detail-heading').textContent = p.name;
   $('detail-note').textContent = note;
-  $('detail-fields').hidden = missing || note === 'Loading…';
+  $('detail-fields').hidden = missing;
   $('edit-button').disabled = missing;
   $('delete-button').disabled = missing;
   hideConfirm();
@@ -452,7 +467,7 @@ function closeEditor({ restoreFocus = true } = {}) {
   state.editing = null;
   $('editor').hidden = true;
   if (restoreFocus) {
-    if (state.selected) $('detail').hidden = false;
+    if (state.selected) showDetail(state.selected, state.detailNote, { missing: state.detailMissing });
     const back = state.returnFocus;
     if (back && back.isConnected && !back.closest('[hidden]')) back.focus();
     else $('people-heading').focus();
