@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -172,5 +174,46 @@ func TestAbandonedFeedEnds(t *testing.T) {
 	f.svc.Drain()
 	if !f.hs.Shutdown(ctx) {
 		t.Error("the HTTP server did not stop gracefully: the abandoned feed still holds its handler")
+	}
+}
+
+// TestSlowAndIdleConnectionsClosed checks the HTTP server's timeouts: a
+// client that never finishes its headers is cut after ConnectionTimeout,
+// and a kept-alive connection without requests after MaxConnectionIdle.
+func TestSlowAndIdleConnectionsClosed(t *testing.T) {
+	limits := grpcserver.DefaultLimits()
+	limits.ConnectionTimeout = 200 * time.Millisecond
+	limits.MaxConnectionIdle = 300 * time.Millisecond
+	f := start(t, setup{limits: &limits})
+	closedWithin := func(conn net.Conn, d time.Duration) bool {
+		conn.SetReadDeadline(time.Now().Add(d))
+		_, err := io.Copy(io.Discard, conn)
+		var ne net.Error
+		return err == nil || !(errors.As(err, &ne) && ne.Timeout())
+	}
+
+	slow, err := net.Dial("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	fmt.Fprintf(slow, "GET /v1/people/Alice HTTP/1.1\r\nHost: %s\r\n", f.addr) // no end of headers
+	if !closedWithin(slow, 5*time.Second) {
+		t.Error("a connection whose headers never end is still open after 5s")
+	}
+
+	idle, err := net.Dial("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	fmt.Fprintf(idle, "GET /v1/people/Alice HTTP/1.1\r\nHost: %s\r\n\r\n", f.addr)
+	resp, err := http.ReadResponse(bufio.NewReader(idle), nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the request before going idle: %v %v", resp, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	if !closedWithin(idle, 5*time.Second) {
+		t.Error("an idle kept-alive connection is still open after 5s")
 	}
 }

@@ -704,6 +704,7 @@ func TestOpenAPI(t *testing.T) {
 		{"/v1/people/{name}", "get", "200"},
 		{"/v1/people/{name}", "delete", "204"},
 		{"/v1/people/{person.name}", "patch", "200"},
+		{"/v1/people:watch", "get", "200"},
 	} {
 		if _, ok := doc.Paths[tt.path][tt.method].Responses[tt.status]; !ok {
 			t.Errorf("%s %s: no %s response in %v", tt.method, tt.path, tt.status, doc.Paths[tt.path][tt.method].Responses)
