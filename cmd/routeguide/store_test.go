@@ -15,8 +15,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	pb "github.com/routeguide/routeguide/routeguidepb"
 	"github.com/routeguide/routeguide/internal/postgres/postgrestest"
+	pb "github.com/routeguide/routeguide/routeguidepb"
 )
 
 func dial(t *testing.T, addr string) pb.RouteGuideClient {

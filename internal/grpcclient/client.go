@@ -10,9 +10,9 @@ import (
 
 	"google.golang.org/grpc"
 
-	pb "github.com/routeguide/routeguide/routeguidepb"
 	"github.com/routeguide/routeguide/internal/people"
 	"github.com/routeguide/routeguide/internal/wire"
+	pb "github.com/routeguide/routeguide/routeguidepb"
 )
 
 // Client is a connection to a RouteGuide server, safe for concurrent use.

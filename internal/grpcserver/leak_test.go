@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	pb "github.com/routeguide/routeguide/routeguidepb"
 	"github.com/routeguide/routeguide/internal/people"
+	pb "github.com/routeguide/routeguide/routeguidepb"
 )
 
 func heapLive() uint64 {
