@@ -237,6 +237,11 @@ func watchCommand(e *env) *cobra.Command {
 interrupted. Each line starts with the change's revision; --from resumes after
 a revision printed earlier. --current prints everyone first.
 
+When the replica serving the watch stops, drains or loses its connection,
+the watch reconnects by itself, after a backoff of up to 3s, and resumes
+after the last revision it printed: every change is printed once, in order.
+Each reconnection is noted on stderr; stdout has only the changes.
+
 The watch has no deadline unless --timeout or ROUTEGUIDE_TIMEOUT sets one.`,
 		Args: noArgs,
 	}
@@ -261,7 +266,7 @@ The watch has no deadline unless --timeout or ROUTEGUIDE_TIMEOUT sets one.`,
 		ctx, cancel := cfg.callContext(cmd.Context())
 		defer cancel()
 		events := 0
-		err = c.Watch(ctx, current, from, counting(&events, eventWriter(e.stdout, cfg.Output)))
+		err = c.Watch(ctx, current, from, reconnectNote(e.stderr, cfg), counting(&events, eventWriter(e.stdout, cfg.Output)))
 		if cmd.Context().Err() != nil {
 			// Interrupted: the normal way a watch ends. (A call the server
 			// cancelled also reads as context.Canceled, and is reported.)
@@ -270,6 +275,19 @@ The watch has no deadline unless --timeout or ROUTEGUIDE_TIMEOUT sets one.`,
 		return fail(cfg.describeStream(err, events))
 	}
 	return cmd
+}
+
+// reconnectNote returns the function that tells the user on stderr that a
+// watch is reconnecting, and why; stdout, which scripts read, has only the
+// events.
+func reconnectNote(w io.Writer, cfg *clientConfig) func(grpcclient.Reconnect) {
+	return func(r grpcclient.Reconnect) {
+		what := fmt.Sprintf("after revision %d", r.After)
+		if r.Listing {
+			what = "the listing of current people"
+		}
+		fmt.Fprintf(w, "routeguide: the watch was cut (%v); resuming %s in %s\n", cfg.describe(r.Err), what, shortDuration(r.Delay))
+	}
 }
 
 // eventWriter returns a function that prints one watch event to w.

@@ -125,25 +125,6 @@ func (ev Event) AppendJSON(dst []byte) ([]byte, error) {
 	return wire.AppendMessageJSON(dst, m)
 }
 
-// Watch calls each with every event of a WatchPeople call until ctx ends,
-// the call fails, or each returns an error. With current, the current people
-// come first; otherwise the changes after revision after (0: from now).
-func (c *Client) Watch(ctx context.Context, current bool, after int64, each func(Event) error) error {
-	stream, err := c.rg.WatchPeople(ctx, &pb.WatchPeopleRequest{SendCurrent: current, AfterRevision: after})
-	if err != nil {
-		return fromStatus(err)
-	}
-	for {
-		m, err := stream.Recv()
-		if err != nil {
-			return fromStatus(err)
-		}
-		if err := each(Event{Revision: m.GetRevision(), Type: EventType(m.GetType()), Person: wire.FromProto(m.GetPerson())}); err != nil {
-			return err
-		}
-	}
-}
-
 // Batch limits for ImportPeople requests: each stays far below the largest
 // message the server receives (grpcserver.DefaultLimits; README, Limits).
 const (

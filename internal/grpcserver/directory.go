@@ -26,7 +26,7 @@ const (
 
 // watchRevisionHeader is the response header WatchPeople sends once it is in
 // place, holding the revision it follows changes from.
-const watchRevisionHeader = "routeguide-watch-revision"
+const watchRevisionHeader = wire.WatchRevisionHeader
 
 // watchBatch is the most changes or people a watch reads from the store at
 // a time; fewer when Limits.WatchPageBytes would not hold them at their

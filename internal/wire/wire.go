@@ -127,3 +127,9 @@ func ChangeToProto(c people.Change) *pb.WatchPeopleResponse {
 	}
 	return &pb.WatchPeopleResponse{Revision: c.Revision, Type: typ, Person: ToProto(p)}
 }
+
+// WatchRevisionHeader is the response header WatchPeople sends once the
+// watch is in place, holding, in decimal, the revision it follows changes
+// from: every change after it reaches the watch. A client that resumes a
+// watch before any change arrived resumes after it.
+const WatchRevisionHeader = "routeguide-watch-revision"
