@@ -11,8 +11,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	pb "github.com/routeguide/routeguide/routeguidepb"
 	"github.com/routeguide/routeguide/internal/wire"
+	pb "github.com/routeguide/routeguide/routeguidepb"
 )
 
 // Reconnect describes a watch about to open a new stream after its last
