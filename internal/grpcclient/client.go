@@ -34,6 +34,10 @@ func New(target string, opts ...grpc.DialOption) (*Client, error) {
 	return &Client{conn: conn, rg: pb.NewRouteGuideClient(conn)}, nil
 }
 
+// Conn returns the client's connection, balanced and retried as Dial says,
+// for calls this client has no method for.
+func (c *Client) Conn() *grpc.ClientConn { return c.conn }
+
 // Close closes the connection.
 func (c *Client) Close() error { return c.conn.Close() }
 

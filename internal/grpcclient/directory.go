@@ -161,10 +161,15 @@ var ErrImportEnded = errors.New("the server ended the import")
 // the import, Add returns ErrImportEnded and queues nothing; Close then
 // reports the server's answer.
 func (im *Importer) Add(p people.Person) error {
+	return im.AddMessage(wire.ToProto(p))
+}
+
+// AddMessage is Add for a person as its message, which the Importer keeps
+// until it is sent: the caller must not change it.
+func (im *Importer) AddMessage(m *pb.Person) error {
 	if im.broken {
 		return ErrImportEnded
 	}
-	m := wire.ToProto(p)
 	im.batch.People = append(im.batch.People, m)
 	im.bytes += proto.Size(m)
 	if len(im.batch.People) >= importBatchPeople || im.bytes >= importBatchBytes {
