@@ -70,9 +70,10 @@ type Limits struct {
 	// still open, such as a long WatchPeople, ends with UNAVAILABLE (a
 	// watcher resumes from the last revision it received, after_revision).
 	// Zero, the default, is grpc-go's never: open calls run to their end
-	// and the connection closes after the last, so a `routeguide watch`,
-	// which does not yet reconnect by itself, is not cut every few
-	// minutes. Unary calls move to the new connection at once either way.
+	// and the connection closes after the last, so a watch is not cut
+	// every few minutes (a client that resumes, as `routeguide watch`
+	// and the client package do, would reconnect at no loss, but others
+	// may not). Unary calls move to the new connection at once either way.
 	MaxConnectionAgeGrace time.Duration
 
 	// Watches (WatchPeople). A watch past MaxWatchersPerConn open on its
