@@ -1,0 +1,264 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/routeguide/routeguide/client"
+	"github.com/routeguide/routeguide/internal/postgres/postgrestest"
+	pb "github.com/routeguide/routeguide/routeguidepb"
+)
+
+// The fleet tests run replicas of the built binary on one PostgreSQL
+// schema, each on a loopback address of its own (127.0.0.1, 127.0.0.2,
+// ...), behind one comma-separated target, and load them through the
+// client's balancing, health checking and read retries while replicas are
+// killed, drained and started.
+
+// replica is one `routeguide serve` of a fleet, with its metrics address.
+type replica struct {
+	*process
+	metrics string
+}
+
+// startReplica starts a replica on ip, port 0, on store, with its metrics
+// on ip too (their address found by hostile_test.go's metricsLine).
+func startReplica(t *testing.T, store, ip string, args ...string) *replica {
+	t.Helper()
+	p := serve(t, append([]string{"--store", store, "--addr", ip + ":0", "--metrics-addr", ip + ":0"}, args...)...)
+	m := metricsLine.FindStringSubmatch(p.log())
+	if m == nil {
+		t.Fatalf("the replica on %s logged no metrics address; logs:\n%s", ip, p.log())
+	}
+	return &replica{process: p, metrics: m[1]}
+}
+
+// fleet starts a replica on each of ips and returns them with the target
+// that lists them all.
+func fleet(t *testing.T, store string, ips ...string) ([]*replica, string) {
+	t.Helper()
+	var rs []*replica
+	var addrs []string
+	for _, ip := range ips {
+		r := startReplica(t, store, ip)
+		rs = append(rs, r)
+		addrs = append(addrs, r.addr)
+	}
+	return rs, strings.Join(addrs, ",")
+}
+
+// metric returns the sum of the samples of the metric name on r whose
+// labels contain label ("" for any), or fails t.
+func (r *replica) metric(t *testing.T, name, label string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + r.metrics + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape %s: %v", r.addr, err)
+	}
+	defer resp.Body.Close()
+	sum := 0.0
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") || !strings.Contains(line, label) {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err != nil {
+			t.Fatalf("metric line %q: %v", line, err)
+		}
+		sum += v
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("scrape %s: %v", r.addr, err)
+	}
+	return sum
+}
+
+// gets returns the GetPerson calls r has answered.
+func (r *replica) gets(t *testing.T) float64 {
+	return r.metric(t, "grpc_server_handled_total", `grpc_method="GetPerson"`)
+}
+
+// benchRun is what `routeguide bench -o json` reported.
+type benchRun struct {
+	Calls  uint64
+	Errors map[string]uint64
+	err    error
+	out    string
+}
+
+// startBench runs `routeguide bench` on target for d with workload, and
+// returns where its report will arrive.
+func startBench(target, workload string, d time.Duration) <-chan benchRun {
+	done := make(chan benchRun, 1)
+	go func() {
+		cmd := exec.Command(binary, "bench", "--addr", target, "--workload", workload,
+			"--duration", d.String(), "--warmup", "0s", "-c", "4", "--conns", "2", "-o", "json")
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		run := benchRun{err: err, out: string(out) + stderr.String()}
+		if err == nil {
+			run.err = json.Unmarshal(out, &run)
+		}
+		done <- run
+	}()
+	return done
+}
+
+// check fails t unless the run made calls and none failed.
+func (b benchRun) check(t *testing.T, what string) {
+	t.Helper()
+	if b.err != nil {
+		t.Fatalf("%s: bench: %v\n%s", what, b.err, b.out)
+	}
+	var failed uint64
+	for _, n := range b.Errors {
+		failed += n
+	}
+	if b.Calls == 0 || failed > 0 {
+		t.Errorf("%s: %d calls, errors %v; want calls and no error", what, b.Calls, b.Errors)
+	}
+	t.Logf("%s: %d calls, errors %v", what, b.Calls, b.Errors)
+}
+
+// writer adds people through c until stopped, and keeps the names the
+// server acknowledged. Writes are not retried, so one on a replica that is
+// killed may fail; only acknowledged ones must be watched.
+type writer struct {
+	mu     sync.Mutex
+	acked  []string // guarded by mu
+	failed int      // guarded by mu
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+func startWriter(c *client.Client, prefix string) *writer {
+	w := &writer{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for i := 0; ; i++ {
+			select {
+			case <-w.stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			name := fmt.Sprintf("%s %d", prefix, i)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, err := c.Add(ctx, &pb.Person{Name: name})
+			cancel()
+			w.mu.Lock()
+			if err == nil {
+				w.acked = append(w.acked, name)
+			} else {
+				w.failed++
+			}
+			w.mu.Unlock()
+		}
+	}()
+	return w
+}
+
+// finish stops w and returns the names acknowledged and the writes failed.
+func (w *writer) finish() ([]string, int) {
+	close(w.stop)
+	<-w.done
+	return w.acked, w.failed
+}
+
+// TestFleetKill loads three replicas with reads through one target, and a
+// watch through the same target, and kills the replica the watch is on
+// with SIGKILL mid-run: no read fails, every replica served a share before
+// the kill, and the watch prints every acknowledged change once, in order.
+func TestFleetKill(t *testing.T) {
+	store := postgrestest.Schema(t)
+	rs, target := fleet(t, store, "127.0.0.1", "127.0.0.2", "127.0.0.3")
+	c, err := client.New(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	add := func(name string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := c.Add(ctx, &pb.Person{Name: name})
+		return err
+	}
+	w := startWatch(t, target)
+	w.ready(t, add)
+
+	var before []float64
+	for _, r := range rs {
+		before = append(before, r.gets(t))
+	}
+	load := startBench(target, "get", 5*time.Second)
+	writes := startWriter(c, "Writer")
+	time.Sleep(1500 * time.Millisecond)
+
+	// Every replica serves a share.
+	var shares []float64
+	total := 0.0
+	for i, r := range rs {
+		shares = append(shares, r.gets(t)-before[i])
+		total += shares[i]
+	}
+	for i, n := range shares {
+		if n < total/3/2 {
+			t.Errorf("replica %s served %.0f of %.0f GetPerson calls, want at least half its third", rs[i].addr, n, total)
+		}
+	}
+	t.Logf("GetPerson calls per replica in the first 1.5s: %v", shares)
+
+	// Kill the replica the watch is on.
+	var victim *replica
+	for _, r := range rs {
+		if r.metric(t, "routeguide_watchers", "") >= 1 {
+			victim = r
+		}
+	}
+	if victim == nil {
+		t.Fatal("no replica has the watch open")
+	}
+	if err := victim.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("killed %s, which had the watch", victim.addr)
+
+	run := <-load
+	acked, failed := writes.finish()
+	run.check(t, "GetPerson over three replicas, one killed")
+	t.Logf("%d writes acknowledged, %d failed (writes are not retried)", len(acked), failed)
+	w.expect(t, acked, 15*time.Second)
+	if !strings.Contains(w.stderr.String(), "resuming after revision") {
+		t.Errorf("the watch's stderr = %q, want a note that it reconnected", w.stderr.String())
+	}
+}
+
+// TestFleetDrain loads three replicas with reads and writes through one
+// target and stops one with SIGTERM mid-run: no call of any kind fails.
+func TestFleetDrain(t *testing.T) {
+	store := postgrestest.Schema(t)
+	rs, target := fleet(t, store, "127.0.0.1", "127.0.0.2", "127.0.0.3")
+	reads := startBench(target, "get", 4*time.Second)
+	writes := startBench(target, "add", 4*time.Second)
+	time.Sleep(1500 * time.Millisecond)
+	if err := rs[1].cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := rs[1].wait(t, 15*time.Second); code != 0 {
+		t.Errorf("the drained replica exited %d, want 0; logs:\n%s", code, rs[1].log())
+	}
+	(<-reads).check(t, "GetPerson over three replicas, one drained")
+	(<-writes).check(t, "AddPerson over three replicas, one drained")
+}
