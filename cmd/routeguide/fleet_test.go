@@ -2,17 +2,24 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/net/dns/dnsmessage"
+	"google.golang.org/grpc/resolver/dns"
 
 	"github.com/routeguide/routeguide/client"
 	"github.com/routeguide/routeguide/internal/postgres/postgrestest"
@@ -261,4 +268,174 @@ func TestFleetDrain(t *testing.T) {
 	}
 	(<-reads).check(t, "GetPerson over three replicas, one drained")
 	(<-writes).check(t, "AddPerson over three replicas, one drained")
+}
+
+// dnsServer answers A queries for one name with a list of addresses the
+// test changes, over UDP on loopback: a fleet whose replicas a dns:///
+// target finds, as a Kubernetes headless Service's would be. Every other
+// query is answered with no record.
+type dnsServer struct {
+	conn net.PacketConn
+	name dnsmessage.Name
+
+	mu  sync.Mutex
+	ips []netip.Addr // guarded by mu
+}
+
+func startDNS(t *testing.T, name string) *dnsServer {
+	t.Helper()
+	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &dnsServer{conn: conn, name: dnsmessage.MustNewName(name + ".")}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := conn.ReadFrom(buf)
+			if err != nil {
+				return // closed
+			}
+			if resp, err := s.answer(buf[:n]); err == nil {
+				conn.WriteTo(resp, from)
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		conn.Close()
+		<-done
+	})
+	return s
+}
+
+// set makes the name resolve to ips.
+func (s *dnsServer) set(ips ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ips = nil
+	for _, ip := range ips {
+		s.ips = append(s.ips, netip.MustParseAddr(ip))
+	}
+}
+
+func (s *dnsServer) answer(query []byte) ([]byte, error) {
+	var p dnsmessage.Parser
+	h, err := p.Start(query)
+	if err != nil {
+		return nil, err
+	}
+	q, err := p.Question()
+	if err != nil {
+		return nil, err
+	}
+	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RecursionDesired: h.RecursionDesired})
+	b.EnableCompression()
+	if err := b.StartQuestions(); err != nil {
+		return nil, err
+	}
+	if err := b.Question(q); err != nil {
+		return nil, err
+	}
+	if err := b.StartAnswers(); err != nil {
+		return nil, err
+	}
+	if q.Type == dnsmessage.TypeA && strings.EqualFold(q.Name.String(), s.name.String()) {
+		s.mu.Lock()
+		ips := slices.Clone(s.ips)
+		s.mu.Unlock()
+		for _, ip := range ips {
+			rh := dnsmessage.ResourceHeader{Name: q.Name, Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET, TTL: 0}
+			if err := b.AResource(rh, dnsmessage.AResource{A: ip.As4()}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return b.Finish()
+}
+
+func init() {
+	// grpc-go resolves a dns:/// target again at most every 30s, which a
+	// replica's connection age, 5 minutes by default, always exceeds; the
+	// test ages connections within seconds, so it lets the client
+	// re-resolve as often.
+	dns.SetMinResolutionInterval(100 * time.Millisecond)
+}
+
+// TestFleetNewReplica reads through a dns:/// target from three replicas
+// with a short connection age, then starts a fourth and adds it to the
+// name: it serves calls within its connection age plus a few seconds, and
+// no read fails.
+func TestFleetNewReplica(t *testing.T) {
+	const age = 2 * time.Second
+	store := postgrestest.Schema(t)
+	// One port on every address, as a headless Service's pods have.
+	first := startReplica(t, store, "127.0.0.1", "--max-connection-age", age.String())
+	_, port, _ := net.SplitHostPort(first.addr)
+	rs := []*replica{first}
+	for _, ip := range []string{"127.0.0.2", "127.0.0.3"} {
+		rs = append(rs, startReplica(t, store, ip, "--addr", ip+":"+port, "--max-connection-age", age.String()))
+	}
+	ns := startDNS(t, "fleet.routeguide.test")
+	ns.set("127.0.0.1", "127.0.0.2", "127.0.0.3")
+	c, err := client.New("dns://" + ns.conn.LocalAddr().String() + "/fleet.routeguide.test:" + port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	// Readers, until stopped.
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var mu sync.Mutex
+	var calls, failed int
+	var firstErr error
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				_, err := c.GetPerson(callCtx, "Alice")
+				cancel()
+				if ctx.Err() != nil {
+					return
+				}
+				mu.Lock()
+				calls++
+				if err != nil {
+					failed++
+					firstErr = cmp.Or(firstErr, err)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(time.Second)
+
+	fourth := startReplica(t, store, "127.0.0.4", "--addr", "127.0.0.4:"+port, "--max-connection-age", age.String())
+	ns.set("127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4")
+	added := time.Now()
+	limit := age*11/10 + 5*time.Second
+	for fourth.gets(t) == 0 {
+		if time.Since(added) > limit {
+			t.Fatalf("the fourth replica served no call %v after it joined the name (connection age %v)", limit, age)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("the fourth replica served its first call %v after it joined the name (connection age %v)", time.Since(added).Round(10*time.Millisecond), age)
+	time.Sleep(time.Second)
+	stop()
+	wg.Wait()
+	for _, r := range append(rs, fourth) {
+		if n := r.gets(t); n == 0 {
+			t.Errorf("replica %s served no call", r.addr)
+		}
+	}
+	if failed > 0 {
+		t.Errorf("%d of %d reads failed, such as %v", failed, calls, firstErr)
+	}
+	t.Logf("%d reads, %d failed", calls, failed)
 }
