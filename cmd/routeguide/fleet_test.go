@@ -227,16 +227,7 @@ func TestFleetKill(t *testing.T) {
 	}
 	t.Logf("GetPerson calls per replica in the first 1.5s: %v", shares)
 
-	// Kill the replica the watch is on.
-	var victim *replica
-	for _, r := range rs {
-		if r.metric(t, "routeguide_watchers", "") >= 1 {
-			victim = r
-		}
-	}
-	if victim == nil {
-		t.Fatal("no replica has the watch open")
-	}
+	victim := watchedReplica(t, rs)
 	if err := victim.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -253,21 +244,55 @@ func TestFleetKill(t *testing.T) {
 }
 
 // TestFleetDrain loads three replicas with reads and writes through one
-// target and stops one with SIGTERM mid-run: no call of any kind fails.
+// target, with a watch through it too, and stops the replica the watch is
+// on with SIGTERM mid-run: no call of any kind fails, and the watch prints
+// every change once, in order.
 func TestFleetDrain(t *testing.T) {
 	store := postgrestest.Schema(t)
 	rs, target := fleet(t, store, "127.0.0.1", "127.0.0.2", "127.0.0.3")
-	reads := startBench(target, "get", 4*time.Second)
-	writes := startBench(target, "add", 4*time.Second)
-	time.Sleep(1500 * time.Millisecond)
-	if err := rs[1].cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	c, err := client.New(target)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if code := rs[1].wait(t, 15*time.Second); code != 0 {
-		t.Errorf("the drained replica exited %d, want 0; logs:\n%s", code, rs[1].log())
+	defer c.Close()
+	w := startWatch(t, target)
+	w.ready(t, func(name string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := c.Add(ctx, &pb.Person{Name: name})
+		return err
+	})
+
+	reads := startBench(target, "get", 4*time.Second)
+	writes := startWriter(c, "Writer")
+	time.Sleep(1500 * time.Millisecond)
+	victim := watchedReplica(t, rs)
+	if err := victim.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
 	}
+	if code := victim.wait(t, 15*time.Second); code != 0 {
+		t.Errorf("the drained replica exited %d, want 0; logs:\n%s", code, victim.log())
+	}
+	t.Logf("drained %s, which had the watch", victim.addr)
 	(<-reads).check(t, "GetPerson over three replicas, one drained")
-	(<-writes).check(t, "AddPerson over three replicas, one drained")
+	acked, failed := writes.finish()
+	if failed > 0 || len(acked) == 0 {
+		t.Errorf("AddPerson over three replicas, one drained: %d acknowledged, %d failed; want none failed", len(acked), failed)
+	}
+	t.Logf("AddPerson over three replicas, one drained: %d acknowledged, %d failed", len(acked), failed)
+	w.expect(t, acked, 15*time.Second)
+}
+
+// watchedReplica returns the replica of rs that has a watch open.
+func watchedReplica(t *testing.T, rs []*replica) *replica {
+	t.Helper()
+	for _, r := range rs {
+		if r.metric(t, "routeguide_watchers", "") >= 1 {
+			return r
+		}
+	}
+	t.Fatal("no replica has the watch open")
+	return nil
 }
 
 // dnsServer answers A queries for one name with a list of addresses the
