@@ -174,9 +174,15 @@ type cuttable struct {
 
 func newCuttable(t *testing.T, seed ...people.Person) *cuttable {
 	t.Helper()
+	return newCuttableWith(t, grpcserver.DefaultLimits(), seed...)
+}
+
+// newCuttableWith is newCuttable with the server's limits given.
+func newCuttableWith(t *testing.T, limits grpcserver.Limits, seed ...people.Person) *cuttable {
+	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	k := &cuttable{store: memory.New(0, seed...)}
-	srv := grpcserver.New(k.store, grpcserver.Options{Log: slog.New(slog.DiscardHandler), Limits: grpcserver.DefaultLimits()})
+	srv := grpcserver.New(k.store, grpcserver.Options{Log: slog.New(slog.DiscardHandler), Limits: limits})
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
 	dialer := func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }
@@ -339,5 +345,45 @@ func TestWatchResumesListing(t *testing.T) {
 				t.Errorf("listed %d people, want each of %d once, in order", len(names), len(want))
 			}
 		})
+	}
+}
+
+// TestWatchResumesAfterStall reads a watch too slowly for the server, which
+// ends it with RESOURCE_EXHAUSTED, and checks that the watch resumes and
+// delivers every person of its listing once.
+func TestWatchResumesAfterStall(t *testing.T) {
+	limits := grpcserver.DefaultLimits()
+	limits.WatchStallTimeout = 200 * time.Millisecond
+	var many []people.Person
+	for i := range 3000 {
+		many = append(many, people.Person{Name: fmt.Sprintf("P%04d", i), Address: people.Address{Street: strings.Repeat("x", 150)}})
+	}
+	k := newCuttableWith(t, limits, many...)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var names []string
+	var stalls []Reconnect
+	err := k.client.Watch(ctx, true, 0, func(r Reconnect) { stalls = append(stalls, r) }, func(ev Event) error {
+		if ev.Type == EventSynced {
+			return errDone
+		}
+		names = append(names, ev.Person.Name)
+		if len(names) == 1 {
+			time.Sleep(time.Second) // the server's sends wait past its stall timeout
+		}
+		return nil
+	})
+	if !errors.Is(err, errDone) {
+		t.Fatalf("Watch = %v, want the listing to end with SYNCED", err)
+	}
+	if len(stalls) == 0 || status.Code(stalls[0].Err) != codes.ResourceExhausted {
+		t.Fatalf("reconnections %+v, want the first after RESOURCE_EXHAUSTED", stalls)
+	}
+	var want []string
+	for _, p := range many {
+		want = append(want, p.Name)
+	}
+	if !slices.Equal(names, want) {
+		t.Errorf("listed %d people, want each of %d once, in order", len(names), len(want))
 	}
 }
