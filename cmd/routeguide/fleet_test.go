@@ -147,6 +147,7 @@ type writer struct {
 	mu     sync.Mutex
 	acked  []string // guarded by mu
 	failed int      // guarded by mu
+	first  error    // the first failure; guarded by mu
 	stop   chan struct{}
 	done   chan struct{}
 }
@@ -170,6 +171,7 @@ func startWriter(c *client.Client, prefix string) *writer {
 				w.acked = append(w.acked, name)
 			} else {
 				w.failed++
+				w.first = cmp.Or(w.first, err)
 			}
 			w.mu.Unlock()
 		}
@@ -177,10 +179,14 @@ func startWriter(c *client.Client, prefix string) *writer {
 	return w
 }
 
-// finish stops w and returns the names acknowledged and the writes failed.
-func (w *writer) finish() ([]string, int) {
+// finish stops w and returns the names acknowledged and the writes failed,
+// logging the first failure.
+func (w *writer) finish(t *testing.T) ([]string, int) {
 	close(w.stop)
 	<-w.done
+	if w.first != nil {
+		t.Logf("the first write that failed: %v", w.first)
+	}
 	return w.acked, w.failed
 }
 
@@ -234,9 +240,18 @@ func TestFleetKill(t *testing.T) {
 	t.Logf("killed %s, which had the watch", victim.addr)
 
 	run := <-load
-	acked, failed := writes.finish()
+	acked, failed := writes.finish(t)
 	run.check(t, "GetPerson over three replicas, one killed")
 	t.Logf("%d writes acknowledged, %d failed (writes are not retried)", len(acked), failed)
+	// Changes made once the replica is gone, which the watch can only
+	// print from another replica.
+	for i := range 5 {
+		name := fmt.Sprintf("After %d", i)
+		if err := add(name); err != nil {
+			t.Fatalf("add %s after the kill: %v", name, err)
+		}
+		acked = append(acked, name)
+	}
 	w.expect(t, acked, 15*time.Second)
 	if !strings.Contains(w.stderr.String(), "resuming after revision") {
 		t.Errorf("the watch's stderr = %q, want a note that it reconnected", w.stderr.String())
@@ -275,7 +290,7 @@ func TestFleetDrain(t *testing.T) {
 	}
 	t.Logf("drained %s, which had the watch", victim.addr)
 	(<-reads).check(t, "GetPerson over three replicas, one drained")
-	acked, failed := writes.finish()
+	acked, failed := writes.finish(t)
 	if failed > 0 || len(acked) == 0 {
 		t.Errorf("AddPerson over three replicas, one drained: %d acknowledged, %d failed; want none failed", len(acked), failed)
 	}
