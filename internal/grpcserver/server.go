@@ -199,6 +199,10 @@ type Options struct {
 	// answer until the person changes (see Keeper). Nil: they read the
 	// store and encode every answer.
 	Answers Keeper
+	// IdempotencyRetention is how long a write's request id is kept, so
+	// that a retry within it is answered what the write answered; 0 means
+	// DefaultIdempotencyRetention.
+	IdempotencyRetention time.Duration
 }
 
 // New returns a Server that answers from store, and from o.Answers when
@@ -242,6 +246,7 @@ func New(store people.Store, o Options) *Server {
 		calls:      c,
 	}
 	svc := newService(store, o.Answers, o.Log)
+	svc.retention = cmp.Or(o.IdempotencyRetention, DefaultIdempotencyRetention)
 	svc.setLimits(o.Limits)
 	s.grpc.RegisterService(routeGuideService(), svc)
 	healthpb.RegisterHealthServer(s.grpc, s.health)

@@ -54,7 +54,7 @@ func (s *service) encoded(ctx context.Context, name string) (*encodedPerson, err
 }
 
 func newService(store people.Store, keeper Keeper, log *slog.Logger) *service {
-	s := &service{store: store, keeper: keeper, log: log}
+	s := &service{store: store, keeper: keeper, log: log, retention: DefaultIdempotencyRetention}
 	s.setLimits(DefaultLimits())
 	return s
 }
@@ -79,6 +79,7 @@ type service struct {
 	watchers   *watchers     // the open watches, against their limits
 	watchPage  int           // people a watch reads at a time
 	watchStall time.Duration // how long a watch waits for its client to accept data
+	retention  time.Duration // how long a write's request id is kept
 }
 
 // GetPerson answers the person with the requested name, or the seed's
@@ -141,6 +142,7 @@ func getPersonHandler(srv any, ctx context.Context, dec func(any) error, interce
 		if err != nil {
 			return nil, err // not a nil *encodedPerson in an interface
 		}
+		setETag(ctx, answer)
 		return answer, nil
 	}
 	if interceptor == nil {
