@@ -113,6 +113,8 @@ func updateCommand(e *env) *cobra.Command {
 	}
 	var pf personFlags
 	pf.register(cmd.Flags(), true)
+	var ifMatch string
+	cmd.Flags().StringVar(&ifMatch, "if-match", "", "update only if the person's etag is still this one (get -o json shows it)")
 	cfg := addClientFlags(e, cmd, true)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		to, err := pf.person()
@@ -130,7 +132,7 @@ func updateCommand(e *env) *cobra.Command {
 			to.Hobbies = nil
 		}
 		return withClient(cmd.Context(), cfg, func(ctx context.Context, c *grpcclient.Client) error {
-			updated, _, err := c.Update(ctx, args[0], people.Update{Fields: fields, To: to})
+			updated, _, err := c.Update(ctx, args[0], people.Update{Fields: fields, To: to}, grpcclient.IfMatch(ifMatch))
 			if err != nil {
 				return err
 			}
@@ -154,8 +156,13 @@ is 1.`,
 			return nil
 		},
 	}
+	var ifMatch string
+	cmd.Flags().StringVar(&ifMatch, "if-match", "", "delete only if the person's etag is still this one (get -o json shows it); one NAME only")
 	cfg := addClientFlags(e, cmd, false)
 	cmd.RunE = func(cmd *cobra.Command, names []string) error {
+		if ifMatch != "" && len(names) != 1 {
+			return usageError{fmt.Errorf("--if-match names one person's etag: give one NAME, not %d", len(names))}
+		}
 		c, err := cfg.connect()
 		if err != nil {
 			return err
@@ -164,7 +171,7 @@ is 1.`,
 		failed := 0
 		for _, name := range names {
 			ctx, cancel := cfg.callContext(cmd.Context())
-			_, err := c.Delete(ctx, name)
+			_, err := c.Delete(ctx, name, grpcclient.IfMatch(ifMatch))
 			cancel()
 			switch people.KindOf(err) {
 			case people.NotFound, people.Invalid:
@@ -208,17 +215,17 @@ func listCommand(e *env) *cobra.Command {
 			return err
 		}
 		defer c.Close()
-		print := personWriter(e.stdout, cfg.Output)
+		print := etagWriter(e.stdout, cfg.Output)
 		var table *tabwriter.Writer
 		if cfg.Output == "text" {
 			table = tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(table, "NAME\tAGE\tGENDER\tCITY\tSTREET\tHOBBIES")
-			print = func(p people.Person) error {
+			print = func(p people.Person, _ string) error {
 				_, err := fmt.Fprintf(table, "%s\t%d\t%s\t%s\t%s\t%s\n", p.Name, p.Age, p.Gender, p.Address.City, p.Address.Street, strings.Join(p.Hobbies, ", "))
 				return err
 			}
 		}
-		err = c.List(cmd.Context(), q, cfg.callContext, print)
+		err = c.ListETags(cmd.Context(), q, cfg.callContext, print)
 		if table != nil {
 			if ferr := table.Flush(); err == nil {
 				err = ferr
@@ -312,6 +319,12 @@ func eventWriter(w io.Writer, output string) func(grpcclient.Event) error {
 			line += " " + ev.Person.Name
 		default:
 			line += " " + textLine(ev.Person)
+		}
+		if o := ev.Origin; o.Principal != "" {
+			line += "  by " + o.Principal + " from " + o.Peer
+			if o.RequestID != "" {
+				line += " request " + o.RequestID
+			}
 		}
 		_, err := io.WriteString(w, line+"\n")
 		return err

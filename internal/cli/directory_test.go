@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -129,7 +130,23 @@ func TestWatchCommand(t *testing.T) {
 				t.Errorf("watch exited %d after an interrupt, want 0", code)
 			}
 			go io.Copy(io.Discard, r)
-			checkGolden(t, "watch_"+output, strings.Join(got, "\n")+"\n")
+			checkGolden(t, "watch_"+output, scrubOrigin(strings.Join(got, "\n")+"\n"))
 		})
 	}
+}
+
+// The parts of a change's origin that differ from run to run: the client's
+// port, its request ids and the time.
+var (
+	peerPort  = regexp.MustCompile(`127\.0\.0\.1:[0-9]+`)
+	requestID = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
+	rfc3339   = regexp.MustCompile(`[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z`)
+)
+
+// scrubOrigin replaces in s what scrubbing's patterns match with fixed
+// words, for golden files.
+func scrubOrigin(s string) string {
+	s = peerPort.ReplaceAllString(s, "PEER")
+	s = requestID.ReplaceAllString(s, "REQUEST-ID")
+	return rfc3339.ReplaceAllString(s, "TIME")
 }

@@ -221,6 +221,6 @@ func firstOf(vs []string) string {
 func (c *Client) Watch(ctx context.Context, current bool, after int64, reconnecting func(Reconnect), each func(Event) error) error {
 	req := &pb.WatchPeopleRequest{SendCurrent: current, AfterRevision: after}
 	return WatchMessages(ctx, c.rg, req, reconnecting, func(m *pb.WatchPeopleResponse) error {
-		return each(Event{Revision: m.GetRevision(), Type: EventType(m.GetType()), Person: wire.FromProto(m.GetPerson())})
+		return each(eventOf(m))
 	})
 }
