@@ -32,6 +32,11 @@ func TestDirectoryCommands(t *testing.T) {
 		{name: "update_nobody", args: []string{"update", "Nobody", "--age", "3"}},
 		{name: "update_nothing", args: []string{"update", "Carol"}},
 		{name: "update_clear_hobbies_false", args: []string{"update", "Carol", "--clear-hobbies=false"}},
+		{name: "update_if_match_stale", args: []string{"update", "Carol", "--age", "50", "--if-match", "0123456789abcdef"}},
+		{name: "delete_if_match_stale", args: []string{"delete", "Carol", "--if-match", "0123456789abcdef"}},
+		{name: "delete_if_match_two_names", args: []string{"delete", "Carol", "Bob", "--if-match", "0123456789abcdef"}},
+		{name: "history", args: []string{"history", "Carol"}},
+		{name: "history_nobody", args: []string{"history", "Nobody"}},
 		{name: "list", args: []string{"list"}},
 		{name: "list_json_city", args: []string{"list", "-o", "json", "--city", "New York"}},
 		{name: "import_jsonl", args: []string{"import", "testdata/import/people.jsonl"}},
@@ -52,7 +57,7 @@ func TestDirectoryCommands(t *testing.T) {
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
-			checkGolden(t, "directory_"+st.name, runCLI(t, env, st.stdin, st.args...).golden(addr))
+			checkGolden(t, "directory_"+st.name, scrubOrigin(runCLI(t, env, st.stdin, st.args...).golden(addr)))
 		})
 	}
 }
