@@ -264,3 +264,31 @@ func TestAuditTrail(t *testing.T) {
 		})
 	}
 }
+
+// TestImportUnchangedSendsNoEvent imports a person equal to the stored
+// one: the answer counts it unchanged, no revision is taken, and watchers
+// hear nothing of it.
+func TestImportUnchangedSendsNoEvent(t *testing.T) {
+	h := start(t, seedStore())
+	ctx := callCtx(t)
+	next := watchEvents(t, ctx, h.client)
+	stream, err := h.client.ImportPeople(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := &pb.Person{Name: "Alice", Age: 30, Gender: pb.Person_FEMALE, Hobbies: []string{"reading", "swimming"},
+		Address: &pb.Person_Address{Street: "123 Main St", City: "New York"}}
+	if err := stream.Send(&pb.ImportPeopleRequest{People: []*pb.Person{alice}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.CloseAndRecv()
+	if err != nil || resp.GetUnchanged() != 1 || resp.GetAdded()+resp.GetUpdated() != 0 || resp.GetRevision() != 2 {
+		t.Fatalf("ImportPeople of Alice as stored = %v, %v; want 1 unchanged at revision 2", resp, err)
+	}
+	if _, err := h.client.DeletePerson(ctx, &pb.DeletePersonRequest{Name: "Bob"}); err != nil {
+		t.Fatal(err)
+	}
+	if ev := next(); ev.GetType() != pb.WatchPeopleResponse_TYPE_DELETED || ev.GetRevision() != 3 {
+		t.Errorf("first event after the import = %v, want Bob's deletion at revision 3", ev)
+	}
+}
