@@ -16,9 +16,9 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
-	pb "github.com/routeguide/routeguide/routeguidepb"
 	"github.com/routeguide/routeguide/internal/people"
 	"github.com/routeguide/routeguide/internal/syncbuf"
+	pb "github.com/routeguide/routeguide/routeguidepb"
 )
 
 func TestWriteMethodsAreTheWriterRoles(t *testing.T) {
