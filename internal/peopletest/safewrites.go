@@ -193,6 +193,23 @@ func testRequestIDs(t *testing.T, newStore Factory) {
 		t.Errorf("the same Import again = %+v, %v; want %+v", r2, err, r1)
 	}
 	wantNothingRecorded(t, s, "the repeated Import", latest)
+
+	// An import that changed nothing is an answer too: once Finn changes,
+	// its repeat still counts him unchanged, and leaves him as he is.
+	const same = "6f1c2d1e-0000-4000-8000-000000000006"
+	r1, err = s.Import(keyed(t, same, "import finn"), batch[:1])
+	if err != nil || r1.Unchanged != 1 {
+		t.Fatalf("Import of Finn as stored = %+v, %v; want 1 unchanged", r1, err)
+	}
+	if _, _, err := s.Update(ctx(t), "Finn", people.Update{Fields: people.FieldAge, To: people.Person{Age: 9}}); err != nil {
+		t.Fatal(err)
+	}
+	if r2, err := s.Import(keyed(t, same, "import finn"), batch[:1]); err != nil || r2.Unchanged != 1 || r2.Updated != 0 {
+		t.Errorf("the unchanged Import again = %+v, %v; want its first answer, 1 unchanged", r2, err)
+	}
+	if got := mustGet(t, s, "Finn"); got.Age != 9 {
+		t.Errorf("Finn's age = %d after the repeated Import; want 9", got.Age)
+	}
 }
 
 // testRequestIDRace sends one request with one request id from many

@@ -738,7 +738,8 @@ const rollbackTimeout = 5 * time.Second
 // inTx runs fn in a write transaction of its own and returns the latest
 // revision. Imports use it: their batches are groups already, and ctx can
 // stop one midway. fn logs its changes with the revisions after the latest;
-// a transaction in which fn logged none changed nothing, and is rolled back.
+// a transaction in which fn logged none changed nothing, and is rolled back,
+// unless it recorded a request id (people.Write.Keyed).
 func (s *Store) inTx(ctx context.Context, op string, fn func(tx pgx.Tx) error) (int64, error) {
 	conn, err := s.acquire(ctx, op)
 	if err != nil {
@@ -757,7 +758,9 @@ func (s *Store) inTx(ctx context.Context, op string, fn func(tx pgx.Tx) error) (
 	if err := tx.QueryRow(ctx, latestRevision).Scan(&rev); err != nil {
 		return 0, dbError(ctx, op, err)
 	}
-	if rev == latest {
+	// A write with a request id commits even when it changed nothing: its
+	// record is the change.
+	if rev == latest && !people.WriteOf(ctx).Keyed() {
 		return rev, nil
 	}
 	if err := s.finish(ctx, tx, rev); err != nil {
