@@ -538,50 +538,48 @@ func (s *Store) Import(ctx context.Context, batch []people.Person) (people.Impor
 // importIn upserts batch's people in tx, counting them in r, and logs the
 // changes with the origin's columns.
 func importIn(ctx context.Context, tx pgx.Tx, batch []people.Person, origin []any, r *people.ImportResult) error {
-	{
-		*r = people.ImportResult{}
-		var b pgx.Batch
-		for _, p := range batch {
-			// Upsert the person and log the change in one statement: xmax is
-			// 0 for a row this statement inserted. A person equal to the
-			// one stored is left alone and returns no row: no change is
-			// logged, so the revision is the next one only when there is a
-			// change, read from the log (whose latest is at the index's end)
-			// rather than handed out beforehand.
-			b.Queue(`WITH up AS (
-				INSERT INTO people (`+personColumns+`) VALUES ($1, $2, $3, $4, $5, $6)
-				ON CONFLICT (name) DO UPDATE SET age = excluded.age, gender = excluded.gender,
-					hobbies = excluded.hobbies, street = excluded.street, city = excluded.city
-				WHERE (people.age, people.gender, people.hobbies, people.street, people.city)
-					IS DISTINCT FROM (excluded.age, excluded.gender, excluded.hobbies, excluded.street, excluded.city)
-				RETURNING (xmax = 0) AS added),
-			logged AS (
-				INSERT INTO changes (revision, type, `+personColumns+`, `+originColumns+`)
-				SELECT (SELECT coalesce(max(revision), 0) + 1 FROM changes), CASE WHEN added THEN 1 ELSE 2 END, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM up
-				RETURNING type),
-			unindexed AS (
-				DELETE FROM hobbies WHERE name = $1 AND hobby <> ALL($4::text[]) AND EXISTS (SELECT FROM up)),
-			indexed AS (
-				INSERT INTO hobbies (hobby, name) SELECT DISTINCT unnest($4::text[]), $1 FROM up
-				ON CONFLICT DO NOTHING)
-			SELECT coalesce((SELECT type FROM logged), 0)`, append(personArgs(p), origin...)...).QueryRow(func(row pgx.Row) error {
-				var typ int16
-				if err := row.Scan(&typ); err != nil {
-					return err
-				}
-				switch people.ChangeType(typ) {
-				case people.Added:
-					r.Added++
-				case people.Updated:
-					r.Updated++
-				default:
-					r.Unchanged++
-				}
-				return nil
-			})
-		}
-		return tx.SendBatch(ctx, &b).Close()
+	*r = people.ImportResult{}
+	var b pgx.Batch
+	for _, p := range batch {
+		// Upsert the person and log the change in one statement: xmax is
+		// 0 for a row this statement inserted. A person equal to the
+		// one stored is left alone and returns no row: no change is
+		// logged, so the revision is the next one only when there is a
+		// change, read from the log (whose latest is at the index's end)
+		// rather than handed out beforehand.
+		b.Queue(`WITH up AS (
+			INSERT INTO people (`+personColumns+`) VALUES ($1, $2, $3, $4, $5, $6)
+			ON CONFLICT (name) DO UPDATE SET age = excluded.age, gender = excluded.gender,
+				hobbies = excluded.hobbies, street = excluded.street, city = excluded.city
+			WHERE (people.age, people.gender, people.hobbies, people.street, people.city)
+				IS DISTINCT FROM (excluded.age, excluded.gender, excluded.hobbies, excluded.street, excluded.city)
+			RETURNING (xmax = 0) AS added),
+		logged AS (
+			INSERT INTO changes (revision, type, `+personColumns+`, `+originColumns+`)
+			SELECT (SELECT coalesce(max(revision), 0) + 1 FROM changes), CASE WHEN added THEN 1 ELSE 2 END, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM up
+			RETURNING type),
+		unindexed AS (
+			DELETE FROM hobbies WHERE name = $1 AND hobby <> ALL($4::text[]) AND EXISTS (SELECT FROM up)),
+		indexed AS (
+			INSERT INTO hobbies (hobby, name) SELECT DISTINCT unnest($4::text[]), $1 FROM up
+			ON CONFLICT DO NOTHING)
+		SELECT coalesce((SELECT type FROM logged), 0)`, append(personArgs(p), origin...)...).QueryRow(func(row pgx.Row) error {
+			var typ int16
+			if err := row.Scan(&typ); err != nil {
+				return err
+			}
+			switch people.ChangeType(typ) {
+			case people.Added:
+				r.Added++
+			case people.Updated:
+				r.Updated++
+			default:
+				r.Unchanged++
+			}
+			return nil
+		})
 	}
+	return tx.SendBatch(ctx, &b).Close()
 }
 
 // Changes returns up to limit changes after revision after.

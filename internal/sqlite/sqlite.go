@@ -380,86 +380,84 @@ func (s *Store) Import(ctx context.Context, batch []people.Person) (people.Impor
 // importIn adds or replaces batch's people in tx, in order, counting them
 // in r, and logs the changes with the origin's columns.
 func (s *Store) importIn(ctx context.Context, tx *sql.Tx, batch []people.Person, order []int, types []people.ChangeType, origin []any, r *people.ImportResult) error {
-	{
-		*r = people.ImportResult{}
-		// Most imported people are new: try a plain insert first, and only
-		// for a name that exists read its old hobbies and replace the row.
-		add, err := tx.PrepareContext(ctx, "INSERT INTO people ("+personColumns+") VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING")
-		if err != nil {
-			return err
-		}
-		defer add.Close()
-		get, err := tx.PrepareContext(ctx, "SELECT "+personColumns+" FROM people WHERE name = ?")
-		if err != nil {
-			return err
-		}
-		defer get.Close()
-		replace, err := tx.PrepareContext(ctx, "UPDATE people SET age = ?, gender = ?, hobbies = ?, street = ?, city = ? WHERE name = ?")
-		if err != nil {
-			return err
-		}
-		defer replace.Close()
-		hobby, err := tx.PrepareContext(ctx, "INSERT INTO hobbies (hobby, name) VALUES (?, ?) ON CONFLICT DO NOTHING")
-		if err != nil {
-			return err
-		}
-		defer hobby.Close()
-		change, err := tx.PrepareContext(ctx, "INSERT INTO changes (type, "+personColumns+", "+originColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-		if err != nil {
-			return err
-		}
-		defer change.Close()
+	*r = people.ImportResult{}
+	// Most imported people are new: try a plain insert first, and only
+	// for a name that exists read its old hobbies and replace the row.
+	add, err := tx.PrepareContext(ctx, "INSERT INTO people ("+personColumns+") VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING")
+	if err != nil {
+		return err
+	}
+	defer add.Close()
+	get, err := tx.PrepareContext(ctx, "SELECT "+personColumns+" FROM people WHERE name = ?")
+	if err != nil {
+		return err
+	}
+	defer get.Close()
+	replace, err := tx.PrepareContext(ctx, "UPDATE people SET age = ?, gender = ?, hobbies = ?, street = ?, city = ? WHERE name = ?")
+	if err != nil {
+		return err
+	}
+	defer replace.Close()
+	hobby, err := tx.PrepareContext(ctx, "INSERT INTO hobbies (hobby, name) VALUES (?, ?) ON CONFLICT DO NOTHING")
+	if err != nil {
+		return err
+	}
+	defer hobby.Close()
+	change, err := tx.PrepareContext(ctx, "INSERT INTO changes (type, "+personColumns+", "+originColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	if err != nil {
+		return err
+	}
+	defer change.Close()
 
-		for _, i := range order {
-			p := batch[i]
-			args := personArgs(p)
-			res, err := add.ExecContext(ctx, args...)
+	for _, i := range order {
+		p := batch[i]
+		args := personArgs(p)
+		res, err := add.ExecContext(ctx, args...)
+		if err != nil {
+			return err
+		}
+		typ := people.Added
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			old, err := scanPerson(get.QueryRowContext(ctx, p.Name))
 			if err != nil {
 				return err
 			}
-			typ := people.Added
-			if n, err := res.RowsAffected(); err != nil {
-				return err
-			} else if n == 0 {
-				old, err := scanPerson(get.QueryRowContext(ctx, p.Name))
-				if err != nil {
-					return err
-				}
-				if old.Equal(p) {
-					continue // unchanged: types[i] stays 0, and nothing is logged
-				}
-				typ = people.Updated
-				if _, err := replace.ExecContext(ctx, append(args[1:], p.Name)...); err != nil {
-					return err
-				}
-				if err := setHobbies(ctx, tx, p.Name, old.Hobbies, p.Hobbies); err != nil {
-					return err
-				}
-			} else {
-				for _, h := range p.Hobbies {
-					if _, err := hobby.ExecContext(ctx, h, p.Name); err != nil {
-						return err
-					}
-				}
+			if old.Equal(p) {
+				continue // unchanged: types[i] stays 0, and nothing is logged
 			}
-			types[i] = typ
-		}
-		for i, p := range batch {
-			switch types[i] {
-			case 0:
-				r.Unchanged++
-				continue
-			case people.Added:
-				r.Added++
-			default:
-				r.Updated++
-			}
-			if _, err := change.ExecContext(ctx, append(append([]any{int(types[i])}, personArgs(p)...), origin...)...); err != nil {
+			typ = people.Updated
+			if _, err := replace.ExecContext(ctx, append(args[1:], p.Name)...); err != nil {
 				return err
 			}
+			if err := setHobbies(ctx, tx, p.Name, old.Hobbies, p.Hobbies); err != nil {
+				return err
+			}
+		} else {
+			for _, h := range p.Hobbies {
+				if _, err := hobby.ExecContext(ctx, h, p.Name); err != nil {
+					return err
+				}
+			}
 		}
-		return nil
+		types[i] = typ
 	}
+	for i, p := range batch {
+		switch types[i] {
+		case 0:
+			r.Unchanged++
+			continue
+		case people.Added:
+			r.Added++
+		default:
+			r.Updated++
+		}
+		if _, err := change.ExecContext(ctx, append(append([]any{int(types[i])}, personArgs(p)...), origin...)...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // listQuery returns the query List runs for q, and its arguments. The rows
