@@ -52,6 +52,14 @@ func (s *Store) once(w people.Write, fn func() (people.Outcome, error)) (people.
 		s.keys.order = append(s.keys.order, w.RequestID)
 	}
 	s.keys.byID[w.RequestID] = request{digest: w.Digest, expires: w.Expires, outcome: o}
+	// Memory is bounded by count as well as by time: the store keeps as
+	// many request ids as changes (each holds at most one person), and
+	// forgets the oldest first; a retry of a forgotten write is made, or
+	// refused, afresh.
+	for len(s.keys.order) > s.retain {
+		delete(s.keys.byID, s.keys.order[0])
+		s.keys.order = s.keys.order[1:]
+	}
 	return o, err
 }
 
