@@ -8,9 +8,15 @@
 // over the replicas whose health (grpc.health.v1, service RouteGuide) says
 // SERVING; reads (GetPerson, GetPeople, ListPeople, WatchPeople) that fail
 // with UNAVAILABLE are tried again on the next replica, up to 5 attempts,
-// with retries throttled while most calls fail. Writes are never retried:
-// one that reached a replica before it died may have been stored. A Watch
-// reconnects by itself and resumes after the last revision it delivered.
+// with retries throttled while most calls fail. Add, Update and Delete put
+// a fresh request id on each write and retry it, with the same request id,
+// on UNAVAILABLE or DEADLINE_EXCEEDED (with time left), with backoff: the
+// server answers a repeat of a request id with the first answer, so a
+// write that reached a replica before it died is neither made twice nor
+// refused as ALREADY_EXISTS. UpdateIfMatch and DeleteIfMatch make a write
+// conditional on the person's etag (GetPersonETag), failing with ABORTED
+// when it changed. A Watch reconnects by itself and resumes after the last
+// revision it delivered.
 //
 // Failed calls return the server's gRPC status: read it with status.Code
 // and status.FromError (google.golang.org/grpc/status).
@@ -27,6 +33,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
@@ -153,29 +160,79 @@ func (c *Client) People(ctx context.Context, names ...string) ([]*pb.Person, err
 	}
 }
 
+// GetPersonETag is GetPerson, returning the person's etag too (the "etag"
+// response header), for UpdateIfMatch and DeleteIfMatch.
+func (c *Client) GetPersonETag(ctx context.Context, name string) (*pb.Person, string, error) {
+	var header metadata.MD
+	p, err := c.rg.GetPerson(ctx, &pb.Name{Name: name}, grpc.Header(&header))
+	if err != nil {
+		return nil, "", err
+	}
+	if wire.IsNotFound(p) {
+		return nil, "", status.Errorf(codes.NotFound, "no person named %q", name)
+	}
+	var etag string
+	if v := header.Get("etag"); len(v) > 0 {
+		etag = v[0]
+	}
+	return p, etag, nil
+}
+
 // Add adds p and returns the person as stored (its name trimmed and
-// normalized) and the change's revision. It fails with ALREADY_EXISTS for
-// a name someone has, INVALID_ARGUMENT naming each field at fault.
+// normalized), the change's revision and the person's etag. It fails with
+// ALREADY_EXISTS for a name someone has, INVALID_ARGUMENT naming each field
+// at fault. It carries a fresh request id and is retried with it (see the
+// package comment).
 func (c *Client) Add(ctx context.Context, p *pb.Person) (*pb.AddPersonResponse, error) {
-	return c.rg.AddPerson(ctx, &pb.AddPersonRequest{Person: p})
+	req := &pb.AddPersonRequest{Person: p, RequestId: grpcclient.NewRequestID()}
+	var resp *pb.AddPersonResponse
+	err := grpcclient.RetryWrite(ctx, func(ctx context.Context) (err error) {
+		resp, err = c.rg.AddPerson(ctx, req)
+		return err
+	})
+	return resp, err
 }
 
 // Update sets the fields of the person named p.Name named by fields, field
 // mask paths such as "age", "hobbies" or "address.city", to their values
 // in p; no fields means every field set in p. It fails with NOT_FOUND for
-// a name nobody has.
+// a name nobody has. It is retried as Add is.
 func (c *Client) Update(ctx context.Context, p *pb.Person, fields ...string) (*pb.UpdatePersonResponse, error) {
-	req := &pb.UpdatePersonRequest{Person: p}
+	return c.UpdateIfMatch(ctx, p, "", fields...)
+}
+
+// UpdateIfMatch is Update made only while the person's etag is etag (as
+// GetPersonETag, Add, Update or List's ListPeopleResponse gave it): when
+// the person changed since, it fails with ABORTED and changes nothing. An
+// empty etag updates unconditionally.
+func (c *Client) UpdateIfMatch(ctx context.Context, p *pb.Person, etag string, fields ...string) (*pb.UpdatePersonResponse, error) {
+	req := &pb.UpdatePersonRequest{Person: p, Etag: etag, RequestId: grpcclient.NewRequestID()}
 	if len(fields) > 0 {
 		req.UpdateMask = &fieldmaskpb.FieldMask{Paths: fields}
 	}
-	return c.rg.UpdatePerson(ctx, req)
+	var resp *pb.UpdatePersonResponse
+	err := grpcclient.RetryWrite(ctx, func(ctx context.Context) (err error) {
+		resp, err = c.rg.UpdatePerson(ctx, req)
+		return err
+	})
+	return resp, err
 }
 
 // Delete removes the person named name and returns the change's revision.
-// It fails with NOT_FOUND for a name nobody has.
+// It fails with NOT_FOUND for a name nobody has. It is retried as Add is.
 func (c *Client) Delete(ctx context.Context, name string) (int64, error) {
-	resp, err := c.rg.DeletePerson(ctx, &pb.DeletePersonRequest{Name: name})
+	return c.DeleteIfMatch(ctx, name, "")
+}
+
+// DeleteIfMatch is Delete made only while the person's etag is etag, as
+// for UpdateIfMatch.
+func (c *Client) DeleteIfMatch(ctx context.Context, name, etag string) (int64, error) {
+	req := &pb.DeletePersonRequest{Name: name, Etag: etag, RequestId: grpcclient.NewRequestID()}
+	var resp *pb.DeletePersonResponse
+	err := grpcclient.RetryWrite(ctx, func(ctx context.Context) (err error) {
+		resp, err = c.rg.DeletePerson(ctx, req)
+		return err
+	})
 	return resp.GetRevision(), err
 }
 

@@ -152,3 +152,29 @@ func TestBadTarget(t *testing.T) {
 		t.Errorf("New(a list with a bad entry) = %v, want an error naming it", err)
 	}
 }
+
+// TestConditionalWrites checks that an update or delete with the etag
+// GetPersonETag read is made while the person is as read, and refused with
+// ABORTED once she changed.
+func TestConditionalWrites(t *testing.T) {
+	c := newClient(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	alice, etag, err := c.GetPersonETag(ctx, "Alice")
+	if err != nil || alice.GetName() != "Alice" || etag == "" {
+		t.Fatalf("GetPersonETag(Alice) = %v, %q, %v", alice, etag, err)
+	}
+	up, err := c.UpdateIfMatch(ctx, &pb.Person{Name: "Alice", Age: 31}, etag, "age")
+	if err != nil || up.GetEtag() == etag {
+		t.Fatalf("UpdateIfMatch with the etag read = %v, %v; want a new etag", up, err)
+	}
+	if _, err := c.UpdateIfMatch(ctx, &pb.Person{Name: "Alice", Age: 32}, etag, "age"); status.Code(err) != codes.Aborted {
+		t.Errorf("UpdateIfMatch with a stale etag = %v, want ABORTED", err)
+	}
+	if _, err := c.DeleteIfMatch(ctx, "Alice", etag); status.Code(err) != codes.Aborted {
+		t.Errorf("DeleteIfMatch with a stale etag = %v, want ABORTED", err)
+	}
+	if _, err := c.DeleteIfMatch(ctx, "Alice", up.GetEtag()); err != nil {
+		t.Errorf("DeleteIfMatch with the current etag: %v", err)
+	}
+}

@@ -43,7 +43,7 @@ func newWriteOptions(opts []WriteOption) writeOptions {
 		f(&o)
 	}
 	if o.requestID == "" {
-		o.requestID = uuid.NewString()
+		o.requestID = NewRequestID()
 	}
 	return o
 }
@@ -56,6 +56,16 @@ const (
 	firstRetryWait = 100 * time.Millisecond
 	maxRetryWait   = 2 * time.Second
 )
+
+// RetryWrite is retryWrite, for the public client: it calls call, and
+// again with backoff while it fails with UNAVAILABLE or DEADLINE_EXCEEDED
+// with ctx's time left; call must send the same request id each time.
+func RetryWrite(ctx context.Context, call func(context.Context) error) error {
+	return retryWrite(ctx, call)
+}
+
+// NewRequestID returns a fresh request id, a random UUID.
+func NewRequestID() string { return uuid.NewString() }
 
 // retryWrite calls call, and again with backoff while it fails with
 // UNAVAILABLE (the connection was lost, or the server could not reach its
