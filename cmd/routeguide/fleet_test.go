@@ -141,8 +141,9 @@ func (b benchRun) check(t *testing.T, what string) {
 }
 
 // writer adds people through c until stopped, and keeps the names the
-// server acknowledged. Writes are not retried, so one on a replica that is
-// killed may fail; only acknowledged ones must be watched.
+// server acknowledged. A write on a replica that is killed is retried
+// with its request id, but may still fail once the retries run out; only
+// acknowledged ones must be watched.
 type writer struct {
 	mu     sync.Mutex
 	acked  []string // guarded by mu
@@ -242,7 +243,7 @@ func TestFleetKill(t *testing.T) {
 	run := <-load
 	acked, failed := writes.finish(t)
 	run.check(t, "GetPerson over three replicas, one killed")
-	t.Logf("%d writes acknowledged, %d failed (writes are not retried)", len(acked), failed)
+	t.Logf("%d writes acknowledged, %d failed", len(acked), failed)
 	// Changes made once the replica is gone, which the watch can only
 	// print from another replica.
 	for i := range 5 {
