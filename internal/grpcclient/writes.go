@@ -2,9 +2,9 @@ package grpcclient
 
 import (
 	"context"
-	"math/rand/v2"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -49,8 +49,8 @@ func newWriteOptions(opts []WriteOption) writeOptions {
 }
 
 // Write retries: attempts in all, the wait before the first retry, doubled
-// for each next up to maxRetryWait, each with up to half of it added at
-// random so that clients cut off together do not retry together.
+// for each next up to maxRetryWait, each spread by half of it either way
+// at random so that clients cut off together do not retry together.
 const (
 	writeAttempts  = 5
 	firstRetryWait = 100 * time.Millisecond
@@ -72,22 +72,26 @@ func NewRequestID() string { return uuid.NewString() }
 // store) or DEADLINE_EXCEEDED while ctx has time left (a deadline shorter
 // than the caller's, set on the way), at most writeAttempts times in all.
 // call must send the same request id each time, which makes the repeat
-// safe. It returns call's last error, or ctx's when ctx ends while waiting.
+// safe. It returns call's last error, or ctx's cause when ctx ends before
+// the next attempt.
 func retryWrite(ctx context.Context, call func(context.Context) error) error {
-	wait := firstRetryWait
-	for attempt := 1; ; attempt++ {
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
 		err := call(ctx)
-		if err == nil || attempt == writeAttempts || !retryable(ctx, err) {
-			return err
+		if err != nil && !retryable(ctx, err) {
+			return struct{}{}, backoff.Permanent(err)
 		}
-		d := wait + rand.N(wait/2)
-		select {
-		case <-time.After(d):
-		case <-ctx.Done():
-			return err
-		}
-		wait = min(2*wait, maxRetryWait)
-	}
+		return struct{}{}, err
+	},
+		backoff.WithBackOff(&backoff.ExponentialBackOff{
+			InitialInterval:     firstRetryWait,
+			RandomizationFactor: 0.5,
+			Multiplier:          2,
+			MaxInterval:         maxRetryWait,
+		}),
+		backoff.WithMaxTries(writeAttempts),
+		backoff.WithMaxElapsedTime(0), // ctx bounds the whole
+	)
+	return err
 }
 
 // retryable reports whether a write that failed with err may be sent again.
