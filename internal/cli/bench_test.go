@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -286,5 +287,34 @@ func TestBenchProgress(t *testing.T) {
 		"\rget: 2s, 2 calls, 1/s, 1 errors\x1b[K\r\x1b[K"
 	if got := buf.String(); got != want {
 		t.Errorf("progress wrote\n%q\nwant\n%q", got, want)
+	}
+}
+
+// TestBenchHTTPToken checks that --token reaches the HTTP listener as a
+// bearer token, in every HTTP protocol.
+func TestBenchHTTPToken(t *testing.T) {
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokens, []byte("reader-token-0123456789 rita reader\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := runServe(t, noEnv, "--addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--store", "memory", "--tokens", tokens)
+	waitServing(t, s.addr)
+	m := httpAddrLine.FindStringSubmatch(s.logs.String())
+	if m == nil {
+		t.Fatalf("no http_addr in serve's start line:\n%s", s.logs)
+	}
+	addr := m[1]
+	for _, p := range loadgen.Protocols[1:] {
+		t.Run(string(p), func(t *testing.T) {
+			got := runBenchJSON(t, "--protocol", string(p), "--http-addr", addr, "--token", "reader-token-0123456789", "--warmup", "0", "-n", "10", "-c", "2")
+			if got.Calls != 10 || len(got.Errors) != 0 {
+				t.Errorf("with the token: %d calls, errors %v; want 10 calls and none", got.Calls, got.Errors)
+			}
+			anon := runCLI(t, nil, "", "bench", "--protocol", string(p), "--http-addr", addr, "--warmup", "0", "-n", "10")
+			first, _, _ := strings.Cut(strings.ReplaceAll(anon.stderr, addr, "ADDR"), "\n")
+			if want := "routeguide: RouteGuide at ADDR over " + string(p) + ": "; anon.code != exitFailure || !strings.HasPrefix(first, want) || !strings.Contains(strings.ToLower(first), "token") {
+				t.Errorf("without a token: exit %d, stderr:\n%s\nwant exit %d and a first line starting %q that speaks of the token", anon.code, anon.stderr, exitFailure, want)
+			}
+		})
 	}
 }
