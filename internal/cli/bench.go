@@ -55,9 +55,10 @@ The first --warmup is not counted; then the run lasts --duration, or until
 -n calls have completed. Calls and the rate count every completed call,
 errors included; latency covers every answer, to within 0.1%. GetPerson's
 "Not Found" person counts as a NotFound error. Answers are checked by name
-and not decoded further, so that bench's CPU goes to making calls. The CPU
-bench itself used shows whether the client, rather than the server, set
-the pace.
+and, over gRPC, not decoded further, so that bench's CPU goes to making
+calls (the HTTP protocols decode whole answers, on every server alike).
+The CPU bench itself used shows whether the client, rather than the
+server, set the pace.
 
 --protocol chooses how the calls travel: grpc (the default) to --addr, or
 one of the HTTP listener's protocols to --http-addr (serve's --http-addr):
@@ -65,7 +66,9 @@ connect-json and connect-proto (Connect unary calls with JSON or binary
 bodies), grpc-web, and rest (GET /v1/people/{name}, the JSON answer
 decoded). The HTTP protocols run the get workload only, over HTTP/1.1 with
 keep-alive, one connection per caller; --tls, --ca, --cert and --token
-apply to them as to gRPC.
+apply to them as to gRPC. Over REST, a name nobody has is 404 on
+RouteGuide and the "Not Found" person on a gateway of the seed's service:
+a NotFound error either way.
 
 Calls have no deadline unless --timeout or ROUTEGUIDE_TIMEOUT sets one, and
 a run is cut off 10s after its duration. On a terminal, a progress line
