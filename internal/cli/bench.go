@@ -159,7 +159,7 @@ func (bc *benchConfig) check(cmd *cobra.Command) error {
 		case set("conns"):
 			return usageError{fmt.Errorf("--conns is for grpc; --protocol %s uses one HTTP/1.1 connection per caller", bc.protocol)}
 		}
-		if _, _, err := net.SplitHostPort(bc.httpAddr); err != nil {
+		if _, _, err := net.SplitHostPort(bc.httpAddr); err != nil || strings.Contains(bc.httpAddr, "/") {
 			return usageError{fmt.Errorf("--http-addr %q: want host:port", bc.httpAddr)}
 		}
 	} else if set("http-addr") {

@@ -195,6 +195,8 @@ func TestBenchFailures(t *testing.T) {
 			`routeguide: --http-addr is for the HTTP protocols; grpc calls --addr`},
 		{"http-addr without port", []string{"--protocol", "rest", "--http-addr", "localhost"}, exitUsage,
 			`routeguide: --http-addr "localhost": want host:port`},
+		{"http-addr as a URL", []string{"--protocol", "rest", "--http-addr", "http://localhost:8080"}, exitUsage,
+			`routeguide: --http-addr "http://localhost:8080": want host:port`},
 		{"http unreachable", []string{"--protocol", "rest", "--http-addr", closed, "-n", "10"}, exitFailure,
 			`routeguide: RouteGuide at CLOSED over rest: Get "http://CLOSED/v1/people/Alice": dial tcp CLOSED: connect: connection refused`},
 	}

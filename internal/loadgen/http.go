@@ -118,6 +118,7 @@ func (c *HTTPConn) Invoke(ctx context.Context, method string, args, reply any, _
 	}
 	switch r := reply.(type) {
 	case *pb.Person:
+		proto.Reset(r)
 		proto.Merge(r, p)
 	case *answer:
 		r.fromPerson(p)
