@@ -243,7 +243,12 @@ func runBench(ctx context.Context, e *env, cfg *clientConfig, bc *benchConfig) (
 		out.Conns = out.Workers // one HTTP/1.1 connection per caller
 	}
 	if res.Calls > 0 && out.errorCount() == res.Calls {
-		return nil, failure{fmt.Errorf("every call failed: %s (first: %v)", out.errorSummary(), cfg.describe(wire.FromStatus(res.FirstError)))}
+		first := cfg.describe(wire.FromStatus(res.FirstError))
+		if bc.protocol != string(loadgen.GRPC) {
+			// describe names --addr; these calls went to --http-addr.
+			first = errors.New(status.Convert(res.FirstError).Message())
+		}
+		return nil, failure{fmt.Errorf("every call failed: %s (first: %v)", out.errorSummary(), first)}
 	}
 	if res.Calls == 0 {
 		return nil, failure{errors.New("no call completed")}
