@@ -75,6 +75,9 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# The commit the binaries are built from, read before building.
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+[[ -z "$(git status --porcelain 2>/dev/null)" ]] || commit+=" with local changes"
 echo "building routeguide and bench/gateway" >&2
 go build -tags grpcnotrace -o "$work/routeguide" ./cmd/routeguide
 go build -o "$work/gateway" ./bench/gateway
@@ -88,8 +91,6 @@ if [[ "$BEFORE" != none ]]; then
   rm -rf "$work/before-src"
 fi
 
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-[[ -z "$(git status --porcelain 2>/dev/null)" ]] || commit+=" with local changes"
 echo "GetPerson over RouteGuide's protocols, and REST through a stock grpc-gateway"
 echo "date:      $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "commit:    $commit${before_label:+, before = $before_label}"
