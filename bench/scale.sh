@@ -23,7 +23,7 @@ go build -o "$work/scale" ./bench/scale
 # serve STORE: starts a server on a free port and sets addr to its address
 # and pid to its process.
 serve() {
-  "$work/routeguide" serve --addr 127.0.0.1:0 --store "$1" >/dev/null 2>"$1.log" &
+  "$work/routeguide" serve --addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --store "$1" >/dev/null 2>"$1.log" &
   pid=$!
   pids+=("$pid")
   for _ in $(seq 100); do

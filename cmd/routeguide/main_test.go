@@ -20,8 +20,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	pb "github.com/routeguide/routeguide/routeguidepb"
 	"github.com/routeguide/routeguide/internal/syncbuf"
+	pb "github.com/routeguide/routeguide/routeguidepb"
 )
 
 // binary is the routeguide binary built once for these tests.

@@ -264,6 +264,7 @@ func TestCommands(t *testing.T) {
 		{name: "addr_without_port", args: []string{"get", "--addr", "localhost", "Alice"}},
 		{name: "serve_addr_without_port", args: []string{"serve", "--addr", "localhost"}},
 		{name: "serve_zero_shutdown_timeout", args: []string{"serve", "--shutdown-timeout", "0s"}},
+		{name: "serve_zero_connection_age", args: []string{"serve", "--max-connection-age", "0s"}},
 		{name: "serve_pprof_without_metrics", args: []string{"serve", "--pprof"}},
 	}
 	for _, tt := range tests {

@@ -28,25 +28,27 @@ streams with UNAVAILABLE, lets in-flight calls finish for up to
 		Args: noArgs,
 		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			err := bindEnv(cmd.Flags(), e.getenv, map[string]string{
-				"addr":             "ROUTEGUIDE_ADDR",
-				"http-addr":        "ROUTEGUIDE_HTTP_ADDR",
-				"allowed-host":     "ROUTEGUIDE_ALLOWED_HOSTS",
-				"cors-origin":      "ROUTEGUIDE_CORS_ORIGINS",
-				"trusted-proxy":    "ROUTEGUIDE_TRUSTED_PROXIES",
-				"store":            "ROUTEGUIDE_STORE",
-				"shutdown-timeout": "ROUTEGUIDE_SHUTDOWN_TIMEOUT",
-				"log-format":       "ROUTEGUIDE_LOG_FORMAT",
-				"log-level":        "ROUTEGUIDE_LOG_LEVEL",
-				"metrics-addr":     "ROUTEGUIDE_METRICS_ADDR",
-				"health-addr":      "ROUTEGUIDE_HEALTH_ADDR",
-				"pprof":            "ROUTEGUIDE_PPROF",
-				"tls-cert":         "ROUTEGUIDE_TLS_CERT",
-				"tls-key":          "ROUTEGUIDE_TLS_KEY",
-				"client-ca":        "ROUTEGUIDE_CLIENT_CA",
-				"tokens":           "ROUTEGUIDE_TOKENS",
-				"insecure":         "ROUTEGUIDE_INSECURE",
-				"slow":             "ROUTEGUIDE_SLOW",
-				"max-connections":  "ROUTEGUIDE_MAX_CONNECTIONS",
+				"addr":                  "ROUTEGUIDE_ADDR",
+				"http-addr":             "ROUTEGUIDE_HTTP_ADDR",
+				"allowed-host":          "ROUTEGUIDE_ALLOWED_HOSTS",
+				"cors-origin":           "ROUTEGUIDE_CORS_ORIGINS",
+				"trusted-proxy":         "ROUTEGUIDE_TRUSTED_PROXIES",
+				"store":                 "ROUTEGUIDE_STORE",
+				"shutdown-timeout":      "ROUTEGUIDE_SHUTDOWN_TIMEOUT",
+				"log-format":            "ROUTEGUIDE_LOG_FORMAT",
+				"log-level":             "ROUTEGUIDE_LOG_LEVEL",
+				"metrics-addr":          "ROUTEGUIDE_METRICS_ADDR",
+				"health-addr":           "ROUTEGUIDE_HEALTH_ADDR",
+				"pprof":                 "ROUTEGUIDE_PPROF",
+				"tls-cert":              "ROUTEGUIDE_TLS_CERT",
+				"tls-key":               "ROUTEGUIDE_TLS_KEY",
+				"client-ca":             "ROUTEGUIDE_CLIENT_CA",
+				"tokens":                "ROUTEGUIDE_TOKENS",
+				"insecure":              "ROUTEGUIDE_INSECURE",
+				"slow":                  "ROUTEGUIDE_SLOW",
+				"max-connections":       "ROUTEGUIDE_MAX_CONNECTIONS",
+				"max-connection-age":    "ROUTEGUIDE_MAX_CONNECTION_AGE",
+				"idempotency-retention": "ROUTEGUIDE_IDEMPOTENCY_RETENTION",
 			})
 			if err != nil {
 				return err
@@ -102,6 +104,12 @@ streams with UNAVAILABLE, lets in-flight calls finish for up to
 			if cfg.MaxConnections <= 0 {
 				return usageError{fmt.Errorf("--max-connections %d: must be positive", cfg.MaxConnections)}
 			}
+			if cfg.Limits.MaxConnectionAge <= 0 {
+				return usageError{fmt.Errorf("--max-connection-age %v: must be positive", cfg.Limits.MaxConnectionAge)}
+			}
+			if cfg.IdempotencyRetention <= 0 {
+				return usageError{fmt.Errorf("--idempotency-retention %v: must be positive", cfg.IdempotencyRetention)}
+			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -132,6 +140,8 @@ streams with UNAVAILABLE, lets in-flight calls finish for up to
 	f.BoolVar(&cfg.Pprof, "pprof", false, "also serve runtime profiles at /debug/pprof/ on the metrics address, which must be loopback unless --insecure"+envHelp("ROUTEGUIDE_PPROF"))
 	f.DurationVar(&cfg.Slow, "slow", cfg.Slow, "log a successful call at info level when it takes this long; every call is logged at debug"+envHelp("ROUTEGUIDE_SLOW"))
 	f.IntVar(&cfg.MaxConnections, "max-connections", cfg.MaxConnections, "most client connections open at once; more wait until one closes"+envHelp("ROUTEGUIDE_MAX_CONNECTIONS"))
+	f.DurationVar(&cfg.Limits.MaxConnectionAge, "max-connection-age", cfg.Limits.MaxConnectionAge, "how long a client connection lives before the server asks the client (GOAWAY) to open a new one, resolving its target again so that new replicas get calls; ±10%"+envHelp("ROUTEGUIDE_MAX_CONNECTION_AGE"))
+	f.DurationVar(&cfg.IdempotencyRetention, "idempotency-retention", cfg.IdempotencyRetention, "how long a write's request id is kept: a retry within it is answered what the write answered"+envHelp("ROUTEGUIDE_IDEMPOTENCY_RETENTION"))
 	f.StringVar(&logLevel, "log-level", logLevel, "least severe level logged: debug, info, warn or error"+envHelp("ROUTEGUIDE_LOG_LEVEL"))
 	return cmd
 }

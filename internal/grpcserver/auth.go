@@ -48,14 +48,15 @@ func (r Role) String() string {
 // refused to everyone: deny by default, so a method added later stays closed
 // until it is classified (a test walks the service descriptors to check).
 var methodRoles = map[string]Role{
-	"/RouteGuide/GetPerson":    RoleReader,
-	"/RouteGuide/GetPeople":    RoleReader,
-	"/RouteGuide/ListPeople":   RoleReader,
-	"/RouteGuide/WatchPeople":  RoleReader,
-	"/RouteGuide/AddPerson":    RoleWriter,
-	"/RouteGuide/UpdatePerson": RoleWriter,
-	"/RouteGuide/DeletePerson": RoleWriter,
-	"/RouteGuide/ImportPeople": RoleWriter,
+	"/RouteGuide/GetPerson":         RoleReader,
+	"/RouteGuide/GetPeople":         RoleReader,
+	"/RouteGuide/ListPeople":        RoleReader,
+	"/RouteGuide/WatchPeople":       RoleReader,
+	"/RouteGuide/AddPerson":         RoleWriter,
+	"/RouteGuide/UpdatePerson":      RoleWriter,
+	"/RouteGuide/DeletePerson":      RoleWriter,
+	"/RouteGuide/ImportPeople":      RoleWriter,
+	"/RouteGuide/ListPersonChanges": RoleReader,
 
 	"/grpc.health.v1.Health/Check": rolePublic,
 	"/grpc.health.v1.Health/Watch": rolePublic,

@@ -4,11 +4,12 @@ import (
 	"google.golang.org/grpc/encoding"
 	grpcproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
-	pb "github.com/routeguide/routeguide/routeguidepb"
 	"github.com/routeguide/routeguide/internal/people"
 	"github.com/routeguide/routeguide/internal/wire"
+	pb "github.com/routeguide/routeguide/routeguidepb"
 )
 
 // encodedPerson is a Person in its wire form, ready to send as it is (see
@@ -21,6 +22,10 @@ type encodedPerson struct {
 	// BufferSlice as immutable and a SliceBuffer's Free does nothing, so
 	// concurrent sends can share it.
 	msg mem.BufferSlice
+	// etag is the person's etag as GetPerson's response header, built
+	// with the encoding so that a cached person's costs nothing more per
+	// call than grpc-go's copy of it; nil for the "Not Found" answer.
+	etag metadata.MD
 }
 
 // encode returns p's wire form: the encoding of wire.ToProto(p).
@@ -31,7 +36,11 @@ func encode(p people.Person) (*encodedPerson, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &encodedPerson{b: b, msg: mem.BufferSlice{mem.SliceBuffer(b)}}, nil
+	e := &encodedPerson{b: b, msg: mem.BufferSlice{mem.SliceBuffer(b)}}
+	if p.Name != people.NotFoundName {
+		e.etag = metadata.MD{etagHeader: {people.ETag(p)}}
+	}
+	return e, nil
 }
 
 // encodeAny is encode as a derive function for Keeper.Derived.

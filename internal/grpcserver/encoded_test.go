@@ -12,9 +12,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/routeguide/routeguide/internal/cache"
-	pb "github.com/routeguide/routeguide/routeguidepb"
 	"github.com/routeguide/routeguide/internal/people"
 	"github.com/routeguide/routeguide/internal/wire"
+	pb "github.com/routeguide/routeguide/routeguidepb"
 )
 
 // TestEncodeIsToProto checks that a person's kept wire form decodes to the

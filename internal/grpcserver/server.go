@@ -73,9 +73,10 @@ type Limits struct {
 	// still open, such as a long WatchPeople, ends with UNAVAILABLE (a
 	// watcher resumes from the last revision it received, after_revision).
 	// Zero, the default, is grpc-go's never: open calls run to their end
-	// and the connection closes after the last, so a `routeguide watch`,
-	// which does not yet reconnect by itself, is not cut every few
-	// minutes. Unary calls move to the new connection at once either way.
+	// and the connection closes after the last, so a watch is not cut
+	// every few minutes (a client that resumes, as `routeguide watch`
+	// and the client package do, would reconnect at no loss, but others
+	// may not). Unary calls move to the new connection at once either way.
 	MaxConnectionAgeGrace time.Duration
 
 	// Watches (WatchPeople). A watch past MaxWatchersPerConn open on its
@@ -202,6 +203,10 @@ type Options struct {
 	// answer until the person changes (see Keeper). Nil: they read the
 	// store and encode every answer.
 	Answers Keeper
+	// IdempotencyRetention is how long a write's request id is kept, so
+	// that a retry within it is answered what the write answered; 0 means
+	// DefaultIdempotencyRetention.
+	IdempotencyRetention time.Duration
 }
 
 // New returns a Server that answers from store, and from o.Answers when
@@ -245,6 +250,7 @@ func New(store people.Store, o Options) *Server {
 		calls:      c,
 	}
 	svc := newService(store, o.Answers, o.Log)
+	svc.retention = cmp.Or(o.IdempotencyRetention, DefaultIdempotencyRetention)
 	svc.setLimits(o.Limits)
 	s.grpc.RegisterService(routeGuideService(), svc)
 	healthpb.RegisterHealthServer(s.grpc, s.health)

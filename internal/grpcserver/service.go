@@ -14,8 +14,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	pb "github.com/routeguide/routeguide/routeguidepb"
 	"github.com/routeguide/routeguide/internal/people"
+	pb "github.com/routeguide/routeguide/routeguidepb"
 )
 
 // Keeper is a directory that keeps, with each version of a person, what a
@@ -54,7 +54,7 @@ func (s *service) encoded(ctx context.Context, name string) (*encodedPerson, err
 }
 
 func newService(store people.Store, keeper Keeper, log *slog.Logger) *service {
-	s := &service{store: store, keeper: keeper, log: log}
+	s := &service{store: store, keeper: keeper, log: log, retention: DefaultIdempotencyRetention}
 	s.setLimits(DefaultLimits())
 	return s
 }
@@ -79,6 +79,7 @@ type service struct {
 	watchers   *watchers     // the open watches, against their limits
 	watchPage  int           // people a watch reads at a time
 	watchStall time.Duration // how long a watch waits for its client to accept data
+	retention  time.Duration // how long a write's request id is kept
 }
 
 // GetPerson answers the person with the requested name, or the seed's
@@ -159,6 +160,7 @@ func getPersonHandler(srv any, ctx context.Context, dec func(any) error, interce
 		if err != nil {
 			return nil, err // not a nil *encodedPerson in an interface
 		}
+		setETag(ctx, answer)
 		return answer, nil
 	}
 	if interceptor == nil {

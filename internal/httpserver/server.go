@@ -135,6 +135,7 @@ func Handler(svc Service, o Options) (http.Handler, error) {
 	mux.Handle("GET /v1/people:watch", &watchHandler{
 		svc:       svc,
 		keepalive: cmp.Or(o.Keepalive, DefaultKeepalive),
+		stall:     cmp.Or(o.Limits.WatchStallTimeout, grpcserver.DefaultLimits().WatchStallTimeout),
 	})
 	mux.Handle("/v1/", rest(transcoder))
 	if o.OpenAPI != nil {

@@ -41,6 +41,7 @@ type fixture struct {
 	url  string
 	addr string
 	svc  *grpcserver.Server
+	hs   *Server
 }
 
 // setup is what a test changes in the fixture.
@@ -48,24 +49,33 @@ type setup struct {
 	opts    Options
 	auth    *grpcserver.Auth
 	limits  *grpcserver.Limits
-	retain  int // changes the memory store keeps; 0 means all
-	noStart bool
+	retain  int             // changes the memory store keeps; 0 means all
+	initial []people.Person // the store's people; nil means the seed's
+	wrap    func(http.Handler) http.Handler
 }
 
-func start(t *testing.T, s setup) *fixture {
+func start(t testing.TB, s setup) *fixture {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	limits := grpcserver.DefaultLimits()
 	if s.limits != nil {
 		limits = *s.limits
 	}
-	svc := grpcserver.New(memory.New(s.retain, people.Seed()...), grpcserver.Options{Log: log, Limits: limits, Auth: s.auth, StreamWorkers: -1})
+	initial := s.initial
+	if initial == nil {
+		initial = people.Seed()
+	}
+	svc := grpcserver.New(memory.New(s.retain, initial...), grpcserver.Options{Log: log, Limits: limits, Auth: s.auth, StreamWorkers: -1})
+	var service Service = svc
+	if s.wrap != nil {
+		service = wrapped{svc, s.wrap(svc)}
+	}
 	o := s.opts
 	o.Log, o.Limits = log, limits
 	if o.Page == nil {
 		o.Page = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "the page") })
 	}
-	hs, err := New(svc, o)
+	hs, err := New(service, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,8 +95,16 @@ func start(t *testing.T, s setup) *fixture {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return &fixture{url: "http://" + l.Addr().String(), addr: l.Addr().String(), svc: svc}
+	return &fixture{url: "http://" + l.Addr().String(), addr: l.Addr().String(), svc: svc, hs: hs}
 }
+
+// wrapped is a Service whose calls go through a wrapping handler.
+type wrapped struct {
+	*grpcserver.Server
+	h http.Handler
+}
+
+func (w wrapped) ServeHTTP(rw http.ResponseWriter, r *http.Request) { w.h.ServeHTTP(rw, r) }
 
 // answer is one HTTP answer, read whole.
 type answer struct {
@@ -686,6 +704,7 @@ func TestOpenAPI(t *testing.T) {
 		{"/v1/people/{name}", "get", "200"},
 		{"/v1/people/{name}", "delete", "204"},
 		{"/v1/people/{person.name}", "patch", "200"},
+		{"/v1/people:watch", "get", "200"},
 	} {
 		if _, ok := doc.Paths[tt.path][tt.method].Responses[tt.status]; !ok {
 			t.Errorf("%s %s: no %s response in %v", tt.method, tt.path, tt.status, doc.Paths[tt.path][tt.method].Responses)

@@ -48,9 +48,15 @@ import (
 // The call goes to the gRPC server directly, not through vanguard, whose
 // Connect answer holds the headers back until the first message: a feed
 // without changes would not start.
+//
+// A client that stops reading holds a write to it; each write may take at
+// most stall (the watch's stall timeout, Limits.WatchStallTimeout), after
+// which the feed ends and its connection's writes fail, so an abandoned
+// feed holds its goroutine and buffers no longer than a gRPC watch would.
 type watchHandler struct {
 	svc       http.Handler
 	keepalive time.Duration
+	stall     time.Duration
 }
 
 // watchRevisionHeader is the header WatchPeople sends once the watch is in
@@ -103,7 +109,7 @@ func (h *watchHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	call.ContentLength = int64(len(body))
 	call.GetBody = nil
 
-	sw := &sseWriter{w: w, rc: http.NewResponseController(w), header: http.Header{}, current: req.SendCurrent}
+	sw := &sseWriter{w: w, rc: http.NewResponseController(w), header: http.Header{}, current: req.SendCurrent, stall: h.stall}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() { sw.keepAlive(h.keepalive, done) })
@@ -119,8 +125,9 @@ func (h *watchHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type sseWriter struct {
 	w       http.ResponseWriter
 	rc      *http.ResponseController
-	header  http.Header // the gRPC answer's headers and trailers
-	current bool        // ?current=true: no starting id
+	header  http.Header   // the gRPC answer's headers and trailers
+	current bool          // ?current=true: no starting id
+	stall   time.Duration // the longest a write to w may take
 
 	mu        sync.Mutex
 	committed bool   // the event stream's headers are sent; guarded by mu
@@ -294,6 +301,9 @@ func (sw *sseWriter) write(s string) {
 	if sw.failed {
 		return
 	}
+	// Not every ResponseWriter has deadlines (a test's may not); the
+	// server's do.
+	_ = sw.rc.SetWriteDeadline(time.Now().Add(sw.stall))
 	if _, err := io.WriteString(sw.w, s); err != nil {
 		sw.failed = true
 	}

@@ -82,6 +82,9 @@ type Config struct {
 	// MaxConnections caps the client connections open at once; 0 means
 	// DefaultMaxConnections.
 	MaxConnections int
+	// IdempotencyRetention is how long a write's request id is kept, so
+	// that a retry within it is answered what the write answered.
+	IdempotencyRetention time.Duration
 	// Limits bounds what one client can make the server hold.
 	Limits grpcserver.Limits
 	// Version is the version the start line and traces report.
@@ -94,14 +97,15 @@ type Config struct {
 // DefaultConfig returns the configuration `routeguide serve` starts from.
 func DefaultConfig() Config {
 	return Config{
-		Addr:            DefaultAddr,
-		HTTPAddr:        DefaultHTTPAddr,
-		Store:           "routeguide.db",
-		Slow:            time.Second,
-		ShutdownTimeout: 10 * time.Second,
-		MaxConnections:  DefaultMaxConnections,
-		Limits:          grpcserver.DefaultLimits(),
-		Version:         "devel",
+		Addr:                 DefaultAddr,
+		HTTPAddr:             DefaultHTTPAddr,
+		Store:                "routeguide.db",
+		Slow:                 time.Second,
+		ShutdownTimeout:      10 * time.Second,
+		MaxConnections:       DefaultMaxConnections,
+		IdempotencyRetention: grpcserver.DefaultIdempotencyRetention,
+		Limits:               grpcserver.DefaultLimits(),
+		Version:              "devel",
 	}
 }
 
@@ -135,6 +139,9 @@ func load(cfg Config) (loaded, error) {
 	}
 	if cfg.MaxConnections < 0 {
 		return l, fmt.Errorf("max connections %d: must not be negative", cfg.MaxConnections)
+	}
+	if cfg.IdempotencyRetention < 0 {
+		return l, fmt.Errorf("idempotency retention %v: must not be negative", cfg.IdempotencyRetention)
 	}
 	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
 		return l, fmt.Errorf("listen on %q: %w", cfg.Addr, err)
@@ -293,6 +300,8 @@ func run(ctx context.Context, log *slog.Logger, cfg Config, tracing tracingFunc)
 		TLS:          l.tls,
 		Auth:         grpcserver.NewAuth(l.tokens, cfg.ClientCA != ""),
 		Answers:      store.answers,
+
+		IdempotencyRetention: cfg.IdempotencyRetention,
 	}
 	if cfg.Insecure && l.tls == nil && !grpcserver.Loopback(ctx, cfg.Addr) {
 		log.Warn("serving plaintext on a non-loopback address (--insecure): traffic and tokens can be read on the network", "addr", cfg.Addr)
@@ -357,6 +366,7 @@ func run(ctx context.Context, log *slog.Logger, cfg Config, tracing tracingFunc)
 		"mtls", cfg.ClientCA != "",
 		"tokens", len(l.tokens),
 		"shutdown_timeout", cfg.ShutdownTimeout,
+		"idempotency_retention", cfg.IdempotencyRetention,
 		"max_connections", maxConns,
 		"max_connection_idle", cfg.Limits.MaxConnectionIdle,
 		"max_connection_age", cfg.Limits.MaxConnectionAge,
