@@ -183,8 +183,8 @@ echo
 start_server() {
   local cmd
   case "$1" in
-    routeguide) cmd=("$work/routeguide" serve --addr "$addr" --store "$2/rg.db") ;;
-    routeguide-metrics) cmd=("$work/routeguide" serve --addr "$addr" --store "$2/rg.db" --metrics-addr 127.0.0.1:0) ;;
+    routeguide) cmd=("$work/routeguide" serve --addr "$addr" --http-addr 127.0.0.1:0 --store "$2/rg.db") ;;
+    routeguide-metrics) cmd=("$work/routeguide" serve --addr "$addr" --http-addr 127.0.0.1:0 --store "$2/rg.db" --metrics-addr 127.0.0.1:0) ;;
     baseline) cmd=("$work/baseline" --addr "$addr") ;;
     python) cmd=(bench/python/serve.sh "$PORT" "$work") ;;
   esac

@@ -45,7 +45,7 @@ val() { awk -v k="$1" '$1 == k { print $2 }' <<<"$2"; }
 # serve STORE: starts a server on a free port and sets addr to its address
 # and pid to its process.
 serve() {
-  "$rg" serve --addr 127.0.0.1:0 --store "$1" >/dev/null 2>"$work/serve.$2.log" &
+  "$rg" serve --addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --store "$1" >/dev/null 2>"$work/serve.$2.log" &
   pid=$!
   pids+=("$pid")
   for _ in $(seq 600); do

@@ -46,12 +46,12 @@ buildah copy --quiet "$ctr" "$work/group" /etc/group
 buildah copy --quiet --chown=65532:65532 "$ctr" "$work/data" /data
 buildah config \
   --entrypoint '["routeguide"]' \
-  --cmd 'serve --addr :50051 --insecure --health-addr :8081 --metrics-addr :8080 --log-format json' \
+  --cmd 'serve --addr :50051 --insecure --health-addr :8081 --metrics-addr :9090 --http-addr :8080 --log-format json' \
   --user 65532:65532 \
   --env PATH=/usr/local/bin \
   --env ROUTEGUIDE_STORE=/data/routeguide.db \
   --volume /data \
-  --port 50051 --port 8080 --port 8081 \
+  --port 50051 --port 8080 --port 8081 --port 9090 \
   --label org.opencontainers.image.source=https://github.com/routeguide/routeguide \
   "$ctr"
 buildah commit --quiet --rm "$ctr" "$image" >/dev/null

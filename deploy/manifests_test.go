@@ -117,11 +117,12 @@ func checkPod(t *testing.T, pod corev1.PodTemplateSpec) {
 		t.Errorf("args %v: want serve first", c.Args)
 	}
 	grpcPort, healthPort, metricsPort := portOf(t, f, "--addr"), portOf(t, f, "--health-addr"), portOf(t, f, "--metrics-addr")
+	httpPort := portOf(t, f, "--http-addr")
 	ports := map[string]int32{}
 	for _, p := range c.Ports {
 		ports[p.Name] = p.ContainerPort
 	}
-	for name, want := range map[string]int32{"grpc": grpcPort, "health": healthPort, "metrics": metricsPort} {
+	for name, want := range map[string]int32{"grpc": grpcPort, "http": httpPort, "health": healthPort, "metrics": metricsPort} {
 		if ports[name] != want {
 			t.Errorf("container port %q = %d, want %d as the flags say", name, ports[name], want)
 		}
@@ -194,7 +195,7 @@ func checkPod(t *testing.T, pod corev1.PodTemplateSpec) {
 }
 
 // checkNetworkPolicy wants one policy that selects the pods and lets in
-// gRPC and health, and metrics from the monitoring namespace.
+// gRPC, HTTP and health, and metrics from the monitoring namespace.
 func checkNetworkPolicy(t *testing.T, r rendered, pod corev1.PodTemplateSpec) {
 	t.Helper()
 	if len(r.policies) != 1 {
@@ -219,7 +220,7 @@ func checkNetworkPolicy(t *testing.T, r rendered, pod corev1.PodTemplateSpec) {
 			open[port.Port.String()] = from
 		}
 	}
-	want := map[string]string{"grpc": "anywhere", "health": "anywhere", "metrics": "monitoring"}
+	want := map[string]string{"grpc": "anywhere", "http": "anywhere", "health": "anywhere", "metrics": "monitoring"}
 	if fmt.Sprint(open) != fmt.Sprint(want) {
 		t.Errorf("NetworkPolicy opens %v, want %v", open, want)
 	}

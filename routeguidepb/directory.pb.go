@@ -15,6 +15,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -93,7 +94,13 @@ func (WatchPeopleResponse_Type) EnumDescriptor() ([]byte, []int) {
 type AddPersonRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The person to add. The name is trimmed of surrounding white space.
-	Person        *Person `protobuf:"bytes,1,opt,name=person,proto3" json:"person,omitempty"`
+	Person *Person `protobuf:"bytes,1,opt,name=person,proto3" json:"person,omitempty"`
+	// Identifies this request (a UUID) so that it is safe to retry: a repeat
+	// with the same request_id, within the server's retention (24 hours by
+	// default), answers what the first answered and changes nothing; the
+	// same request_id with another request is refused with INVALID_ARGUMENT.
+	// Every write may carry it instead as "idempotency-key" metadata.
+	RequestId     string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -135,12 +142,21 @@ func (x *AddPersonRequest) GetPerson() *Person {
 	return nil
 }
 
+func (x *AddPersonRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
 // AddPersonResponse is the person as stored.
 type AddPersonResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Person *Person                `protobuf:"bytes,1,opt,name=person,proto3" json:"person,omitempty"`
 	// The revision of the change; WatchPeople reports it too.
-	Revision      int64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	Revision int64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// The person's etag, for a later conditional update or delete.
+	Etag          string `protobuf:"bytes,3,opt,name=etag,proto3" json:"etag,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -189,6 +205,13 @@ func (x *AddPersonResponse) GetRevision() int64 {
 	return 0
 }
 
+func (x *AddPersonResponse) GetEtag() string {
+	if x != nil {
+		return x.Etag
+	}
+	return ""
+}
+
 // UpdatePersonRequest changes some fields of an existing person.
 type UpdatePersonRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -197,7 +220,14 @@ type UpdatePersonRequest struct {
 	// The fields to change: "age", "gender", "hobbies", "address",
 	// "address.street", "address.city". Empty means every field that is set
 	// (non-zero) in person. The name cannot be changed.
-	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	UpdateMask *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	// As in AddPersonRequest.
+	RequestId string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// When set, update only if the person's etag is still this one (as read
+	// from GetPerson's "etag" response header, or any response carrying
+	// it); otherwise the update is refused with ABORTED and changes nothing.
+	// Empty means update whatever the person holds.
+	Etag          string `protobuf:"bytes,4,opt,name=etag,proto3" json:"etag,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -246,11 +276,27 @@ func (x *UpdatePersonRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
 	return nil
 }
 
+func (x *UpdatePersonRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *UpdatePersonRequest) GetEtag() string {
+	if x != nil {
+		return x.Etag
+	}
+	return ""
+}
+
 // UpdatePersonResponse is the person as stored after the update.
 type UpdatePersonResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Person        *Person                `protobuf:"bytes,1,opt,name=person,proto3" json:"person,omitempty"`
-	Revision      int64                  `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Person   *Person                `protobuf:"bytes,1,opt,name=person,proto3" json:"person,omitempty"`
+	Revision int64                  `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// The person's etag after the update.
+	Etag          string `protobuf:"bytes,3,opt,name=etag,proto3" json:"etag,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -299,10 +345,22 @@ func (x *UpdatePersonResponse) GetRevision() int64 {
 	return 0
 }
 
+func (x *UpdatePersonResponse) GetEtag() string {
+	if x != nil {
+		return x.Etag
+	}
+	return ""
+}
+
 // DeletePersonRequest removes a person.
 type DeletePersonRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// As in AddPersonRequest.
+	RequestId string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// When set, delete only if the person's etag is still this one;
+	// otherwise ABORTED, as in UpdatePersonRequest.
+	Etag          string `protobuf:"bytes,3,opt,name=etag,proto3" json:"etag,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -340,6 +398,20 @@ func (*DeletePersonRequest) Descriptor() ([]byte, []int) {
 func (x *DeletePersonRequest) GetName() string {
 	if x != nil {
 		return x.Name
+	}
+	return ""
+}
+
+func (x *DeletePersonRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *DeletePersonRequest) GetEtag() string {
+	if x != nil {
+		return x.Etag
 	}
 	return ""
 }
@@ -479,6 +551,8 @@ type ListPeopleResponse struct {
 	People []*Person              `protobuf:"bytes,1,rep,name=people,proto3" json:"people,omitempty"`
 	// Empty on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// The etag of each person, in the order of people.
+	Etags         []string `protobuf:"bytes,3,rep,name=etags,proto3" json:"etags,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -525,6 +599,13 @@ func (x *ListPeopleResponse) GetNextPageToken() string {
 		return x.NextPageToken
 	}
 	return ""
+}
+
+func (x *ListPeopleResponse) GetEtags() []string {
+	if x != nil {
+		return x.Etags
+	}
+	return nil
 }
 
 // WatchPeopleRequest starts a stream of changes.
@@ -591,9 +672,21 @@ type WatchPeopleResponse struct {
 	// revision the snapshot started from; changes after it follow, and may
 	// repeat what the snapshot already showed, so applying every event in
 	// order always ends in the right state.
-	Revision      int64                    `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
-	Type          WatchPeopleResponse_Type `protobuf:"varint,2,opt,name=type,proto3,enum=routeguide.v1.WatchPeopleResponse_Type" json:"type,omitempty"`
-	Person        *Person                  `protobuf:"bytes,3,opt,name=person,proto3" json:"person,omitempty"`
+	Revision int64                    `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
+	Type     WatchPeopleResponse_Type `protobuf:"varint,2,opt,name=type,proto3,enum=routeguide.v1.WatchPeopleResponse_Type" json:"type,omitempty"`
+	Person   *Person                  `protobuf:"bytes,3,opt,name=person,proto3" json:"person,omitempty"`
+	// The person's etag after the change; empty for a deletion and SYNCED.
+	Etag string `protobuf:"bytes,4,opt,name=etag,proto3" json:"etag,omitempty"`
+	// Who made the change: a bearer token's name (never the token), a
+	// client certificate's subject, or "local". Set on changes only, and
+	// empty for changes recorded before the directory kept them.
+	Principal string `protobuf:"bytes,5,opt,name=principal,proto3" json:"principal,omitempty"`
+	// The address the change came from.
+	Peer string `protobuf:"bytes,6,opt,name=peer,proto3" json:"peer,omitempty"`
+	// The request_id of the write, when it had one.
+	RequestId string `protobuf:"bytes,7,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// When the change was made.
+	ChangeTime    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=change_time,json=changeTime,proto3" json:"change_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -649,17 +742,158 @@ func (x *WatchPeopleResponse) GetPerson() *Person {
 	return nil
 }
 
+func (x *WatchPeopleResponse) GetEtag() string {
+	if x != nil {
+		return x.Etag
+	}
+	return ""
+}
+
+func (x *WatchPeopleResponse) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *WatchPeopleResponse) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
+func (x *WatchPeopleResponse) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *WatchPeopleResponse) GetChangeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ChangeTime
+	}
+	return nil
+}
+
+// ListPersonChangesRequest asks for the changes to one person still in the
+// change log.
+type ListPersonChangesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// At most this many changes: 50 when 0, at most 1000.
+	PageSize      int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPersonChangesRequest) Reset() {
+	*x = ListPersonChangesRequest{}
+	mi := &file_routeguide_v1_directory_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPersonChangesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPersonChangesRequest) ProtoMessage() {}
+
+func (x *ListPersonChangesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_routeguide_v1_directory_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPersonChangesRequest.ProtoReflect.Descriptor instead.
+func (*ListPersonChangesRequest) Descriptor() ([]byte, []int) {
+	return file_routeguide_v1_directory_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ListPersonChangesRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ListPersonChangesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+// ListPersonChangesResponse holds a person's changes, newest first, each as
+// WatchPeople reports it.
+type ListPersonChangesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Changes       []*WatchPeopleResponse `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPersonChangesResponse) Reset() {
+	*x = ListPersonChangesResponse{}
+	mi := &file_routeguide_v1_directory_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPersonChangesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPersonChangesResponse) ProtoMessage() {}
+
+func (x *ListPersonChangesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_routeguide_v1_directory_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPersonChangesResponse.ProtoReflect.Descriptor instead.
+func (*ListPersonChangesResponse) Descriptor() ([]byte, []int) {
+	return file_routeguide_v1_directory_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ListPersonChangesResponse) GetChanges() []*WatchPeopleResponse {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
 // ImportPeopleRequest is one batch of people to add or replace.
 type ImportPeopleRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	People        []*Person              `protobuf:"bytes,1,rep,name=people,proto3" json:"people,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	People []*Person              `protobuf:"bytes,1,rep,name=people,proto3" json:"people,omitempty"`
+	// Identifies this batch, as AddPersonRequest.request_id identifies a
+	// request: a batch with a request_id is stored in a transaction of its
+	// own, and a repeat of it counts what the first counted and changes
+	// nothing.
+	RequestId     string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ImportPeopleRequest) Reset() {
 	*x = ImportPeopleRequest{}
-	mi := &file_routeguide_v1_directory_proto_msgTypes[10]
+	mi := &file_routeguide_v1_directory_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -671,7 +905,7 @@ func (x *ImportPeopleRequest) String() string {
 func (*ImportPeopleRequest) ProtoMessage() {}
 
 func (x *ImportPeopleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_routeguide_v1_directory_proto_msgTypes[10]
+	mi := &file_routeguide_v1_directory_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -684,7 +918,7 @@ func (x *ImportPeopleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportPeopleRequest.ProtoReflect.Descriptor instead.
 func (*ImportPeopleRequest) Descriptor() ([]byte, []int) {
-	return file_routeguide_v1_directory_proto_rawDescGZIP(), []int{10}
+	return file_routeguide_v1_directory_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ImportPeopleRequest) GetPeople() []*Person {
@@ -692,6 +926,13 @@ func (x *ImportPeopleRequest) GetPeople() []*Person {
 		return x.People
 	}
 	return nil
+}
+
+func (x *ImportPeopleRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 // ImportPeopleResponse counts what the whole import did.
@@ -711,7 +952,7 @@ type ImportPeopleResponse struct {
 
 func (x *ImportPeopleResponse) Reset() {
 	*x = ImportPeopleResponse{}
-	mi := &file_routeguide_v1_directory_proto_msgTypes[11]
+	mi := &file_routeguide_v1_directory_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -723,7 +964,7 @@ func (x *ImportPeopleResponse) String() string {
 func (*ImportPeopleResponse) ProtoMessage() {}
 
 func (x *ImportPeopleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_routeguide_v1_directory_proto_msgTypes[11]
+	mi := &file_routeguide_v1_directory_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -736,7 +977,7 @@ func (x *ImportPeopleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportPeopleResponse.ProtoReflect.Descriptor instead.
 func (*ImportPeopleResponse) Descriptor() ([]byte, []int) {
-	return file_routeguide_v1_directory_proto_rawDescGZIP(), []int{11}
+	return file_routeguide_v1_directory_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ImportPeopleResponse) GetAdded() int64 {
@@ -771,21 +1012,31 @@ var File_routeguide_v1_directory_proto protoreflect.FileDescriptor
 
 const file_routeguide_v1_directory_proto_rawDesc = "" +
 	"\n" +
-	"\x1drouteguide/v1/directory.proto\x12\rrouteguide.v1\x1a google/protobuf/field_mask.proto\x1a\fperson.proto\"3\n" +
+	"\x1drouteguide/v1/directory.proto\x12\rrouteguide.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\fperson.proto\"R\n" +
 	"\x10AddPersonRequest\x12\x1f\n" +
-	"\x06person\x18\x01 \x01(\v2\a.PersonR\x06person\"P\n" +
+	"\x06person\x18\x01 \x01(\v2\a.PersonR\x06person\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\"d\n" +
 	"\x11AddPersonResponse\x12\x1f\n" +
 	"\x06person\x18\x01 \x01(\v2\a.PersonR\x06person\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x03R\brevision\"s\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\x12\x12\n" +
+	"\x04etag\x18\x03 \x01(\tR\x04etag\"\xa6\x01\n" +
 	"\x13UpdatePersonRequest\x12\x1f\n" +
 	"\x06person\x18\x01 \x01(\v2\a.PersonR\x06person\x12;\n" +
 	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
-	"updateMask\"S\n" +
+	"updateMask\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tR\trequestId\x12\x12\n" +
+	"\x04etag\x18\x04 \x01(\tR\x04etag\"g\n" +
 	"\x14UpdatePersonResponse\x12\x1f\n" +
 	"\x06person\x18\x01 \x01(\v2\a.PersonR\x06person\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x03R\brevision\")\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\x12\x12\n" +
+	"\x04etag\x18\x03 \x01(\tR\x04etag\"\\\n" +
 	"\x13DeletePersonRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"2\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\x12\x12\n" +
+	"\x04etag\x18\x03 \x01(\tR\x04etag\"2\n" +
 	"\x14DeletePersonResponse\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x03R\brevision\"\x9a\x01\n" +
 	"\x11ListPeopleRequest\x12\x1b\n" +
@@ -795,17 +1046,25 @@ const file_routeguide_v1_directory_proto_rawDesc = "" +
 	"\x04city\x18\x03 \x01(\tR\x04city\x12\x14\n" +
 	"\x05hobby\x18\x04 \x01(\tR\x05hobby\x12\x1f\n" +
 	"\vname_prefix\x18\x05 \x01(\tR\n" +
-	"namePrefix\"]\n" +
+	"namePrefix\"s\n" +
 	"\x12ListPeopleResponse\x12\x1f\n" +
 	"\x06people\x18\x01 \x03(\v2\a.PersonR\x06people\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"^\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x14\n" +
+	"\x05etags\x18\x03 \x03(\tR\x05etags\"^\n" +
 	"\x12WatchPeopleRequest\x12!\n" +
 	"\fsend_current\x18\x01 \x01(\bR\vsendCurrent\x12%\n" +
-	"\x0eafter_revision\x18\x02 \x01(\x03R\rafterRevision\"\x84\x02\n" +
+	"\x0eafter_revision\x18\x02 \x01(\x03R\rafterRevision\"\xa6\x03\n" +
 	"\x13WatchPeopleResponse\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x03R\brevision\x12;\n" +
 	"\x04type\x18\x02 \x01(\x0e2'.routeguide.v1.WatchPeopleResponse.TypeR\x04type\x12\x1f\n" +
-	"\x06person\x18\x03 \x01(\v2\a.PersonR\x06person\"s\n" +
+	"\x06person\x18\x03 \x01(\v2\a.PersonR\x06person\x12\x12\n" +
+	"\x04etag\x18\x04 \x01(\tR\x04etag\x12\x1c\n" +
+	"\tprincipal\x18\x05 \x01(\tR\tprincipal\x12\x12\n" +
+	"\x04peer\x18\x06 \x01(\tR\x04peer\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\a \x01(\tR\trequestId\x12;\n" +
+	"\vchange_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"changeTime\"s\n" +
 	"\x04Type\x12\x14\n" +
 	"\x10TYPE_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fTYPE_CURRENT\x10\x01\x12\x0f\n" +
@@ -813,9 +1072,16 @@ const file_routeguide_v1_directory_proto_rawDesc = "" +
 	"\n" +
 	"TYPE_ADDED\x10\x03\x12\x10\n" +
 	"\fTYPE_UPDATED\x10\x04\x12\x10\n" +
-	"\fTYPE_DELETED\x10\x05\"6\n" +
+	"\fTYPE_DELETED\x10\x05\"K\n" +
+	"\x18ListPersonChangesRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\"Y\n" +
+	"\x19ListPersonChangesResponse\x12<\n" +
+	"\achanges\x18\x01 \x03(\v2\".routeguide.v1.WatchPeopleResponseR\achanges\"U\n" +
 	"\x13ImportPeopleRequest\x12\x1f\n" +
-	"\x06people\x18\x01 \x03(\v2\a.PersonR\x06people\"\x80\x01\n" +
+	"\x06people\x18\x01 \x03(\v2\a.PersonR\x06people\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\"\x80\x01\n" +
 	"\x14ImportPeopleResponse\x12\x14\n" +
 	"\x05added\x18\x01 \x01(\x03R\x05added\x12\x18\n" +
 	"\aupdated\x18\x02 \x01(\x03R\aupdated\x12\x1a\n" +
@@ -835,39 +1101,44 @@ func file_routeguide_v1_directory_proto_rawDescGZIP() []byte {
 }
 
 var file_routeguide_v1_directory_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_routeguide_v1_directory_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_routeguide_v1_directory_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_routeguide_v1_directory_proto_goTypes = []any{
-	(WatchPeopleResponse_Type)(0), // 0: routeguide.v1.WatchPeopleResponse.Type
-	(*AddPersonRequest)(nil),      // 1: routeguide.v1.AddPersonRequest
-	(*AddPersonResponse)(nil),     // 2: routeguide.v1.AddPersonResponse
-	(*UpdatePersonRequest)(nil),   // 3: routeguide.v1.UpdatePersonRequest
-	(*UpdatePersonResponse)(nil),  // 4: routeguide.v1.UpdatePersonResponse
-	(*DeletePersonRequest)(nil),   // 5: routeguide.v1.DeletePersonRequest
-	(*DeletePersonResponse)(nil),  // 6: routeguide.v1.DeletePersonResponse
-	(*ListPeopleRequest)(nil),     // 7: routeguide.v1.ListPeopleRequest
-	(*ListPeopleResponse)(nil),    // 8: routeguide.v1.ListPeopleResponse
-	(*WatchPeopleRequest)(nil),    // 9: routeguide.v1.WatchPeopleRequest
-	(*WatchPeopleResponse)(nil),   // 10: routeguide.v1.WatchPeopleResponse
-	(*ImportPeopleRequest)(nil),   // 11: routeguide.v1.ImportPeopleRequest
-	(*ImportPeopleResponse)(nil),  // 12: routeguide.v1.ImportPeopleResponse
-	(*Person)(nil),                // 13: Person
-	(*fieldmaskpb.FieldMask)(nil), // 14: google.protobuf.FieldMask
+	(WatchPeopleResponse_Type)(0),     // 0: routeguide.v1.WatchPeopleResponse.Type
+	(*AddPersonRequest)(nil),          // 1: routeguide.v1.AddPersonRequest
+	(*AddPersonResponse)(nil),         // 2: routeguide.v1.AddPersonResponse
+	(*UpdatePersonRequest)(nil),       // 3: routeguide.v1.UpdatePersonRequest
+	(*UpdatePersonResponse)(nil),      // 4: routeguide.v1.UpdatePersonResponse
+	(*DeletePersonRequest)(nil),       // 5: routeguide.v1.DeletePersonRequest
+	(*DeletePersonResponse)(nil),      // 6: routeguide.v1.DeletePersonResponse
+	(*ListPeopleRequest)(nil),         // 7: routeguide.v1.ListPeopleRequest
+	(*ListPeopleResponse)(nil),        // 8: routeguide.v1.ListPeopleResponse
+	(*WatchPeopleRequest)(nil),        // 9: routeguide.v1.WatchPeopleRequest
+	(*WatchPeopleResponse)(nil),       // 10: routeguide.v1.WatchPeopleResponse
+	(*ListPersonChangesRequest)(nil),  // 11: routeguide.v1.ListPersonChangesRequest
+	(*ListPersonChangesResponse)(nil), // 12: routeguide.v1.ListPersonChangesResponse
+	(*ImportPeopleRequest)(nil),       // 13: routeguide.v1.ImportPeopleRequest
+	(*ImportPeopleResponse)(nil),      // 14: routeguide.v1.ImportPeopleResponse
+	(*Person)(nil),                    // 15: Person
+	(*fieldmaskpb.FieldMask)(nil),     // 16: google.protobuf.FieldMask
+	(*timestamppb.Timestamp)(nil),     // 17: google.protobuf.Timestamp
 }
 var file_routeguide_v1_directory_proto_depIdxs = []int32{
-	13, // 0: routeguide.v1.AddPersonRequest.person:type_name -> Person
-	13, // 1: routeguide.v1.AddPersonResponse.person:type_name -> Person
-	13, // 2: routeguide.v1.UpdatePersonRequest.person:type_name -> Person
-	14, // 3: routeguide.v1.UpdatePersonRequest.update_mask:type_name -> google.protobuf.FieldMask
-	13, // 4: routeguide.v1.UpdatePersonResponse.person:type_name -> Person
-	13, // 5: routeguide.v1.ListPeopleResponse.people:type_name -> Person
+	15, // 0: routeguide.v1.AddPersonRequest.person:type_name -> Person
+	15, // 1: routeguide.v1.AddPersonResponse.person:type_name -> Person
+	15, // 2: routeguide.v1.UpdatePersonRequest.person:type_name -> Person
+	16, // 3: routeguide.v1.UpdatePersonRequest.update_mask:type_name -> google.protobuf.FieldMask
+	15, // 4: routeguide.v1.UpdatePersonResponse.person:type_name -> Person
+	15, // 5: routeguide.v1.ListPeopleResponse.people:type_name -> Person
 	0,  // 6: routeguide.v1.WatchPeopleResponse.type:type_name -> routeguide.v1.WatchPeopleResponse.Type
-	13, // 7: routeguide.v1.WatchPeopleResponse.person:type_name -> Person
-	13, // 8: routeguide.v1.ImportPeopleRequest.people:type_name -> Person
-	9,  // [9:9] is the sub-list for method output_type
-	9,  // [9:9] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	15, // 7: routeguide.v1.WatchPeopleResponse.person:type_name -> Person
+	17, // 8: routeguide.v1.WatchPeopleResponse.change_time:type_name -> google.protobuf.Timestamp
+	10, // 9: routeguide.v1.ListPersonChangesResponse.changes:type_name -> routeguide.v1.WatchPeopleResponse
+	15, // 10: routeguide.v1.ImportPeopleRequest.people:type_name -> Person
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_routeguide_v1_directory_proto_init() }
@@ -882,7 +1153,7 @@ func file_routeguide_v1_directory_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_routeguide_v1_directory_proto_rawDesc), len(file_routeguide_v1_directory_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -12,6 +12,7 @@
 package routeguidepb
 
 import (
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -75,20 +76,23 @@ var File_route_guide_proto protoreflect.FileDescriptor
 
 const file_route_guide_proto_rawDesc = "" +
 	"\n" +
-	"\x11route_guide.proto\x1a\fperson.proto\x1a\x1drouteguide/v1/directory.proto\"\x1a\n" +
+	"\x11route_guide.proto\x1a\x1cgoogle/api/annotations.proto\x1a\fperson.proto\x1a\x1drouteguide/v1/directory.proto\"\x1a\n" +
 	"\x04Name\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name2\xe2\x04\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name2\x85\a\n" +
 	"\n" +
-	"RouteGuide\x12\x1d\n" +
-	"\tGetPerson\x12\x05.Name\x1a\a.Person\"\x00\x12!\n" +
-	"\tGetPeople\x12\x05.Name\x1a\a.Person\"\x00(\x010\x01\x12P\n" +
-	"\tAddPerson\x12\x1f.routeguide.v1.AddPersonRequest\x1a .routeguide.v1.AddPersonResponse\"\x00\x12Y\n" +
-	"\fUpdatePerson\x12\".routeguide.v1.UpdatePersonRequest\x1a#.routeguide.v1.UpdatePersonResponse\"\x00\x12Y\n" +
-	"\fDeletePerson\x12\".routeguide.v1.DeletePersonRequest\x1a#.routeguide.v1.DeletePersonResponse\"\x00\x12S\n" +
+	"RouteGuide\x126\n" +
+	"\tGetPerson\x12\x05.Name\x1a\a.Person\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/people/{name}\x12!\n" +
+	"\tGetPeople\x12\x05.Name\x1a\a.Person\"\x00(\x010\x01\x12r\n" +
+	"\tAddPerson\x12\x1f.routeguide.v1.AddPersonRequest\x1a .routeguide.v1.AddPersonResponse\"\"\x82\xd3\xe4\x93\x02\x1c:\x06personb\x06person\"\n" +
+	"/v1/people\x12\x89\x01\n" +
+	"\fUpdatePerson\x12\".routeguide.v1.UpdatePersonRequest\x1a#.routeguide.v1.UpdatePersonResponse\"0\x82\xd3\xe4\x93\x02*:\x06personb\x06person2\x18/v1/people/{person.name}\x12r\n" +
+	"\fDeletePerson\x12\".routeguide.v1.DeletePersonRequest\x1a#.routeguide.v1.DeletePersonResponse\"\x19\x82\xd3\xe4\x93\x02\x13*\x11/v1/people/{name}\x12e\n" +
 	"\n" +
-	"ListPeople\x12 .routeguide.v1.ListPeopleRequest\x1a!.routeguide.v1.ListPeopleResponse\"\x00\x12X\n" +
+	"ListPeople\x12 .routeguide.v1.ListPeopleRequest\x1a!.routeguide.v1.ListPeopleResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
+	"/v1/people\x12X\n" +
 	"\vWatchPeople\x12!.routeguide.v1.WatchPeopleRequest\x1a\".routeguide.v1.WatchPeopleResponse\"\x000\x01\x12[\n" +
-	"\fImportPeople\x12\".routeguide.v1.ImportPeopleRequest\x1a#.routeguide.v1.ImportPeopleResponse\"\x00(\x01B<Z:github.com/routeguide/routeguide/routeguidepb;routeguidepbb\x06proto3"
+	"\fImportPeople\x12\".routeguide.v1.ImportPeopleRequest\x1a#.routeguide.v1.ImportPeopleResponse\"\x00(\x01\x12\x89\x01\n" +
+	"\x11ListPersonChanges\x12'.routeguide.v1.ListPersonChangesRequest\x1a(.routeguide.v1.ListPersonChangesResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/people/{name}/changesB<Z:github.com/routeguide/routeguide/routeguidepb;routeguidepbb\x06proto3"
 
 var (
 	file_route_guide_proto_rawDescOnce sync.Once
@@ -104,20 +108,22 @@ func file_route_guide_proto_rawDescGZIP() []byte {
 
 var file_route_guide_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
 var file_route_guide_proto_goTypes = []any{
-	(*Name)(nil),                 // 0: Name
-	(*AddPersonRequest)(nil),     // 1: routeguide.v1.AddPersonRequest
-	(*UpdatePersonRequest)(nil),  // 2: routeguide.v1.UpdatePersonRequest
-	(*DeletePersonRequest)(nil),  // 3: routeguide.v1.DeletePersonRequest
-	(*ListPeopleRequest)(nil),    // 4: routeguide.v1.ListPeopleRequest
-	(*WatchPeopleRequest)(nil),   // 5: routeguide.v1.WatchPeopleRequest
-	(*ImportPeopleRequest)(nil),  // 6: routeguide.v1.ImportPeopleRequest
-	(*Person)(nil),               // 7: Person
-	(*AddPersonResponse)(nil),    // 8: routeguide.v1.AddPersonResponse
-	(*UpdatePersonResponse)(nil), // 9: routeguide.v1.UpdatePersonResponse
-	(*DeletePersonResponse)(nil), // 10: routeguide.v1.DeletePersonResponse
-	(*ListPeopleResponse)(nil),   // 11: routeguide.v1.ListPeopleResponse
-	(*WatchPeopleResponse)(nil),  // 12: routeguide.v1.WatchPeopleResponse
-	(*ImportPeopleResponse)(nil), // 13: routeguide.v1.ImportPeopleResponse
+	(*Name)(nil),                      // 0: Name
+	(*AddPersonRequest)(nil),          // 1: routeguide.v1.AddPersonRequest
+	(*UpdatePersonRequest)(nil),       // 2: routeguide.v1.UpdatePersonRequest
+	(*DeletePersonRequest)(nil),       // 3: routeguide.v1.DeletePersonRequest
+	(*ListPeopleRequest)(nil),         // 4: routeguide.v1.ListPeopleRequest
+	(*WatchPeopleRequest)(nil),        // 5: routeguide.v1.WatchPeopleRequest
+	(*ImportPeopleRequest)(nil),       // 6: routeguide.v1.ImportPeopleRequest
+	(*ListPersonChangesRequest)(nil),  // 7: routeguide.v1.ListPersonChangesRequest
+	(*Person)(nil),                    // 8: Person
+	(*AddPersonResponse)(nil),         // 9: routeguide.v1.AddPersonResponse
+	(*UpdatePersonResponse)(nil),      // 10: routeguide.v1.UpdatePersonResponse
+	(*DeletePersonResponse)(nil),      // 11: routeguide.v1.DeletePersonResponse
+	(*ListPeopleResponse)(nil),        // 12: routeguide.v1.ListPeopleResponse
+	(*WatchPeopleResponse)(nil),       // 13: routeguide.v1.WatchPeopleResponse
+	(*ImportPeopleResponse)(nil),      // 14: routeguide.v1.ImportPeopleResponse
+	(*ListPersonChangesResponse)(nil), // 15: routeguide.v1.ListPersonChangesResponse
 }
 var file_route_guide_proto_depIdxs = []int32{
 	0,  // 0: RouteGuide.GetPerson:input_type -> Name
@@ -128,16 +134,18 @@ var file_route_guide_proto_depIdxs = []int32{
 	4,  // 5: RouteGuide.ListPeople:input_type -> routeguide.v1.ListPeopleRequest
 	5,  // 6: RouteGuide.WatchPeople:input_type -> routeguide.v1.WatchPeopleRequest
 	6,  // 7: RouteGuide.ImportPeople:input_type -> routeguide.v1.ImportPeopleRequest
-	7,  // 8: RouteGuide.GetPerson:output_type -> Person
-	7,  // 9: RouteGuide.GetPeople:output_type -> Person
-	8,  // 10: RouteGuide.AddPerson:output_type -> routeguide.v1.AddPersonResponse
-	9,  // 11: RouteGuide.UpdatePerson:output_type -> routeguide.v1.UpdatePersonResponse
-	10, // 12: RouteGuide.DeletePerson:output_type -> routeguide.v1.DeletePersonResponse
-	11, // 13: RouteGuide.ListPeople:output_type -> routeguide.v1.ListPeopleResponse
-	12, // 14: RouteGuide.WatchPeople:output_type -> routeguide.v1.WatchPeopleResponse
-	13, // 15: RouteGuide.ImportPeople:output_type -> routeguide.v1.ImportPeopleResponse
-	8,  // [8:16] is the sub-list for method output_type
-	0,  // [0:8] is the sub-list for method input_type
+	7,  // 8: RouteGuide.ListPersonChanges:input_type -> routeguide.v1.ListPersonChangesRequest
+	8,  // 9: RouteGuide.GetPerson:output_type -> Person
+	8,  // 10: RouteGuide.GetPeople:output_type -> Person
+	9,  // 11: RouteGuide.AddPerson:output_type -> routeguide.v1.AddPersonResponse
+	10, // 12: RouteGuide.UpdatePerson:output_type -> routeguide.v1.UpdatePersonResponse
+	11, // 13: RouteGuide.DeletePerson:output_type -> routeguide.v1.DeletePersonResponse
+	12, // 14: RouteGuide.ListPeople:output_type -> routeguide.v1.ListPeopleResponse
+	13, // 15: RouteGuide.WatchPeople:output_type -> routeguide.v1.WatchPeopleResponse
+	14, // 16: RouteGuide.ImportPeople:output_type -> routeguide.v1.ImportPeopleResponse
+	15, // 17: RouteGuide.ListPersonChanges:output_type -> routeguide.v1.ListPersonChangesResponse
+	9,  // [9:18] is the sub-list for method output_type
+	0,  // [0:9] is the sub-list for method input_type
 	0,  // [0:0] is the sub-list for extension type_name
 	0,  // [0:0] is the sub-list for extension extendee
 	0,  // [0:0] is the sub-list for field type_name

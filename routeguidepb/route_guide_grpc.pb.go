@@ -24,14 +24,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	RouteGuide_GetPerson_FullMethodName    = "/RouteGuide/GetPerson"
-	RouteGuide_GetPeople_FullMethodName    = "/RouteGuide/GetPeople"
-	RouteGuide_AddPerson_FullMethodName    = "/RouteGuide/AddPerson"
-	RouteGuide_UpdatePerson_FullMethodName = "/RouteGuide/UpdatePerson"
-	RouteGuide_DeletePerson_FullMethodName = "/RouteGuide/DeletePerson"
-	RouteGuide_ListPeople_FullMethodName   = "/RouteGuide/ListPeople"
-	RouteGuide_WatchPeople_FullMethodName  = "/RouteGuide/WatchPeople"
-	RouteGuide_ImportPeople_FullMethodName = "/RouteGuide/ImportPeople"
+	RouteGuide_GetPerson_FullMethodName         = "/RouteGuide/GetPerson"
+	RouteGuide_GetPeople_FullMethodName         = "/RouteGuide/GetPeople"
+	RouteGuide_AddPerson_FullMethodName         = "/RouteGuide/AddPerson"
+	RouteGuide_UpdatePerson_FullMethodName      = "/RouteGuide/UpdatePerson"
+	RouteGuide_DeletePerson_FullMethodName      = "/RouteGuide/DeletePerson"
+	RouteGuide_ListPeople_FullMethodName        = "/RouteGuide/ListPeople"
+	RouteGuide_WatchPeople_FullMethodName       = "/RouteGuide/WatchPeople"
+	RouteGuide_ImportPeople_FullMethodName      = "/RouteGuide/ImportPeople"
+	RouteGuide_ListPersonChanges_FullMethodName = "/RouteGuide/ListPersonChanges"
 )
 
 // RouteGuideClient is the client API for RouteGuide service.
@@ -51,6 +52,9 @@ type RouteGuideClient interface {
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	//
+	// Over REST (GET /v1/people/{name}) a name nobody has is 404 instead:
+	// REST callers get a status, not the seed's reserved answer.
 	GetPerson(ctx context.Context, in *Name, opts ...grpc.CallOption) (*Person, error)
 	// GetPeople answers each name as soon as it arrives, in the order the names
 	// were sent, without waiting for the client to finish sending. Names nobody
@@ -65,9 +69,11 @@ type RouteGuideClient interface {
 	// when the person breaks the directory's rules.
 	AddPerson(ctx context.Context, in *AddPersonRequest, opts ...grpc.CallOption) (*AddPersonResponse, error)
 	// UpdatePerson changes the fields named by the update mask. NOT_FOUND when
-	// nobody has the name.
+	// nobody has the name; ABORTED when the request's etag is no longer the
+	// person's.
 	UpdatePerson(ctx context.Context, in *UpdatePersonRequest, opts ...grpc.CallOption) (*UpdatePersonResponse, error)
-	// DeletePerson removes a person. NOT_FOUND when nobody has the name.
+	// DeletePerson removes a person. NOT_FOUND when nobody has the name;
+	// ABORTED when the request's etag is no longer the person's.
 	DeletePerson(ctx context.Context, in *DeletePersonRequest, opts ...grpc.CallOption) (*DeletePersonResponse, error)
 	// ListPeople returns a page of people ordered by name. A page costs the
 	// same wherever it starts.
@@ -84,6 +90,9 @@ type RouteGuideClient interface {
 	// counts the whole import; people equal to the stored ones count as
 	// unchanged and record no change.
 	ImportPeople(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[ImportPeopleRequest, ImportPeopleResponse], error)
+	// ListPersonChanges returns the changes to one person still in the change
+	// log, newest first, with who made each: the person's history.
+	ListPersonChanges(ctx context.Context, in *ListPersonChangesRequest, opts ...grpc.CallOption) (*ListPersonChangesResponse, error)
 }
 
 type routeGuideClient struct {
@@ -189,6 +198,16 @@ func (c *routeGuideClient) ImportPeople(ctx context.Context, opts ...grpc.CallOp
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type RouteGuide_ImportPeopleClient = grpc.ClientStreamingClient[ImportPeopleRequest, ImportPeopleResponse]
 
+func (c *routeGuideClient) ListPersonChanges(ctx context.Context, in *ListPersonChangesRequest, opts ...grpc.CallOption) (*ListPersonChangesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListPersonChangesResponse)
+	err := c.cc.Invoke(ctx, RouteGuide_ListPersonChanges_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RouteGuideServer is the server API for RouteGuide service.
 // All implementations must embed UnimplementedRouteGuideServer
 // for forward compatibility.
@@ -206,6 +225,9 @@ type RouteGuideServer interface {
 	// buf:lint:ignore RPC_REQUEST_STANDARD_NAME
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	//
+	// Over REST (GET /v1/people/{name}) a name nobody has is 404 instead:
+	// REST callers get a status, not the seed's reserved answer.
 	GetPerson(context.Context, *Name) (*Person, error)
 	// GetPeople answers each name as soon as it arrives, in the order the names
 	// were sent, without waiting for the client to finish sending. Names nobody
@@ -220,9 +242,11 @@ type RouteGuideServer interface {
 	// when the person breaks the directory's rules.
 	AddPerson(context.Context, *AddPersonRequest) (*AddPersonResponse, error)
 	// UpdatePerson changes the fields named by the update mask. NOT_FOUND when
-	// nobody has the name.
+	// nobody has the name; ABORTED when the request's etag is no longer the
+	// person's.
 	UpdatePerson(context.Context, *UpdatePersonRequest) (*UpdatePersonResponse, error)
-	// DeletePerson removes a person. NOT_FOUND when nobody has the name.
+	// DeletePerson removes a person. NOT_FOUND when nobody has the name;
+	// ABORTED when the request's etag is no longer the person's.
 	DeletePerson(context.Context, *DeletePersonRequest) (*DeletePersonResponse, error)
 	// ListPeople returns a page of people ordered by name. A page costs the
 	// same wherever it starts.
@@ -239,6 +263,9 @@ type RouteGuideServer interface {
 	// counts the whole import; people equal to the stored ones count as
 	// unchanged and record no change.
 	ImportPeople(grpc.ClientStreamingServer[ImportPeopleRequest, ImportPeopleResponse]) error
+	// ListPersonChanges returns the changes to one person still in the change
+	// log, newest first, with who made each: the person's history.
+	ListPersonChanges(context.Context, *ListPersonChangesRequest) (*ListPersonChangesResponse, error)
 	mustEmbedUnimplementedRouteGuideServer()
 }
 
@@ -272,6 +299,9 @@ func (UnimplementedRouteGuideServer) WatchPeople(*WatchPeopleRequest, grpc.Serve
 }
 func (UnimplementedRouteGuideServer) ImportPeople(grpc.ClientStreamingServer[ImportPeopleRequest, ImportPeopleResponse]) error {
 	return status.Error(codes.Unimplemented, "method ImportPeople not implemented")
+}
+func (UnimplementedRouteGuideServer) ListPersonChanges(context.Context, *ListPersonChangesRequest) (*ListPersonChangesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListPersonChanges not implemented")
 }
 func (UnimplementedRouteGuideServer) mustEmbedUnimplementedRouteGuideServer() {}
 func (UnimplementedRouteGuideServer) testEmbeddedByValue()                    {}
@@ -409,6 +439,24 @@ func _RouteGuide_ImportPeople_Handler(srv interface{}, stream grpc.ServerStream)
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type RouteGuide_ImportPeopleServer = grpc.ClientStreamingServer[ImportPeopleRequest, ImportPeopleResponse]
 
+func _RouteGuide_ListPersonChanges_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListPersonChangesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RouteGuideServer).ListPersonChanges(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RouteGuide_ListPersonChanges_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RouteGuideServer).ListPersonChanges(ctx, req.(*ListPersonChangesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RouteGuide_ServiceDesc is the grpc.ServiceDesc for RouteGuide service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -435,6 +483,10 @@ var RouteGuide_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListPeople",
 			Handler:    _RouteGuide_ListPeople_Handler,
+		},
+		{
+			MethodName: "ListPersonChanges",
+			Handler:    _RouteGuide_ListPersonChanges_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

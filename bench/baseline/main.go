@@ -1,9 +1,8 @@
 // Command baseline is the bare reference RouteGuide is measured against: the
 // seed contract (GetPerson and GetPeople from protos/person.proto and
 // protos/route_guide.proto) served by grpc-go with stock options, from a map
-// of the seed's two people, behaving as the seed's server does: GetPerson
-// answers a name nobody has with the "Not Found" person, and GetPeople
-// answers each name as it arrives, in order, skipping unknown names.
+// of the seed's two people, behaving as the seed's server does
+// (bench/seedserver).
 //
 // It is the reference, so it is never tuned: grpc.NewServer() with no
 // options, no interceptors, no health, no logging, no store. Whatever
@@ -26,6 +25,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/routeguide/routeguide/bench/seedserver"
 	pb "github.com/routeguide/routeguide/routeguidepb"
 )
 
@@ -52,7 +52,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	srv := grpc.NewServer()
-	pb.RegisterRouteGuideServer(srv, newServer())
+	pb.RegisterRouteGuideServer(srv, seedserver.New())
 	fmt.Fprintf(stdout, "listening on %s\n", lis.Addr())
 
 	done := make(chan struct{})
@@ -67,57 +67,4 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return nil
 	}
 	return err
-}
-
-// server is the seed's RouteGuide: two people in a map that never changes,
-// so it needs no lock.
-type server struct {
-	pb.UnimplementedRouteGuideServer
-	people map[string]*pb.Person
-}
-
-// notFound is the seed's answer to a name nobody has.
-var notFound = &pb.Person{Name: "Not Found"}
-
-func newServer() *server {
-	return &server{people: map[string]*pb.Person{
-		"Alice": {
-			Name:    "Alice",
-			Age:     30,
-			Gender:  pb.Person_FEMALE,
-			Hobbies: []string{"reading", "swimming"},
-			Address: &pb.Person_Address{Street: "123 Main St", City: "New York"},
-		},
-		"Bob": {
-			Name:    "Bob",
-			Age:     25,
-			Gender:  pb.Person_MALE,
-			Hobbies: []string{"gaming", "cycling"},
-			Address: &pb.Person_Address{Street: "456 Elm St", City: "Los Angeles"},
-		},
-	}}
-}
-
-func (s *server) GetPerson(_ context.Context, req *pb.Name) (*pb.Person, error) {
-	if p, ok := s.people[req.GetName()]; ok {
-		return p, nil
-	}
-	return notFound, nil
-}
-
-func (s *server) GetPeople(stream grpc.BidiStreamingServer[pb.Name, pb.Person]) error {
-	for {
-		req, err := stream.Recv()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if p, ok := s.people[req.GetName()]; ok {
-			if err := stream.Send(p); err != nil {
-				return err
-			}
-		}
-	}
 }

@@ -20,8 +20,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	pb "github.com/routeguide/routeguide/routeguidepb"
 	"github.com/routeguide/routeguide/internal/syncbuf"
+	pb "github.com/routeguide/routeguide/routeguidepb"
 )
 
 // binary is the routeguide binary built once for these tests.
@@ -36,6 +36,8 @@ func TestMain(m *testing.M) {
 	// The binary is built with the race detector, which by default waits a
 	// second at exit; a race still fails the run with exit code 66.
 	os.Setenv("GORACE", "atexit_sleep_ms=0 halt_on_error=1")
+	// Servers run side by side; each HTTP test names its own port.
+	os.Setenv("ROUTEGUIDE_HTTP_ADDR", "off")
 	build := exec.Command("go", "build", "-race", "-tags", "grpcnotrace", "-o", binary, ".")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {

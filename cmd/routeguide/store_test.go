@@ -15,8 +15,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	pb "github.com/routeguide/routeguide/routeguidepb"
 	"github.com/routeguide/routeguide/internal/postgres/postgrestest"
+	pb "github.com/routeguide/routeguide/routeguidepb"
 )
 
 func dial(t *testing.T, addr string) pb.RouteGuideClient {
@@ -144,7 +144,7 @@ func TestReplicas(t *testing.T) {
 
 	start := time.Now()
 	run(t, "add", "--addr", a.addr, "--name", "Carol", "--age", "41", "--city", "Boston")
-	if got := run(t, "get", "--addr", b.addr, "-o", "json", "Carol"); got != `{"name":"Carol","age":41,"address":{"city":"Boston"}}`+"\n" {
+	if got := run(t, "get", "--addr", b.addr, "-o", "json", "Carol"); got != `{"name":"Carol","age":41,"address":{"city":"Boston"},"etag":"fef8d55f26274c58"}`+"\n" {
 		t.Errorf("get through the second replica = %q", got)
 	}
 	select {

@@ -65,7 +65,8 @@ var _ people.Pinger = (*Store)(nil)
 //
 // Each person is held once, as its wire encoding (wire.AppendPerson): what
 // GetPerson sends as it is, and what Person decodes, kept in a table
-// without pointers (see table).
+// without pointers (see table), after the 8 bytes of the person's etag
+// (people.ETagSum), which GetPerson sends in its header.
 type Store struct {
 	people.Store
 	opts Options
@@ -136,11 +137,11 @@ func (c *Store) Len() int {
 // Person returns the person named name from memory when the cache is ready,
 // and from the store otherwise.
 func (c *Store) Person(ctx context.Context, name string) (people.Person, error) {
-	enc, p, err := c.lookup(ctx, name)
-	if err != nil || enc == nil {
+	kept, p, err := c.lookup(ctx, name)
+	if err != nil || kept == nil {
 		return p, err
 	}
-	p, err = wire.DecodePerson(enc)
+	p, err = wire.DecodePerson(kept[etagSize:])
 	if err != nil {
 		return people.Person{}, fmt.Errorf("%w: the read cache holds %q in a form it cannot read: %v", people.ErrDamaged, name, err)
 	}
@@ -148,24 +149,32 @@ func (c *Store) Person(ctx context.Context, name string) (people.Person, error) 
 }
 
 // Encoded returns the wire encoding of the person named name
-// (wire.AppendPerson), as GetPerson answers it: the one the cache holds
-// when it is ready, or else one made from the store's answer. The caller
-// must not modify it. A failed lookup returns Person's error.
-func (c *Store) Encoded(ctx context.Context, name string) ([]byte, error) {
-	enc, p, err := c.lookup(ctx, name)
-	if err != nil || enc != nil {
-		return enc, err
+// (wire.AppendPerson), as GetPerson answers it, and the person's etag
+// (people.ETagSum): the ones the cache holds when it is ready, or else
+// ones made from the store's answer. The caller must not modify the
+// encoding. A failed lookup returns Person's error.
+func (c *Store) Encoded(ctx context.Context, name string) ([]byte, [8]byte, error) {
+	kept, p, err := c.lookup(ctx, name)
+	if err != nil {
+		return nil, [8]byte{}, err
+	}
+	if kept != nil {
+		return kept[etagSize:], [8]byte(kept), nil
 	}
 	b, err := wire.AppendPerson(nil, p)
 	if err != nil {
-		return nil, fmt.Errorf("encode %q: %w", name, err)
+		return nil, [8]byte{}, fmt.Errorf("encode %q: %w", name, err)
 	}
-	return b, nil
+	return b, people.ETagSum(p), nil
 }
 
-// lookup returns the encoding of the person named name from memory, or the
-// person from the store until the cache is ready (and, with Shared set,
-// for a name memory lacks).
+// etagSize is the bytes of the etag (people.ETagSum) before each kept
+// encoding.
+const etagSize = 8
+
+// lookup returns what the cache keeps of the person named name (encode)
+// from memory, or the person from the store until the cache is ready (and,
+// with Shared set, for a name memory lacks).
 func (c *Store) lookup(ctx context.Context, name string) ([]byte, people.Person, error) {
 	if !c.Ready() {
 		p, err := c.Store.Person(ctx, name)
@@ -407,10 +416,12 @@ func (c *Store) readAll(ctx context.Context) (*table, error) {
 	return all, nil
 }
 
-// encode appends p's wire encoding to buf. A person who cannot be encoded
+// encode appends what the cache keeps of p to buf: its etag
+// (people.ETagSum), then its wire encoding. A person who cannot be encoded
 // is damage in the store: validation lets none through.
 func encode(buf []byte, p people.Person) ([]byte, error) {
-	buf, err := wire.AppendPerson(buf, p)
+	etag := people.ETagSum(p)
+	buf, err := wire.AppendPerson(append(buf, etag[:]...), p)
 	if err != nil {
 		return buf, fmt.Errorf("%w: %q cannot be encoded: %v", people.ErrDamaged, p.Name, err)
 	}

@@ -305,12 +305,16 @@ func TestReplicasOnPostgres(t *testing.T) {
 	})
 }
 
-// decoded decodes what Encoded returned.
-func decoded(enc []byte, err error) (people.Person, error) {
+// decoded decodes what Encoded returned, and checks the etag beside it.
+func decoded(enc []byte, etag [8]byte, err error) (people.Person, error) {
 	if err != nil {
 		return people.Person{}, err
 	}
-	return wire.DecodePerson(enc)
+	p, err := wire.DecodePerson(enc)
+	if err == nil && etag != people.ETagSum(p) {
+		err = fmt.Errorf("the etag %x is not %+v's", etag, p)
+	}
+	return p, err
 }
 
 // TestEncodedFollowsVersions checks that Encoded answers each person's
@@ -321,9 +325,12 @@ func TestEncodedFollowsVersions(t *testing.T) {
 	ctx := context.Background()
 	read := func(name string, want people.Person) []byte {
 		t.Helper()
-		enc, err := c.Encoded(ctx, name)
+		enc, etag, err := c.Encoded(ctx, name)
 		if err != nil {
 			t.Fatalf("Encoded(%s): %v", name, err)
+		}
+		if etag != people.ETagSum(want) {
+			t.Fatalf("Encoded(%s) etag = %x, want %x", name, etag, people.ETagSum(want))
 		}
 		if wantEnc, _ := wire.AppendPerson(nil, want); !bytes.Equal(enc, wantEnc) {
 			t.Fatalf("Encoded(%s) = %x, want the encoding of %+v, %x", name, enc, want, wantEnc)
@@ -346,7 +353,7 @@ func TestEncodedFollowsVersions(t *testing.T) {
 	if _, err := c.Delete(ctx, "Bob"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Encoded(ctx, "Bob"); people.KindOf(err) != people.NotFound {
+	if _, _, err := c.Encoded(ctx, "Bob"); people.KindOf(err) != people.NotFound {
 		t.Fatalf("Encoded(Bob) after deleting him: %v, want NotFound", err)
 	}
 	bob := people.Person{Name: "Bob", Age: 52}

@@ -5,7 +5,8 @@ import (
 	"hash/maphash"
 )
 
-// table holds people in wire form: each person's name and encoding are
+// table holds people in wire form: each person's name and encoding (for
+// the cache, the person's 8-byte etag and wire encoding) are
 // appended to large byte chunks, and an open-addressing hash table (linear
 // probing) of positions in those chunks finds them by name. Neither the
 // chunks nor the positions hold pointers, so the collector never walks the

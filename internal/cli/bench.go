@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
+	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -17,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
 
 	"github.com/routeguide/routeguide/internal/grpcclient"
 	"github.com/routeguide/routeguide/internal/loadgen"
@@ -26,6 +29,8 @@ import (
 // benchConfig is what `routeguide bench` runs with, besides the connection.
 type benchConfig struct {
 	workload string
+	protocol string
+	httpAddr string // the HTTP listener, for the HTTP protocols
 	conns    int
 	run      loadgen.Config // all but Workload, Timeout and CheckTimeout
 }
@@ -50,18 +55,31 @@ The first --warmup is not counted; then the run lasts --duration, or until
 -n calls have completed. Calls and the rate count every completed call,
 errors included; latency covers every answer, to within 0.1%. GetPerson's
 "Not Found" person counts as a NotFound error. Answers are checked by name
-and not decoded further, so that bench's CPU goes to making calls. The CPU
-bench itself used shows whether the client, rather than the server, set
-the pace.
+and, over gRPC, not decoded further, so that bench's CPU goes to making
+calls (the HTTP protocols decode whole answers, on every server alike).
+The CPU bench itself used shows whether the client, rather than the
+server, set the pace.
+
+--protocol chooses how the calls travel: grpc (the default) to --addr, or
+one of the HTTP listener's protocols to --http-addr (serve's --http-addr):
+connect-json and connect-proto (Connect unary calls with JSON or binary
+bodies), grpc-web, and rest (GET /v1/people/{name}, the JSON answer
+decoded). The HTTP protocols run the get workload only, over HTTP/1.1 with
+keep-alive, one connection per caller; --tls, --ca, --cert and --token
+apply to them as to gRPC. Over REST, a name nobody has is 404 on
+RouteGuide and the "Not Found" person on a gateway of the seed's service:
+a NotFound error either way.
 
 Calls have no deadline unless --timeout or ROUTEGUIDE_TIMEOUT sets one, and
 a run is cut off 10s after its duration. On a terminal, a progress line
 shows on stderr. The exit status is 1 when every call failed.`,
 		Args: noArgs,
 	}
-	bc := &benchConfig{workload: "get", conns: 2, run: loadgen.Config{Concurrency: 32, Window: 128, Duration: 10 * time.Second, Warmup: time.Second}}
+	bc := &benchConfig{workload: "get", protocol: string(loadgen.GRPC), httpAddr: "localhost:8080", conns: 2, run: loadgen.Config{Concurrency: 32, Window: 128, Duration: 10 * time.Second, Warmup: time.Second}}
 	f := cmd.Flags()
 	f.StringVar(&bc.workload, "workload", bc.workload, "get, people or add")
+	f.StringVar(&bc.protocol, "protocol", bc.protocol, "grpc, connect-json, connect-proto, grpc-web or rest")
+	f.StringVar(&bc.httpAddr, "http-addr", bc.httpAddr, "the HTTP listener's host:port, for every --protocol but grpc")
 	f.IntVarP(&bc.run.Concurrency, "concurrency", "c", bc.run.Concurrency, "callers making calls at once (get, add)")
 	f.IntVar(&bc.conns, "conns", bc.conns, "connections; callers are spread over them, and people streams one each")
 	f.IntVar(&bc.run.Window, "window", bc.run.Window, "names sent and not yet answered on each stream, at most (people)")
@@ -131,6 +149,22 @@ func (bc *benchConfig) check(cmd *cobra.Command) error {
 	if err := bc.run.Check(); err != nil {
 		return benchConfigError(err)
 	}
+	if !slices.Contains(loadgen.Protocols, loadgen.Protocol(bc.protocol)) {
+		return usageError{fmt.Errorf("--protocol %q: want grpc, connect-json, connect-proto, grpc-web or rest", bc.protocol)}
+	}
+	if bc.protocol != string(loadgen.GRPC) {
+		switch {
+		case bc.workload != "get":
+			return usageError{fmt.Errorf("--protocol %s runs the get workload only; people and add are measured over grpc", bc.protocol)}
+		case set("conns"):
+			return usageError{fmt.Errorf("--conns is for grpc; --protocol %s uses one HTTP/1.1 connection per caller", bc.protocol)}
+		}
+		if _, _, err := net.SplitHostPort(bc.httpAddr); err != nil || strings.Contains(bc.httpAddr, "/") {
+			return usageError{fmt.Errorf("--http-addr %q: want host:port", bc.httpAddr)}
+		}
+	} else if set("http-addr") {
+		return usageError{errors.New("--http-addr is for the HTTP protocols; grpc calls --addr")}
+	}
 	switch {
 	case set("count") && set("duration"):
 		return usageError{errors.New("--duration and -n are alternatives: give one")}
@@ -160,15 +194,26 @@ func benchConfigError(err error) error {
 // runBench connects and runs the load, and returns the measured phase's
 // result.
 func runBench(ctx context.Context, e *env, cfg *clientConfig, bc *benchConfig) (*benchResult, error) {
-	opts, err := cfg.dialOptions()
-	if err != nil {
-		return nil, err
-	}
 	var conns []grpc.ClientConnInterface
-	for range bc.conns {
-		conn, err := grpcclient.Dial(cfg.Addr, opts...)
+	addr := cfg.Addr
+	if bc.protocol == string(loadgen.GRPC) {
+		opts, err := cfg.dialOptions()
 		if err != nil {
-			return nil, usageError{err}
+			return nil, err
+		}
+		for range bc.conns {
+			conn, err := grpcclient.Dial(cfg.Addr, opts...)
+			if err != nil {
+				return nil, usageError{err}
+			}
+			defer conn.Close()
+			conns = append(conns, conn)
+		}
+	} else {
+		addr = bc.httpAddr
+		conn, err := httpConn(ctx, cfg, bc)
+		if err != nil {
+			return nil, err
 		}
 		defer conn.Close()
 		conns = append(conns, conn)
@@ -187,11 +232,23 @@ func runBench(ctx context.Context, e *env, cfg *clientConfig, bc *benchConfig) (
 	case errors.As(err, new(*loadgen.ConfigError)):
 		return nil, benchConfigError(err)
 	case err != nil:
+		if bc.protocol != string(loadgen.GRPC) {
+			return nil, failure{fmt.Errorf("RouteGuide at %s over %s: %s", addr, bc.protocol, status.Convert(err).Message())}
+		}
 		return nil, fail(cfg.describe(wire.FromStatus(err)))
 	}
-	out := newBenchResult(cfg.Addr, res)
+	out := newBenchResult(addr, res)
+	out.Protocol = bc.protocol
+	if bc.protocol != string(loadgen.GRPC) {
+		out.Conns = out.Workers // one HTTP/1.1 connection per caller
+	}
 	if res.Calls > 0 && out.errorCount() == res.Calls {
-		return nil, failure{fmt.Errorf("every call failed: %s (first: %v)", out.errorSummary(), cfg.describe(wire.FromStatus(res.FirstError)))}
+		first := cfg.describe(wire.FromStatus(res.FirstError))
+		if bc.protocol != string(loadgen.GRPC) {
+			// describe names --addr; these calls went to --http-addr.
+			first = errors.New(status.Convert(res.FirstError).Message())
+		}
+		return nil, failure{fmt.Errorf("every call failed: %s (first: %v)", out.errorSummary(), first)}
 	}
 	if res.Calls == 0 {
 		return nil, failure{errors.New("no call completed")}
@@ -199,9 +256,39 @@ func runBench(ctx context.Context, e *env, cfg *clientConfig, bc *benchConfig) (
 	return out, nil
 }
 
+// httpConn returns the connection the HTTP protocols call --http-addr on,
+// with cfg's TLS and token.
+func httpConn(ctx context.Context, cfg *clientConfig, bc *benchConfig) (*loadgen.HTTPConn, error) {
+	client := loadgen.HTTPClient(bc.run.Concurrency)
+	scheme := "http"
+	if cfg.TLS {
+		tc, err := cfg.tlsConfig()
+		if err != nil {
+			return nil, err
+		}
+		client.Transport.(*http.Transport).TLSClientConfig = tc
+		scheme = "https"
+	}
+	header := http.Header{}
+	if cfg.Token != "" {
+		if !cfg.TLS {
+			if err := allLoopback(ctx, bc.httpAddr, []string{bc.httpAddr}); err != nil {
+				return nil, err
+			}
+		}
+		header.Set("Authorization", "Bearer "+cfg.Token)
+	}
+	conn, err := loadgen.NewHTTPConn(loadgen.Protocol(bc.protocol), scheme+"://"+bc.httpAddr, client, header)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return conn, nil
+}
+
 // benchResult is what a run measured.
 type benchResult struct {
 	Workload  string            `json:"workload"`
+	Protocol  string            `json:"protocol"`
 	Addr      string            `json:"addr"`
 	Workers   int               `json:"workers"` // callers, or streams for people
 	Conns     int               `json:"conns"`
@@ -306,6 +393,10 @@ func (r *benchResult) writeText(w io.Writer) error {
 	var what string
 	switch r.Workload {
 	case "get":
+		if r.Protocol != "" && r.Protocol != string(loadgen.GRPC) {
+			what = fmt.Sprintf("get: GetPerson over %s, %s on %s", r.Protocol, plural(r.Workers, "caller"), plural(r.Conns, "HTTP/1.1 connection"))
+			break
+		}
 		what = fmt.Sprintf("get: GetPerson, %s on %s", plural(r.Workers, "caller"), plural(r.Conns, "connection"))
 	case "add":
 		what = fmt.Sprintf("add: AddPerson, %s on %s", plural(r.Workers, "caller"), plural(r.Conns, "connection"))

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -109,7 +111,7 @@ func TestBenchWorkloads(t *testing.T) {
 				t.Errorf("client_cpu = %v, want the CPU bench used", got.ClientCPU)
 			}
 			got.Latency, got.DurationS, got.Rate, got.ClientCPU = benchLatency{}, 0, 0, 0
-			tt.want.Addr = addr
+			tt.want.Addr, tt.want.Protocol = addr, "grpc"
 			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
 				t.Errorf("result = %+v, want %+v", got, tt.want)
 			}
@@ -183,6 +185,20 @@ func TestBenchFailures(t *testing.T) {
 			`routeguide: --names is for get and people; add makes up new names`},
 		{"empty name", []string{"--names", "Alice,,Bob"}, exitUsage, `routeguide: --names: a name is empty`},
 		{"no connections", []string{"--conns", "0"}, exitUsage, `routeguide: --conns 0: want at least 1`},
+		{"unknown protocol", []string{"--protocol", "soap"}, exitUsage,
+			`routeguide: --protocol "soap": want grpc, connect-json, connect-proto, grpc-web or rest`},
+		{"people over rest", []string{"--protocol", "rest", "--workload", "people"}, exitUsage,
+			`routeguide: --protocol rest runs the get workload only; people and add are measured over grpc`},
+		{"conns over http", []string{"--protocol", "connect-json", "--conns", "4"}, exitUsage,
+			`routeguide: --conns is for grpc; --protocol connect-json uses one HTTP/1.1 connection per caller`},
+		{"http-addr for grpc", []string{"--http-addr", "127.0.0.1:8080"}, exitUsage,
+			`routeguide: --http-addr is for the HTTP protocols; grpc calls --addr`},
+		{"http-addr without port", []string{"--protocol", "rest", "--http-addr", "localhost"}, exitUsage,
+			`routeguide: --http-addr "localhost": want host:port`},
+		{"http-addr as a URL", []string{"--protocol", "rest", "--http-addr", "http://localhost:8080"}, exitUsage,
+			`routeguide: --http-addr "http://localhost:8080": want host:port`},
+		{"http unreachable", []string{"--protocol", "rest", "--http-addr", closed, "-n", "10"}, exitFailure,
+			`routeguide: RouteGuide at CLOSED over rest: Get "http://CLOSED/v1/people/Alice": dial tcp CLOSED: connect: connection refused`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -194,6 +210,52 @@ func TestBenchFailures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// httpAddrLine is serve's start line's HTTP listener address.
+var httpAddrLine = regexp.MustCompile(`msg="serving RouteGuide" .*http_addr=(\S+)`)
+
+// startHTTPServer runs `routeguide serve` with its HTTP listener on a free
+// loopback port and returns the listener's address.
+func startHTTPServer(t *testing.T) string {
+	t.Helper()
+	s := runServe(t, noEnv, "--addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--store", filepath.Join(t.TempDir(), "people.db"))
+	waitServing(t, s.addr)
+	m := httpAddrLine.FindStringSubmatch(s.logs.String())
+	if m == nil {
+		t.Fatalf("no http_addr in serve's start line:\n%s", s.logs)
+	}
+	return m[1]
+}
+
+func TestBenchHTTPProtocols(t *testing.T) {
+	addr := startHTTPServer(t)
+	for _, p := range loadgen.Protocols[1:] {
+		t.Run(string(p), func(t *testing.T) {
+			// Each caller makes 10 calls, half of them for Charlie, whom
+			// RouteGuide does not know: the "Not Found" person over Connect
+			// and gRPC-Web, 404 over REST, a NotFound error either way.
+			got := runBenchJSON(t, "--protocol", string(p), "--http-addr", addr, "--warmup", "0", "-n", "30", "-c", "3", "--names", "Alice,Charlie")
+			checkLatency(t, got.Latency)
+			want := benchResult{Workload: "get", Protocol: string(p), Addr: addr, Workers: 3, Conns: 3, Calls: 30, Errors: map[string]uint64{"NotFound": 15}}
+			got.Latency, got.DurationS, got.Rate, got.ClientCPU = benchLatency{}, 0, 0, 0
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("result = %+v, want %+v", got, want)
+			}
+		})
+	}
+	t.Run("text", func(t *testing.T) {
+		got := runCLI(t, nil, "", "bench", "--protocol", "rest", "--http-addr", addr, "--warmup", "0", "-n", "20", "--names", "Alice,Charlie")
+		got.stdout = numbers.ReplaceAllString(strings.ReplaceAll(got.stdout, addr, "ADDR"), "${1}N")
+		checkGolden(t, "bench_text_rest", got.golden(addr))
+	})
+	t.Run("every call fails", func(t *testing.T) {
+		got := runCLI(t, nil, "", "bench", "--protocol", "connect-proto", "--http-addr", addr, "--warmup", "0", "-n", "10", "--names", "Charlie")
+		want := `routeguide: every call failed: 10 NotFound (first: no person named "Charlie")`
+		if first, _, _ := strings.Cut(got.stderr, "\n"); got.code != exitFailure || first != want {
+			t.Errorf("exit %d, stderr:\n%s\nwant exit %d and first line\n%s", got.code, got.stderr, exitFailure, want)
+		}
+	})
 }
 
 func TestShortDuration(t *testing.T) {
@@ -227,5 +289,34 @@ func TestBenchProgress(t *testing.T) {
 		"\rget: 2s, 2 calls, 1/s, 1 errors\x1b[K\r\x1b[K"
 	if got := buf.String(); got != want {
 		t.Errorf("progress wrote\n%q\nwant\n%q", got, want)
+	}
+}
+
+// TestBenchHTTPToken checks that --token reaches the HTTP listener as a
+// bearer token, in every HTTP protocol.
+func TestBenchHTTPToken(t *testing.T) {
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokens, []byte("reader-token-0123456789 rita reader\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := runServe(t, noEnv, "--addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--store", "memory", "--tokens", tokens)
+	waitServing(t, s.addr)
+	m := httpAddrLine.FindStringSubmatch(s.logs.String())
+	if m == nil {
+		t.Fatalf("no http_addr in serve's start line:\n%s", s.logs)
+	}
+	addr := m[1]
+	for _, p := range loadgen.Protocols[1:] {
+		t.Run(string(p), func(t *testing.T) {
+			got := runBenchJSON(t, "--protocol", string(p), "--http-addr", addr, "--token", "reader-token-0123456789", "--warmup", "0", "-n", "10", "-c", "2")
+			if got.Calls != 10 || len(got.Errors) != 0 {
+				t.Errorf("with the token: %d calls, errors %v; want 10 calls and none", got.Calls, got.Errors)
+			}
+			anon := runCLI(t, nil, "", "bench", "--protocol", string(p), "--http-addr", addr, "--warmup", "0", "-n", "10")
+			first, _, _ := strings.Cut(strings.ReplaceAll(anon.stderr, addr, "ADDR"), "\n")
+			if want := "routeguide: RouteGuide at ADDR over " + string(p) + ": "; anon.code != exitFailure || !strings.HasPrefix(first, want) || !strings.Contains(strings.ToLower(first), "token") {
+				t.Errorf("without a token: exit %d, stderr:\n%s\nwant exit %d and a first line starting %q that speaks of the token", anon.code, anon.stderr, exitFailure, want)
+			}
+		})
 	}
 }

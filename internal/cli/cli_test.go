@@ -49,7 +49,7 @@ func runServe(t *testing.T, getenv func(string) string, args ...string) *served 
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &served{logs: &syncbuf.Buffer{}, cancel: cancel, exited: make(chan int, 1)}
 	go func() {
-		s.exited <- Run(ctx, append([]string{"serve"}, args...), getenv, strings.NewReader(""), &bytes.Buffer{}, s.logs)
+		s.exited <- Run(ctx, withoutHTTP(append([]string{"serve"}, args...)), getenv, strings.NewReader(""), &bytes.Buffer{}, s.logs)
 	}()
 	for deadline := time.Now().Add(10 * time.Second); s.addr == ""; {
 		if time.Now().After(deadline) {
@@ -145,8 +145,22 @@ func runCLI(t *testing.T, env map[string]string, stdin string, args ...string) r
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	getenv := func(k string) string { return env[k] }
-	code := Run(context.Background(), args, getenv, strings.NewReader(stdin), &stdout, &stderr)
+	code := Run(context.Background(), withoutHTTP(args), getenv, strings.NewReader(stdin), &stdout, &stderr)
 	return result{stdout.String(), stderr.String(), code}
+}
+
+// withoutHTTP turns the HTTP listener off in a serve command that does not
+// name one, so that tests running at once do not all bind its default port.
+func withoutHTTP(args []string) []string {
+	if len(args) == 0 || args[0] != "serve" {
+		return args
+	}
+	for _, a := range args {
+		if strings.HasPrefix(a, "--http-addr") {
+			return args
+		}
+	}
+	return append([]string{"serve", "--http-addr=off"}, args[1:]...)
 }
 
 func checkGolden(t *testing.T, name, got string) {
@@ -250,6 +264,7 @@ func TestCommands(t *testing.T) {
 		{name: "addr_without_port", args: []string{"get", "--addr", "localhost", "Alice"}},
 		{name: "serve_addr_without_port", args: []string{"serve", "--addr", "localhost"}},
 		{name: "serve_zero_shutdown_timeout", args: []string{"serve", "--shutdown-timeout", "0s"}},
+		{name: "serve_zero_connection_age", args: []string{"serve", "--max-connection-age", "0s"}},
 		{name: "serve_pprof_without_metrics", args: []string{"serve", "--pprof"}},
 	}
 	for _, tt := range tests {

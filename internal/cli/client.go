@@ -263,10 +263,13 @@ func humanCode(c codes.Code) string {
 
 // briefly shortens grpc-go's nested transport messages, such as
 // `connection error: desc = "transport: Error while dialing: dial tcp
-// 127.0.0.1:1: connect: connection refused"`, to their last clause.
+// 127.0.0.1:1: connect: connection refused"`, or those of its retries,
+// such as `max retries exhausted: failed after 5 attempts: rpc error: code
+// = Unavailable desc = connection error: desc = "error reading server
+// preface: connection reset by peer"`, to their last clause.
 func briefly(msg string) string {
 	msg = strings.TrimSuffix(msg, `"`)
-	if i := strings.LastIndex(msg, ": "); i >= 0 && strings.Contains(msg, "transport") {
+	if i := strings.LastIndex(msg, ": "); i >= 0 && (strings.Contains(msg, "transport") || strings.Contains(msg, "desc = ")) {
 		return msg[i+2:]
 	}
 	return msg

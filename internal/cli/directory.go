@@ -113,6 +113,8 @@ func updateCommand(e *env) *cobra.Command {
 	}
 	var pf personFlags
 	pf.register(cmd.Flags(), true)
+	var ifMatch string
+	cmd.Flags().StringVar(&ifMatch, "if-match", "", "update only if the person's etag is still this one (get -o json shows it)")
 	cfg := addClientFlags(e, cmd, true)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		to, err := pf.person()
@@ -130,7 +132,7 @@ func updateCommand(e *env) *cobra.Command {
 			to.Hobbies = nil
 		}
 		return withClient(cmd.Context(), cfg, func(ctx context.Context, c *grpcclient.Client) error {
-			updated, _, err := c.Update(ctx, args[0], people.Update{Fields: fields, To: to})
+			updated, _, err := c.Update(ctx, args[0], people.Update{Fields: fields, To: to}, grpcclient.IfMatch(ifMatch))
 			if err != nil {
 				return err
 			}
@@ -154,8 +156,13 @@ is 1.`,
 			return nil
 		},
 	}
+	var ifMatch string
+	cmd.Flags().StringVar(&ifMatch, "if-match", "", "delete only if the person's etag is still this one (get -o json shows it); one NAME only")
 	cfg := addClientFlags(e, cmd, false)
 	cmd.RunE = func(cmd *cobra.Command, names []string) error {
+		if ifMatch != "" && len(names) != 1 {
+			return usageError{fmt.Errorf("--if-match names one person's etag: give one NAME, not %d", len(names))}
+		}
 		c, err := cfg.connect()
 		if err != nil {
 			return err
@@ -164,7 +171,7 @@ is 1.`,
 		failed := 0
 		for _, name := range names {
 			ctx, cancel := cfg.callContext(cmd.Context())
-			_, err := c.Delete(ctx, name)
+			_, err := c.Delete(ctx, name, grpcclient.IfMatch(ifMatch))
 			cancel()
 			switch people.KindOf(err) {
 			case people.NotFound, people.Invalid:
@@ -208,17 +215,17 @@ func listCommand(e *env) *cobra.Command {
 			return err
 		}
 		defer c.Close()
-		print := personWriter(e.stdout, cfg.Output)
+		print := etagWriter(e.stdout, cfg.Output)
 		var table *tabwriter.Writer
 		if cfg.Output == "text" {
 			table = tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(table, "NAME\tAGE\tGENDER\tCITY\tSTREET\tHOBBIES")
-			print = func(p people.Person) error {
+			print = func(p people.Person, _ string) error {
 				_, err := fmt.Fprintf(table, "%s\t%d\t%s\t%s\t%s\t%s\n", p.Name, p.Age, p.Gender, p.Address.City, p.Address.Street, strings.Join(p.Hobbies, ", "))
 				return err
 			}
 		}
-		err = c.List(cmd.Context(), q, cfg.callContext, print)
+		err = c.ListETags(cmd.Context(), q, cfg.callContext, print)
 		if table != nil {
 			if ferr := table.Flush(); err == nil {
 				err = ferr
@@ -236,6 +243,11 @@ func watchCommand(e *env) *cobra.Command {
 		Long: `Print every change to the directory as it happens, one a line, until
 interrupted. Each line starts with the change's revision; --from resumes after
 a revision printed earlier. --current prints everyone first.
+
+When the replica serving the watch stops, drains or loses its connection,
+the watch reconnects by itself, after a backoff of up to 3s, and resumes
+after the last revision it printed: every change is printed once, in order.
+Each reconnection is noted on stderr; stdout has only the changes.
 
 The watch has no deadline unless --timeout or ROUTEGUIDE_TIMEOUT sets one.`,
 		Args: noArgs,
@@ -261,7 +273,7 @@ The watch has no deadline unless --timeout or ROUTEGUIDE_TIMEOUT sets one.`,
 		ctx, cancel := cfg.callContext(cmd.Context())
 		defer cancel()
 		events := 0
-		err = c.Watch(ctx, current, from, counting(&events, eventWriter(e.stdout, cfg.Output)))
+		err = c.Watch(ctx, current, from, reconnectNote(e.stderr, cfg), counting(&events, eventWriter(e.stdout, cfg.Output)))
 		if cmd.Context().Err() != nil {
 			// Interrupted: the normal way a watch ends. (A call the server
 			// cancelled also reads as context.Canceled, and is reported.)
@@ -270,6 +282,19 @@ The watch has no deadline unless --timeout or ROUTEGUIDE_TIMEOUT sets one.`,
 		return fail(cfg.describeStream(err, events))
 	}
 	return cmd
+}
+
+// reconnectNote returns the function that tells the user on stderr that a
+// watch is reconnecting, and why; stdout, which scripts read, has only the
+// events.
+func reconnectNote(w io.Writer, cfg *clientConfig) func(grpcclient.Reconnect) {
+	return func(r grpcclient.Reconnect) {
+		what := fmt.Sprintf("after revision %d", r.After)
+		if r.Listing {
+			what = "the listing of current people"
+		}
+		fmt.Fprintf(w, "routeguide: the watch was cut (%v); resuming %s in %s\n", cfg.describe(r.Err), what, shortDuration(r.Delay))
+	}
 }
 
 // eventWriter returns a function that prints one watch event to w.
@@ -294,6 +319,12 @@ func eventWriter(w io.Writer, output string) func(grpcclient.Event) error {
 			line += " " + ev.Person.Name
 		default:
 			line += " " + textLine(ev.Person)
+		}
+		if o := ev.Origin; o.Principal != "" {
+			line += "  by " + o.Principal + " from " + o.Peer
+			if o.RequestID != "" {
+				line += " request " + o.RequestID
+			}
 		}
 		_, err := io.WriteString(w, line+"\n")
 		return err

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +32,11 @@ func TestDirectoryCommands(t *testing.T) {
 		{name: "update_nobody", args: []string{"update", "Nobody", "--age", "3"}},
 		{name: "update_nothing", args: []string{"update", "Carol"}},
 		{name: "update_clear_hobbies_false", args: []string{"update", "Carol", "--clear-hobbies=false"}},
+		{name: "update_if_match_stale", args: []string{"update", "Carol", "--age", "50", "--if-match", "0123456789abcdef"}},
+		{name: "delete_if_match_stale", args: []string{"delete", "Carol", "--if-match", "0123456789abcdef"}},
+		{name: "delete_if_match_two_names", args: []string{"delete", "Carol", "Bob", "--if-match", "0123456789abcdef"}},
+		{name: "history", args: []string{"history", "Carol"}},
+		{name: "history_nobody", args: []string{"history", "Nobody"}},
 		{name: "list", args: []string{"list"}},
 		{name: "list_json_city", args: []string{"list", "-o", "json", "--city", "New York"}},
 		{name: "import_jsonl", args: []string{"import", "testdata/import/people.jsonl"}},
@@ -51,7 +57,7 @@ func TestDirectoryCommands(t *testing.T) {
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
-			checkGolden(t, "directory_"+st.name, runCLI(t, env, st.stdin, st.args...).golden(addr))
+			checkGolden(t, "directory_"+st.name, scrubOrigin(runCLI(t, env, st.stdin, st.args...).golden(addr)))
 		})
 	}
 }
@@ -129,7 +135,23 @@ func TestWatchCommand(t *testing.T) {
 				t.Errorf("watch exited %d after an interrupt, want 0", code)
 			}
 			go io.Copy(io.Discard, r)
-			checkGolden(t, "watch_"+output, strings.Join(got, "\n")+"\n")
+			checkGolden(t, "watch_"+output, scrubOrigin(strings.Join(got, "\n")+"\n"))
 		})
 	}
+}
+
+// The parts of a change's origin that differ from run to run: the client's
+// port, its request ids and the time.
+var (
+	peerPort  = regexp.MustCompile(`127\.0\.0\.1:[0-9]+`)
+	requestID = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
+	rfc3339   = regexp.MustCompile(`[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z`)
+)
+
+// scrubOrigin replaces in s what scrubbing's patterns match with fixed
+// words, for golden files.
+func scrubOrigin(s string) string {
+	s = peerPort.ReplaceAllString(s, "PEER")
+	s = requestID.ReplaceAllString(s, "REQUEST-ID")
+	return rfc3339.ReplaceAllString(s, "TIME")
 }

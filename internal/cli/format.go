@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -29,6 +30,30 @@ func personWriter(w io.Writer, output string) func(people.Person) error {
 	}
 	return func(p people.Person) error {
 		_, err := io.WriteString(w, textLine(p)+"\n")
+		return err
+	}
+}
+
+// etagWriter is personWriter for answers that carry each person's etag:
+// with "json" the etag is added to the person's object as "etag"; the
+// text form leaves it out.
+func etagWriter(w io.Writer, output string) func(people.Person, string) error {
+	if output != "json" {
+		print := personWriter(w, output)
+		return func(p people.Person, _ string) error { return print(p) }
+	}
+	var buf []byte
+	return func(p people.Person, etag string) error {
+		var err error
+		if buf, err = wire.AppendJSON(buf[:0], p); err != nil {
+			return err
+		}
+		if etag != "" && len(buf) > 0 && buf[len(buf)-1] == '}' {
+			buf = strconv.AppendQuote(append(buf[:len(buf)-1], `,"etag":`...), etag)
+			buf = append(buf, '}')
+		}
+		buf = append(buf, '\n')
+		_, err = w.Write(buf)
 		return err
 	}
 }

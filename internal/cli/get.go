@@ -15,7 +15,8 @@ func getCommand(e *env) *cobra.Command {
 		Short: "Look people up by name, one GetPerson call each",
 		Long: `Look people up by name with one GetPerson call each, printing each person
 found. A name nobody has is reported on stderr, the other names are still
-looked up, and the exit status is 1.`,
+looked up, and the exit status is 1. With -o json each person's object also
+holds its "etag", for update --if-match and delete --if-match.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usageError{errors.New("get needs at least one NAME")}
@@ -31,11 +32,11 @@ looked up, and the exit status is 1.`,
 		}
 		defer c.Close()
 
-		print := personWriter(e.stdout, cfg.Output)
+		print := etagWriter(e.stdout, cfg.Output)
 		missing := 0
 		for _, name := range names {
 			ctx, cancel := cfg.callContext(cmd.Context())
-			p, err := c.Person(ctx, name)
+			p, etag, err := c.PersonETag(ctx, name)
 			cancel()
 			if people.KindOf(err) == people.NotFound {
 				missing++
@@ -45,7 +46,7 @@ looked up, and the exit status is 1.`,
 			if err != nil {
 				return fail(cfg.describe(err))
 			}
-			if err := print(p); err != nil {
+			if err := print(p, etag); err != nil {
 				return fail(err)
 			}
 		}

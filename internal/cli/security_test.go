@@ -91,6 +91,39 @@ func TestPlaintextOnlyOnLoopback(t *testing.T) {
 	}
 }
 
+// TestHTTPListenerFlags checks the HTTP listener's address rule, the
+// gRPC port's, and its other flags' checks, all before anything is bound.
+func TestHTTPListenerFlags(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"plaintext off loopback", []string{"--http-addr", "0.0.0.0:8080"}, nil, "--http-addr 0.0.0.0:8080 is not a loopback address"},
+		{"no port", []string{"--http-addr", "localhost"}, nil, "--http-addr \"localhost\": want host:port"},
+		{"an origin with a path", []string{"--cors-origin", "https://app.example/page"}, nil, "want scheme://host[:port]"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := runCLI(t, tt.env, "", append([]string{"serve", "--store", "memory", "--addr", "127.0.0.1:0"}, tt.args...)...)
+			if got.code != exitUsage || !strings.Contains(got.stderr, tt.want) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", got.code, got.stderr, exitUsage, tt.want)
+			}
+		})
+	}
+	// From the environment: runCLI's serve names no --http-addr here.
+	var stderr strings.Builder
+	code := Run(t.Context(), []string{"serve", "--store", "memory", "--addr", "127.0.0.1:0"}, func(k string) string {
+		if k == "ROUTEGUIDE_HTTP_ADDR" {
+			return ":8080"
+		}
+		return ""
+	}, strings.NewReader(""), &strings.Builder{}, &stderr)
+	if code != exitUsage || !strings.Contains(stderr.String(), "--http-addr :8080 is not a loopback address") {
+		t.Errorf("ROUTEGUIDE_HTTP_ADDR=:8080: exit %d, stderr %q", code, stderr.String())
+	}
+}
+
 func TestTokenNeverInPlaintextToTheNetwork(t *testing.T) {
 	got := runCLI(t, nil, "", "get", "--addr", "192.0.2.1:50051", "--token", "secret-token-0123456789", "Alice")
 	if got.code != exitUsage || !strings.Contains(got.stderr, "refusing to send a token in plaintext") || strings.Contains(got.stderr, "secret-token") {
@@ -120,7 +153,8 @@ func TestTLSAndClientCertificates(t *testing.T) {
 	})
 
 	t.Run("mTLS", func(t *testing.T) {
-		addr := startServer(t, "--tls-cert", srvCert, "--tls-key", srvKey, "--client-ca", caFile)
+		srv := runServe(t, noEnv, "--addr", "127.0.0.1:0", "--store", filepath.Join(t.TempDir(), "people.db"), "--tls-cert", srvCert, "--tls-key", srvKey, "--client-ca", caFile)
+		addr := srv.addr
 		run := func(cmd string, args ...string) result {
 			return runCLI(t, nil, "", append([]string{cmd, "--addr", addr, "--ca", caFile, "--timeout", "5s"}, args...)...)
 		}
@@ -139,13 +173,21 @@ func TestTLSAndClientCertificates(t *testing.T) {
 		if got := run("add", "--cert", writerCert, "--key", writerKey, "--name", "Wanda"); got.code != 0 {
 			t.Errorf("add with a writer certificate: %+v", got)
 		}
+		// The certificate's subject is who made the change.
+		if got := run("history", "--cert", readerCert, "--key", readerKey, "-o", "json", "Wanda"); got.code != 0 || !strings.Contains(got.stdout, `"principal":"wanda"`) {
+			t.Errorf("history of Wanda: %+v, want her addition by wanda", got)
+		}
+		if !strings.Contains(srv.logs.String(), "msg=audit method=AddPerson principal=wanda") {
+			t.Errorf("no audit line names wanda; logs:\n%s", srv.logs)
+		}
 	})
 }
 
 func TestTokens(t *testing.T) {
 	tokens := filepath.Join(t.TempDir(), "tokens")
 	os.WriteFile(tokens, []byte("reader-token-0123456789 rita reader\nwriter-token-0123456789 wes writer\n"), 0o600)
-	addr := startServer(t, "--tokens", tokens)
+	srv := runServe(t, noEnv, "--addr", "127.0.0.1:0", "--store", filepath.Join(t.TempDir(), "people.db"), "--tokens", tokens)
+	addr := srv.addr
 	run := func(token string, args ...string) result {
 		return runCLI(t, map[string]string{"ROUTEGUIDE_TOKEN": token}, "", append([]string{args[0], "--addr", addr}, args[1:]...)...)
 	}
@@ -176,6 +218,16 @@ func TestTokens(t *testing.T) {
 				t.Errorf("stderr shows the token: %q", got.stderr)
 			}
 		})
+	}
+	// The token's name, never the token, is who made a change.
+	if got := run("reader-token-0123456789", "history", "-o", "json", "Wes"); got.code != 0 || !strings.Contains(got.stdout, `"principal":"wes"`) {
+		t.Errorf("history of Wes: %+v, want his addition by wes", got)
+	}
+	if !strings.Contains(srv.logs.String(), "msg=audit method=AddPerson principal=wes") {
+		t.Errorf("no audit line names wes; logs:\n%s", srv.logs)
+	}
+	if strings.Contains(srv.logs.String(), "token-0123") {
+		t.Errorf("the server's log holds a token:\n%s", srv.logs)
 	}
 }
 

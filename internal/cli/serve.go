@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/routeguide/routeguide/internal/grpcserver"
+	"github.com/routeguide/routeguide/internal/httpserver"
 	"github.com/routeguide/routeguide/internal/server"
 )
 
@@ -27,24 +28,33 @@ streams with UNAVAILABLE, lets in-flight calls finish for up to
 		Args: noArgs,
 		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			err := bindEnv(cmd.Flags(), e.getenv, map[string]string{
-				"addr":             "ROUTEGUIDE_ADDR",
-				"store":            "ROUTEGUIDE_STORE",
-				"shutdown-timeout": "ROUTEGUIDE_SHUTDOWN_TIMEOUT",
-				"log-format":       "ROUTEGUIDE_LOG_FORMAT",
-				"log-level":        "ROUTEGUIDE_LOG_LEVEL",
-				"metrics-addr":     "ROUTEGUIDE_METRICS_ADDR",
-				"health-addr":      "ROUTEGUIDE_HEALTH_ADDR",
-				"pprof":            "ROUTEGUIDE_PPROF",
-				"tls-cert":         "ROUTEGUIDE_TLS_CERT",
-				"tls-key":          "ROUTEGUIDE_TLS_KEY",
-				"client-ca":        "ROUTEGUIDE_CLIENT_CA",
-				"tokens":           "ROUTEGUIDE_TOKENS",
-				"insecure":         "ROUTEGUIDE_INSECURE",
-				"slow":             "ROUTEGUIDE_SLOW",
-				"max-connections":  "ROUTEGUIDE_MAX_CONNECTIONS",
+				"addr":                  "ROUTEGUIDE_ADDR",
+				"http-addr":             "ROUTEGUIDE_HTTP_ADDR",
+				"allowed-host":          "ROUTEGUIDE_ALLOWED_HOSTS",
+				"cors-origin":           "ROUTEGUIDE_CORS_ORIGINS",
+				"trusted-proxy":         "ROUTEGUIDE_TRUSTED_PROXIES",
+				"store":                 "ROUTEGUIDE_STORE",
+				"shutdown-timeout":      "ROUTEGUIDE_SHUTDOWN_TIMEOUT",
+				"log-format":            "ROUTEGUIDE_LOG_FORMAT",
+				"log-level":             "ROUTEGUIDE_LOG_LEVEL",
+				"metrics-addr":          "ROUTEGUIDE_METRICS_ADDR",
+				"health-addr":           "ROUTEGUIDE_HEALTH_ADDR",
+				"pprof":                 "ROUTEGUIDE_PPROF",
+				"tls-cert":              "ROUTEGUIDE_TLS_CERT",
+				"tls-key":               "ROUTEGUIDE_TLS_KEY",
+				"client-ca":             "ROUTEGUIDE_CLIENT_CA",
+				"tokens":                "ROUTEGUIDE_TOKENS",
+				"insecure":              "ROUTEGUIDE_INSECURE",
+				"slow":                  "ROUTEGUIDE_SLOW",
+				"max-connections":       "ROUTEGUIDE_MAX_CONNECTIONS",
+				"max-connection-age":    "ROUTEGUIDE_MAX_CONNECTION_AGE",
+				"idempotency-retention": "ROUTEGUIDE_IDEMPOTENCY_RETENTION",
 			})
 			if err != nil {
 				return err
+			}
+			if cfg.HTTPAddr == "off" {
+				cfg.HTTPAddr = ""
 			}
 			if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 				return usageError{errors.New("--tls-cert and --tls-key go together")}
@@ -57,6 +67,17 @@ streams with UNAVAILABLE, lets in-flight calls finish for up to
 			}
 			if cfg.TLSCert == "" && !cfg.Insecure && !grpcserver.Loopback(cmd.Context(), cfg.Addr) {
 				return usageError{fmt.Errorf("--addr %s is not a loopback address, and plaintext must not face the network: serve TLS with --tls-cert and --tls-key, or pass --insecure to serve plaintext anyway", cfg.Addr)}
+			}
+			if cfg.HTTPAddr != "" {
+				if err := checkAddr("--http-addr", cfg.HTTPAddr); err != nil {
+					return err
+				}
+				if cfg.TLSCert == "" && !cfg.Insecure && !grpcserver.Loopback(cmd.Context(), cfg.HTTPAddr) {
+					return usageError{fmt.Errorf("--http-addr %s is not a loopback address, and plaintext must not face the network: serve TLS with --tls-cert and --tls-key, or pass --insecure to serve plaintext anyway", cfg.HTTPAddr)}
+				}
+			}
+			if err := httpserver.Origins(cfg.CORSOrigins); err != nil {
+				return usageError{fmt.Errorf("--cors-origin: %w", err)}
 			}
 			if cfg.Pprof && cfg.MetricsAddr == "" {
 				return usageError{errors.New("--pprof needs --metrics-addr: the profiles are served beside the metrics")}
@@ -83,6 +104,12 @@ streams with UNAVAILABLE, lets in-flight calls finish for up to
 			if cfg.MaxConnections <= 0 {
 				return usageError{fmt.Errorf("--max-connections %d: must be positive", cfg.MaxConnections)}
 			}
+			if cfg.Limits.MaxConnectionAge <= 0 {
+				return usageError{fmt.Errorf("--max-connection-age %v: must be positive", cfg.Limits.MaxConnectionAge)}
+			}
+			if cfg.IdempotencyRetention <= 0 {
+				return usageError{fmt.Errorf("--idempotency-retention %v: must be positive", cfg.IdempotencyRetention)}
+			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -96,6 +123,10 @@ streams with UNAVAILABLE, lets in-flight calls finish for up to
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.Addr, "addr", cfg.Addr, "host:port to listen on; a host name listens on each of its addresses"+envHelp("ROUTEGUIDE_ADDR"))
+	f.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "host:port of the HTTP listener (Connect, gRPC-Web, REST, the watch feed, the web page); off when empty or \"off\"; plaintext only on loopback unless TLS or --insecure"+envHelp("ROUTEGUIDE_HTTP_ADDR"))
+	f.StringSliceVar(&cfg.AllowedHosts, "allowed-host", nil, "host names the HTTP listener answers to besides IP addresses, localhost, --http-addr's host and the TLS certificate's names; others are refused (DNS rebinding)"+envHelp("ROUTEGUIDE_ALLOWED_HOSTS"))
+	f.StringSliceVar(&cfg.CORSOrigins, "cors-origin", nil, "origins (https://app.example.com) whose pages may call the HTTP listener from a browser; none when empty"+envHelp("ROUTEGUIDE_CORS_ORIGINS"))
+	f.StringSliceVar(&cfg.TrustedProxies, "trusted-proxy", nil, "IP addresses or CIDR networks of reverse proxies whose X-Forwarded-For names the HTTP client; none when empty"+envHelp("ROUTEGUIDE_TRUSTED_PROXIES"))
 	f.StringVar(&cfg.Store, "store", cfg.Store, "where people are kept: a SQLite file path, \"memory\" (kept nowhere), or PostgreSQL as a postgres:// URL or a \"host=... dbname=...\" string"+envHelp("ROUTEGUIDE_STORE"))
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight calls may run after a stop signal"+envHelp("ROUTEGUIDE_SHUTDOWN_TIMEOUT"))
 	f.StringVar(&logFormat, "log-format", logFormat, "log format: text or json"+envHelp("ROUTEGUIDE_LOG_FORMAT"))
@@ -109,6 +140,8 @@ streams with UNAVAILABLE, lets in-flight calls finish for up to
 	f.BoolVar(&cfg.Pprof, "pprof", false, "also serve runtime profiles at /debug/pprof/ on the metrics address, which must be loopback unless --insecure"+envHelp("ROUTEGUIDE_PPROF"))
 	f.DurationVar(&cfg.Slow, "slow", cfg.Slow, "log a successful call at info level when it takes this long; every call is logged at debug"+envHelp("ROUTEGUIDE_SLOW"))
 	f.IntVar(&cfg.MaxConnections, "max-connections", cfg.MaxConnections, "most client connections open at once; more wait until one closes"+envHelp("ROUTEGUIDE_MAX_CONNECTIONS"))
+	f.DurationVar(&cfg.Limits.MaxConnectionAge, "max-connection-age", cfg.Limits.MaxConnectionAge, "how long a client connection lives before the server asks the client (GOAWAY) to open a new one, resolving its target again so that new replicas get calls; ±10%"+envHelp("ROUTEGUIDE_MAX_CONNECTION_AGE"))
+	f.DurationVar(&cfg.IdempotencyRetention, "idempotency-retention", cfg.IdempotencyRetention, "how long a write's request id is kept: a retry within it is answered what the write answered"+envHelp("ROUTEGUIDE_IDEMPOTENCY_RETENTION"))
 	f.StringVar(&logLevel, "log-level", logLevel, "least severe level logged: debug, info, warn or error"+envHelp("ROUTEGUIDE_LOG_LEVEL"))
 	return cmd
 }

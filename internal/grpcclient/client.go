@@ -9,10 +9,11 @@ import (
 	"iter"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
-	pb "github.com/routeguide/routeguide/routeguidepb"
 	"github.com/routeguide/routeguide/internal/people"
 	"github.com/routeguide/routeguide/internal/wire"
+	pb "github.com/routeguide/routeguide/routeguidepb"
 )
 
 // Client is a connection to a RouteGuide server, safe for concurrent use.
@@ -34,6 +35,10 @@ func New(target string, opts ...grpc.DialOption) (*Client, error) {
 	return &Client{conn: conn, rg: pb.NewRouteGuideClient(conn)}, nil
 }
 
+// Conn returns the client's connection, balanced and retried as Dial says,
+// for calls this client has no method for.
+func (c *Client) Conn() *grpc.ClientConn { return c.conn }
+
 // Close closes the connection.
 func (c *Client) Close() error { return c.conn.Close() }
 
@@ -50,6 +55,24 @@ func (c *Client) Person(ctx context.Context, name string) (people.Person, error)
 		return people.Person{}, people.Errorf(people.NotFound, "no person named %q", name)
 	}
 	return wire.FromProto(m), nil
+}
+
+// PersonETag is Person, returning the person's etag too: the "etag"
+// header GetPerson answers with, for a later IfMatch.
+func (c *Client) PersonETag(ctx context.Context, name string) (people.Person, string, error) {
+	var header metadata.MD
+	m, err := c.rg.GetPerson(ctx, &pb.Name{Name: name}, grpc.Header(&header))
+	if err != nil {
+		return people.Person{}, "", fromStatus(err)
+	}
+	if wire.IsNotFound(m) {
+		return people.Person{}, "", people.Errorf(people.NotFound, "no person named %q", name)
+	}
+	var etag string
+	if v := header.Get("etag"); len(v) > 0 {
+		etag = v[0]
+	}
+	return wire.FromProto(m), etag, nil
 }
 
 // People streams names through GetPeople and calls found with each person

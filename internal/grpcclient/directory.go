@@ -7,15 +7,25 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
-	pb "github.com/routeguide/routeguide/routeguidepb"
 	"github.com/routeguide/routeguide/internal/people"
 	"github.com/routeguide/routeguide/internal/wire"
+	pb "github.com/routeguide/routeguide/routeguidepb"
 )
 
 // Add adds p and returns the person as stored and the change's revision.
-func (c *Client) Add(ctx context.Context, p people.Person) (people.Person, int64, error) {
-	resp, err := c.rg.AddPerson(ctx, &pb.AddPersonRequest{Person: wire.ToProto(p)})
+// It carries a request id, and is sent again on UNAVAILABLE or
+// DEADLINE_EXCEEDED (see retryWrite): a write whose answer was lost is
+// answered on the retry, not refused as ALREADY_EXISTS.
+func (c *Client) Add(ctx context.Context, p people.Person, opts ...WriteOption) (people.Person, int64, error) {
+	o := newWriteOptions(opts)
+	req := &pb.AddPersonRequest{Person: wire.ToProto(p), RequestId: o.requestID}
+	var resp *pb.AddPersonResponse
+	err := retryWrite(ctx, func(ctx context.Context) (err error) {
+		resp, err = c.rg.AddPerson(ctx, req)
+		return err
+	})
 	if err != nil {
 		return people.Person{}, 0, fromStatus(err)
 	}
@@ -25,14 +35,24 @@ func (c *Client) Add(ctx context.Context, p people.Person) (people.Person, int64
 // Update changes u's fields of the person named name and returns the person
 // as stored and the change's revision. Updating no field is refused here, as
 // an empty mask would mean "every field set" to the server.
-func (c *Client) Update(ctx context.Context, name string, u people.Update) (people.Person, int64, error) {
+//
+// With IfMatch, the update is made only while the person's etag is the one
+// given, and fails with an error of kind people.Aborted otherwise. It is
+// retried as Add is.
+func (c *Client) Update(ctx context.Context, name string, u people.Update, opts ...WriteOption) (people.Person, int64, error) {
 	mask := wire.Mask(u.Fields)
 	if len(mask.GetPaths()) == 0 {
 		return people.Person{}, 0, people.Errorf(people.Invalid, "nothing to update")
 	}
+	o := newWriteOptions(opts)
 	to := u.To
 	to.Name = name
-	resp, err := c.rg.UpdatePerson(ctx, &pb.UpdatePersonRequest{Person: wire.ToProto(to), UpdateMask: mask})
+	req := &pb.UpdatePersonRequest{Person: wire.ToProto(to), UpdateMask: mask, RequestId: o.requestID, Etag: o.ifMatch}
+	var resp *pb.UpdatePersonResponse
+	err := retryWrite(ctx, func(ctx context.Context) (err error) {
+		resp, err = c.rg.UpdatePerson(ctx, req)
+		return err
+	})
 	if err != nil {
 		return people.Person{}, 0, fromStatus(err)
 	}
@@ -40,12 +60,33 @@ func (c *Client) Update(ctx context.Context, name string, u people.Update) (peop
 }
 
 // Delete removes the person named name and returns the change's revision.
-func (c *Client) Delete(ctx context.Context, name string) (int64, error) {
-	resp, err := c.rg.DeletePerson(ctx, &pb.DeletePersonRequest{Name: name})
+// IfMatch makes it conditional, as for Update; it is retried as Add is.
+func (c *Client) Delete(ctx context.Context, name string, opts ...WriteOption) (int64, error) {
+	o := newWriteOptions(opts)
+	req := &pb.DeletePersonRequest{Name: name, RequestId: o.requestID, Etag: o.ifMatch}
+	var resp *pb.DeletePersonResponse
+	err := retryWrite(ctx, func(ctx context.Context) (err error) {
+		resp, err = c.rg.DeletePerson(ctx, req)
+		return err
+	})
 	if err != nil {
 		return 0, fromStatus(err)
 	}
 	return resp.GetRevision(), nil
+}
+
+// History returns up to limit (the server's default when 0) changes to
+// the person named name still in the change log, newest first.
+func (c *Client) History(ctx context.Context, name string, limit int) ([]Event, error) {
+	resp, err := c.rg.ListPersonChanges(ctx, &pb.ListPersonChangesRequest{Name: name, PageSize: int32(limit)})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	out := make([]Event, len(resp.GetChanges()))
+	for i, m := range resp.GetChanges() {
+		out[i] = eventOf(m)
+	}
+	return out, nil
 }
 
 // List calls found with every person matching q's filters, in name order,
@@ -53,6 +94,11 @@ func (c *Client) Delete(ctx context.Context, name string) (int64, error) {
 // gives each page's call its context, so that a deadline bounds one page
 // rather than the whole listing. It stops at found's first error.
 func (c *Client) List(ctx context.Context, q people.Query, newContext func(context.Context) (context.Context, context.CancelFunc), found func(people.Person) error) error {
+	return c.ListETags(ctx, q, newContext, func(p people.Person, _ string) error { return found(p) })
+}
+
+// ListETags is List, calling found with each person's etag too.
+func (c *Client) ListETags(ctx context.Context, q people.Query, newContext func(context.Context) (context.Context, context.CancelFunc), found func(p people.Person, etag string) error) error {
 	type page struct {
 		resp *pb.ListPeopleResponse
 		err  error
@@ -91,8 +137,13 @@ func (c *Client) List(ctx context.Context, q people.Query, newContext func(conte
 		if more {
 			next, cancel = fetch(p.resp.GetNextPageToken(), size())
 		}
-		for _, m := range got {
-			if err := found(wire.FromProto(m)); err != nil {
+		etags := p.resp.GetEtags()
+		for i, m := range got {
+			var etag string
+			if i < len(etags) {
+				etag = etags[i]
+			}
+			if err := found(wire.FromProto(m), etag); err != nil {
 				if more {
 					cancel()
 					<-next
@@ -140,35 +191,28 @@ type Event struct {
 	Revision int64
 	Type     EventType
 	Person   people.Person
+	ETag     string        // the person's etag after the change; empty for a deletion
+	Origin   people.Origin // who made a change, from where, with which request id, when
+}
+
+// eventOf returns the event m reports.
+func eventOf(m *pb.WatchPeopleResponse) Event {
+	return Event{Revision: m.GetRevision(), Type: EventType(m.GetType()), Person: wire.FromProto(m.GetPerson()),
+		ETag: m.GetEtag(), Origin: wire.OriginFromProto(m)}
 }
 
 // AppendJSON appends ev as one line of protojson (no trailing newline): the
 // WatchPeopleResponse it came as, as grpcurl shows it.
 func (ev Event) AppendJSON(dst []byte) ([]byte, error) {
-	m := &pb.WatchPeopleResponse{Revision: ev.Revision, Type: pb.WatchPeopleResponse_Type(ev.Type)}
+	m := &pb.WatchPeopleResponse{Revision: ev.Revision, Type: pb.WatchPeopleResponse_Type(ev.Type), Etag: ev.ETag,
+		Principal: ev.Origin.Principal, Peer: ev.Origin.Peer, RequestId: ev.Origin.RequestID}
 	if ev.Type != EventSynced {
 		m.Person = wire.ToProto(ev.Person)
 	}
+	if !ev.Origin.Time.IsZero() {
+		m.ChangeTime = timestamppb.New(ev.Origin.Time)
+	}
 	return wire.AppendMessageJSON(dst, m)
-}
-
-// Watch calls each with every event of a WatchPeople call until ctx ends,
-// the call fails, or each returns an error. With current, the current people
-// come first; otherwise the changes after revision after (0: from now).
-func (c *Client) Watch(ctx context.Context, current bool, after int64, each func(Event) error) error {
-	stream, err := c.rg.WatchPeople(ctx, &pb.WatchPeopleRequest{SendCurrent: current, AfterRevision: after})
-	if err != nil {
-		return fromStatus(err)
-	}
-	for {
-		m, err := stream.Recv()
-		if err != nil {
-			return fromStatus(err)
-		}
-		if err := each(Event{Revision: m.GetRevision(), Type: EventType(m.GetType()), Person: wire.FromProto(m.GetPerson())}); err != nil {
-			return err
-		}
-	}
 }
 
 // Batch limits for ImportPeople requests: each stays far below the largest
@@ -207,10 +251,15 @@ var ErrImportEnded = errors.New("the server ended the import")
 // the import, Add returns ErrImportEnded and queues nothing; Close then
 // reports the server's answer.
 func (im *Importer) Add(p people.Person) error {
+	return im.AddMessage(wire.ToProto(p))
+}
+
+// AddMessage is Add for a person as its message, which the Importer keeps
+// until it is sent: the caller must not change it.
+func (im *Importer) AddMessage(m *pb.Person) error {
 	if im.broken {
 		return ErrImportEnded
 	}
-	m := wire.ToProto(p)
 	im.batch.People = append(im.batch.People, m)
 	im.bytes += proto.Size(m)
 	if len(im.batch.People) >= importBatchPeople || im.bytes >= importBatchBytes {

@@ -21,11 +21,15 @@ import (
 //     replica reporting NOT_SERVING (its store unreachable, or draining) gets
 //     no calls while its connection stays up. A server without the health
 //     service counts as healthy;
-//   - the reads (GetPerson, GetPeople, ListPeople, WatchPeople) are tried again
-//     on UNAVAILABLE, which is what a replica that died or went away answers.
-//     grpc-go retries a stream only until its first answer arrives, so a
-//     stream is never replayed halfway. Writes are not retried: a write that
-//     reached a replica before it died may have been stored;
+//   - the reads (GetPerson, GetPeople, ListPeople, WatchPeople,
+//     ListPersonChanges) and the unary writes (AddPerson, UpdatePerson,
+//     DeletePerson) are tried again on UNAVAILABLE, which is what a replica
+//     that died or went away answers. grpc-go retries a stream only until
+//     its first answer arrives, so a stream is never replayed halfway. A
+//     write that reached a replica before it died may have been stored:
+//     retrying it is safe because the client gives every write a request
+//     id, and the server answers a repeat with the first answer (see
+//     retryWrite, which also retries what this policy gave up on);
 //   - retryThrottling stops retries while most calls fail (every replica
 //     down), so that retries do not multiply the load of an outage: each
 //     failed call takes a token, each success gives back a tenth, and retries
@@ -39,7 +43,11 @@ const serviceConfig = `{
       {"service": "RouteGuide", "method": "GetPerson"},
       {"service": "RouteGuide", "method": "GetPeople"},
       {"service": "RouteGuide", "method": "ListPeople"},
-      {"service": "RouteGuide", "method": "WatchPeople"}
+      {"service": "RouteGuide", "method": "WatchPeople"},
+      {"service": "RouteGuide", "method": "ListPersonChanges"},
+      {"service": "RouteGuide", "method": "AddPerson"},
+      {"service": "RouteGuide", "method": "UpdatePerson"},
+      {"service": "RouteGuide", "method": "DeletePerson"}
     ],
     "retryPolicy": {
       "maxAttempts": 5,

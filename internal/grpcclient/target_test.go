@@ -15,11 +15,11 @@ import (
 
 	"google.golang.org/grpc/stats"
 
-	pb "github.com/routeguide/routeguide/routeguidepb"
 	"github.com/routeguide/routeguide/internal/grpcclient"
 	"github.com/routeguide/routeguide/internal/grpcserver"
 	"github.com/routeguide/routeguide/internal/memory"
 	"github.com/routeguide/routeguide/internal/people"
+	pb "github.com/routeguide/routeguide/routeguidepb"
 )
 
 // replica is one RouteGuide server of a fleet, on a real loopback listener.

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 
@@ -47,14 +48,15 @@ func (r Role) String() string {
 // refused to everyone: deny by default, so a method added later stays closed
 // until it is classified (a test walks the service descriptors to check).
 var methodRoles = map[string]Role{
-	"/RouteGuide/GetPerson":    RoleReader,
-	"/RouteGuide/GetPeople":    RoleReader,
-	"/RouteGuide/ListPeople":   RoleReader,
-	"/RouteGuide/WatchPeople":  RoleReader,
-	"/RouteGuide/AddPerson":    RoleWriter,
-	"/RouteGuide/UpdatePerson": RoleWriter,
-	"/RouteGuide/DeletePerson": RoleWriter,
-	"/RouteGuide/ImportPeople": RoleWriter,
+	"/RouteGuide/GetPerson":         RoleReader,
+	"/RouteGuide/GetPeople":         RoleReader,
+	"/RouteGuide/ListPeople":        RoleReader,
+	"/RouteGuide/WatchPeople":       RoleReader,
+	"/RouteGuide/AddPerson":         RoleWriter,
+	"/RouteGuide/UpdatePerson":      RoleWriter,
+	"/RouteGuide/DeletePerson":      RoleWriter,
+	"/RouteGuide/ImportPeople":      RoleWriter,
+	"/RouteGuide/ListPersonChanges": RoleReader,
 
 	"/grpc.health.v1.Health/Check": rolePublic,
 	"/grpc.health.v1.Health/Watch": rolePublic,
@@ -225,7 +227,14 @@ func local(p *peer.Peer) bool {
 	if tcp, ok := p.Addr.(*net.TCPAddr); ok {
 		return tcp.IP.IsLoopback()
 	}
-	return p.Addr.Network() != "tcp" && p.Addr.Network() != "udp"
+	if p.Addr.Network() == "tcp" {
+		// A call through ServeHTTP (the HTTP listener) has its peer as the
+		// request's RemoteAddr string: the TCP peer the HTTP server
+		// accepted, or the client a trusted proxy named.
+		ap, err := netip.ParseAddrPort(p.Addr.String())
+		return err == nil && ap.Addr().IsLoopback()
+	}
+	return p.Addr.Network() != "udp"
 }
 
 // authorize returns nil when principal may call method, else

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 
 	"google.golang.org/grpc"
@@ -13,9 +14,9 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	pb "github.com/routeguide/routeguide/routeguidepb"
 	"github.com/routeguide/routeguide/internal/people"
 	"github.com/routeguide/routeguide/internal/wire"
+	pb "github.com/routeguide/routeguide/routeguidepb"
 )
 
 // Page sizes for ListPeople.
@@ -26,7 +27,7 @@ const (
 
 // watchRevisionHeader is the response header WatchPeople sends once it is in
 // place, holding the revision it follows changes from.
-const watchRevisionHeader = "routeguide-watch-revision"
+const watchRevisionHeader = wire.WatchRevisionHeader
 
 // watchBatch is the most changes or people a watch reads from the store at
 // a time; fewer when Limits.WatchPageBytes would not hold them at their
@@ -42,11 +43,19 @@ func (s *service) AddPerson(ctx context.Context, req *pb.AddPersonRequest) (*pb.
 	if err := people.Validate(p); err != nil {
 		return nil, s.fail(ctx, "AddPerson", withFieldPrefix(err, "person."))
 	}
-	rev, err := s.store.Add(ctx, p)
+	ctx, w, err := s.writeContext(ctx, writeRequest{method: pb.RouteGuide_AddPerson_FullMethodName, requestID: req.GetRequestId(), req: req, metadata: true})
 	if err != nil {
 		return nil, s.fail(ctx, "AddPerson", err)
 	}
-	return &pb.AddPersonResponse{Person: wire.ToProto(p), Revision: rev}, nil
+	rev, err := s.store.Add(ctx, p)
+	if err != nil {
+		err = s.fail(ctx, "AddPerson", err)
+	}
+	s.audit(ctx, "AddPerson", w, p.Name, rev, err)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.AddPersonResponse{Person: wire.ToProto(p), Revision: rev, Etag: people.ETag(p)}, nil
 }
 
 // UpdatePerson changes the fields named by the mask.
@@ -63,11 +72,19 @@ func (s *service) UpdatePerson(ctx context.Context, req *pb.UpdatePersonRequest)
 	if err != nil {
 		return nil, s.fail(ctx, "UpdatePerson", err)
 	}
+	ctx, w, err := s.writeContext(ctx, writeRequest{method: pb.RouteGuide_UpdatePerson_FullMethodName, requestID: req.GetRequestId(), etag: req.GetEtag(), req: req, metadata: true})
+	if err != nil {
+		return nil, s.fail(ctx, "UpdatePerson", err)
+	}
 	p, rev, err := s.store.Update(ctx, name, people.Update{Fields: fields, To: to})
 	if err != nil {
-		return nil, s.fail(ctx, "UpdatePerson", withFieldPrefix(err, "person."))
+		err = s.fail(ctx, "UpdatePerson", withFieldPrefix(err, "person."))
 	}
-	return &pb.UpdatePersonResponse{Person: wire.ToProto(p), Revision: rev}, nil
+	s.audit(ctx, "UpdatePerson", w, name, rev, err)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.UpdatePersonResponse{Person: wire.ToProto(p), Revision: rev, Etag: people.ETag(p)}, nil
 }
 
 // DeletePerson removes a person.
@@ -76,9 +93,17 @@ func (s *service) DeletePerson(ctx context.Context, req *pb.DeletePersonRequest)
 	if err := people.ValidateName(name); err != nil {
 		return nil, s.fail(ctx, "DeletePerson", err)
 	}
-	rev, err := s.store.Delete(ctx, name)
+	ctx, w, err := s.writeContext(ctx, writeRequest{method: pb.RouteGuide_DeletePerson_FullMethodName, requestID: req.GetRequestId(), etag: req.GetEtag(), req: req, metadata: true})
 	if err != nil {
 		return nil, s.fail(ctx, "DeletePerson", err)
+	}
+	rev, err := s.store.Delete(ctx, name)
+	if err != nil {
+		err = s.fail(ctx, "DeletePerson", err)
+	}
+	s.audit(ctx, "DeletePerson", w, name, rev, err)
+	if err != nil {
+		return nil, err
 	}
 	return &pb.DeletePersonResponse{Revision: rev}, nil
 }
@@ -117,8 +142,37 @@ func (s *service) ListPeople(ctx context.Context, req *pb.ListPeopleRequest) (*p
 		resp.NextPageToken = encodePageToken(q, found[size-1].Name)
 	}
 	resp.People = make([]*pb.Person, len(found))
+	resp.Etags = make([]string, len(found))
 	for i, p := range found {
 		resp.People[i] = wire.ToProto(p)
+		resp.Etags[i] = people.ETag(p)
+	}
+	return resp, nil
+}
+
+// ListPersonChanges returns the changes to one person still in the change
+// log, newest first.
+func (s *service) ListPersonChanges(ctx context.Context, req *pb.ListPersonChangesRequest) (*pb.ListPersonChangesResponse, error) {
+	name := people.NormalizeName(req.GetName())
+	if err := people.ValidateName(name); err != nil {
+		return nil, s.fail(ctx, "ListPersonChanges", err)
+	}
+	size := int(req.GetPageSize())
+	switch {
+	case size < 0:
+		return nil, s.fail(ctx, "ListPersonChanges", invalidField("page_size", fmt.Sprintf("must not be negative, got %d", size)))
+	case size == 0:
+		size = defaultPageSize
+	case size > maxPageSize:
+		size = maxPageSize
+	}
+	changes, err := s.store.History(ctx, name, size)
+	if err != nil {
+		return nil, s.fail(ctx, "ListPersonChanges", err)
+	}
+	resp := &pb.ListPersonChangesResponse{Changes: make([]*pb.WatchPeopleResponse, len(changes))}
+	for i, c := range changes {
+		resp.Changes[i] = wire.ChangeToProto(c)
 	}
 	return resp, nil
 }
@@ -230,7 +284,7 @@ func (s *service) sendCurrent(ctx context.Context, w *watchSender, rev int64) er
 			q.After = page[len(page)-1].Name
 		}
 		for i, p := range page {
-			ev := &pb.WatchPeopleResponse{Revision: rev, Type: pb.WatchPeopleResponse_TYPE_CURRENT, Person: wire.ToProto(p)}
+			ev := &pb.WatchPeopleResponse{Revision: rev, Type: pb.WatchPeopleResponse_TYPE_CURRENT, Person: wire.ToProto(p), Etag: people.ETag(p)}
 			page[i] = people.Person{} // a send that waits holds only the people not yet sent
 			if err := w.send(ev); err != nil {
 				return err
@@ -286,18 +340,35 @@ func (tx *importTx) full() bool {
 // whatever the store. A call that ends otherwise (cancelled, past its
 // deadline, its connection lost) stores no more than the transactions
 // already committed.
-func (s *service) ImportPeople(stream grpc.ClientStreamingServer[pb.ImportPeopleRequest, pb.ImportPeopleResponse]) error {
+func (s *service) ImportPeople(stream grpc.ClientStreamingServer[pb.ImportPeopleRequest, pb.ImportPeopleResponse]) (err error) {
 	ctx := stream.Context()
 	var (
 		total   people.ImportResult
 		seen    int
 		pending importTx
 	)
+	if len(metadata.ValueFromIncomingContext(ctx, idempotencyKeyHeader)) > 0 {
+		return s.fail(ctx, "ImportPeople", invalidField("request_id", "goes in each ImportPeopleRequest, not in "+idempotencyKeyHeader+" metadata"))
+	}
+	ctx, w, err := s.writeContext(ctx, writeRequest{method: pb.RouteGuide_ImportPeople_FullMethodName})
+	if err != nil {
+		return s.fail(ctx, "ImportPeople", err)
+	}
+	defer func() {
+		s.audit(ctx, "ImportPeople", w, "", total.Revision, err,
+			slog.Int64("added", total.Added), slog.Int64("updated", total.Updated), slog.Int64("unchanged", total.Unchanged))
+	}()
 	rev, err := s.store.Revision(ctx)
 	if err != nil {
 		return s.fail(ctx, "ImportPeople", err)
 	}
 	total.Revision = rev
+	add := func(r people.ImportResult) {
+		total.Added += r.Added
+		total.Updated += r.Updated
+		total.Unchanged += r.Unchanged
+		total.Revision = max(total.Revision, r.Revision)
+	}
 	store := func(ctx context.Context) error {
 		if len(pending.people) == 0 {
 			return nil
@@ -306,13 +377,28 @@ func (s *service) ImportPeople(stream grpc.ClientStreamingServer[pb.ImportPeople
 		if err != nil {
 			return s.fail(ctx, "ImportPeople", err)
 		}
-		total.Added += r.Added
-		total.Updated += r.Updated
-		total.Unchanged += r.Unchanged
-		total.Revision = r.Revision
+		add(r)
 		// A new slice, not pending.people[:0]: the store may keep none of
 		// it, but the next transaction's people need not share its array.
 		pending = importTx{}
+		return nil
+	}
+	// storeKeyed stores a request with a request id in a transaction of its
+	// own, which records the id: a repeat of the request counts what the
+	// first counted.
+	storeKeyed := func(ctx context.Context, req *pb.ImportPeopleRequest, batch []people.Person) error {
+		if err := store(ctx); err != nil {
+			return err
+		}
+		kctx, _, err := s.writeContext(ctx, writeRequest{method: pb.RouteGuide_ImportPeople_FullMethodName, requestID: req.GetRequestId(), req: req})
+		if err != nil {
+			return s.fail(ctx, "ImportPeople", err)
+		}
+		r, err := s.store.Import(kctx, batch)
+		if err != nil {
+			return s.fail(ctx, "ImportPeople", err)
+		}
+		add(r)
 		return nil
 	}
 	for {
@@ -349,6 +435,12 @@ func (s *service) ImportPeople(stream grpc.ClientStreamingServer[pb.ImportPeople
 			batch[i] = p
 		}
 		seen += len(batch)
+		if req.GetRequestId() != "" {
+			if err := storeKeyed(ctx, req, batch); err != nil {
+				return err
+			}
+			continue
+		}
 		size := proto.Size(req)
 		if !pending.fits(len(batch), size) {
 			if err := store(ctx); err != nil {

@@ -6,9 +6,9 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 
-	pb "github.com/routeguide/routeguide/routeguidepb"
 	"github.com/routeguide/routeguide/internal/people"
 	"github.com/routeguide/routeguide/internal/wire"
+	pb "github.com/routeguide/routeguide/routeguidepb"
 )
 
 // encodedPerson is a Person in its wire form, ready to send as it is (see
@@ -24,11 +24,18 @@ type encodedPerson struct {
 	msg mem.BufferSlice
 	buf mem.SliceBuffer
 	one [1]mem.Buffer
+	// etag is the person's etag (people.ETagSum), which setETag sends as
+	// GetPerson's response header; hasETag is false for the "Not Found"
+	// answer, which has none. The header is built at each send, from these
+	// 8 bytes, rather than kept: a metadata.MD kept with every cached
+	// person would cost it some hundred bytes more.
+	etag    [8]byte
+	hasETag bool
 }
 
-// newEncoded returns b as an encodedPerson, in one allocation.
-func newEncoded(b []byte) *encodedPerson {
-	e := &encodedPerson{b: b, buf: b}
+// newEncoded returns b, with etag, as an encodedPerson, in one allocation.
+func newEncoded(b []byte, etag [8]byte, hasETag bool) *encodedPerson {
+	e := &encodedPerson{b: b, buf: b, etag: etag, hasETag: hasETag}
 	e.one[0] = &e.buf
 	e.msg = e.one[:]
 	return e
@@ -42,15 +49,18 @@ func encode(p people.Person) (*encodedPerson, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newEncoded(b), nil
+	if p.Name == people.NotFoundName {
+		return newEncoded(b, [8]byte{}, false), nil
+	}
+	return newEncoded(b, people.ETagSum(p), true), nil
 }
 
 // kept returns the encoding a Keeper holds, ready to send, without copying
 // it: grpc-go only reads a message's buffers (see codec.Marshal). Keeping
 // an *encodedPerson beside each kept person instead, which sends with no
 // allocation, cost some 90 bytes a person.
-func kept(b []byte) *encodedPerson {
-	return newEncoded(b)
+func kept(b []byte, etag [8]byte) *encodedPerson {
+	return newEncoded(b, etag, true)
 }
 
 // Bytes returns the encoding, which the caller must not modify.

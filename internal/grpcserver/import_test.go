@@ -14,7 +14,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 
-	pb "github.com/routeguide/routeguide/routeguidepb"
 	"github.com/routeguide/routeguide/internal/memory"
 	"github.com/routeguide/routeguide/internal/people"
 	"github.com/routeguide/routeguide/internal/postgres"
@@ -22,6 +21,7 @@ import (
 	"github.com/routeguide/routeguide/internal/sqlite"
 	"github.com/routeguide/routeguide/internal/syncbuf"
 	"github.com/routeguide/routeguide/internal/wire"
+	pb "github.com/routeguide/routeguide/routeguidepb"
 )
 
 // everyStore runs test on each store: memory, SQLite, and PostgreSQL when

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	pb "github.com/routeguide/routeguide/routeguidepb"
 	"github.com/routeguide/routeguide/internal/people"
+	pb "github.com/routeguide/routeguide/routeguidepb"
 )
 
 func heapLive() uint64 {
@@ -69,8 +69,10 @@ func TestAbandonedStreamsLeakNothing(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	// The server still serves.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// The server still serves. The bound is generous: on a loaded machine
+	// the server may still be ending the last cancelled streams, and what is
+	// tested here is that it serves again, not how soon.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := h.client.GetPerson(ctx, &pb.Name{Name: "Bob"}); err != nil {
 		t.Fatalf("GetPerson after the streams: %v", err)

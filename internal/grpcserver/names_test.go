@@ -9,9 +9,9 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/routeguide/routeguide/internal/cache"
-	pb "github.com/routeguide/routeguide/routeguidepb"
 	"github.com/routeguide/routeguide/internal/memory"
 	"github.com/routeguide/routeguide/internal/people"
+	pb "github.com/routeguide/routeguide/routeguidepb"
 )
 
 // TestNamesNormalizedOnEveryMethod checks that a name a write accepts is

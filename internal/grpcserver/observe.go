@@ -54,7 +54,11 @@ func (c *calls) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 	principal, err := c.auth.check(ctx, info.FullMethod)
 	var resp any
 	if err == nil {
-		resp, err = c.invoke(ctx, req, handler)
+		hctx := ctx
+		if writeMethod(info.FullMethod) {
+			hctx = context.WithValue(ctx, principalKey{}, principal)
+		}
+		resp, err = c.invoke(hctx, req, handler)
 	}
 	d := time.Since(start)
 	code := status.Code(err)
@@ -88,6 +92,9 @@ func (c *calls) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInf
 	if err == nil {
 		if info.FullMethod == watchMethod {
 			c.watchers.Add(1)
+		}
+		if writeMethod(info.FullMethod) {
+			ss = &contextStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), principalKey{}, principal)}
 		}
 		err = c.serveStream(srv, ss, handler)
 		if info.FullMethod == watchMethod {

@@ -17,9 +17,9 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
-	pb "github.com/routeguide/routeguide/routeguidepb"
 	"github.com/routeguide/routeguide/internal/people"
 	"github.com/routeguide/routeguide/internal/syncbuf"
+	pb "github.com/routeguide/routeguide/routeguidepb"
 )
 
 // logLines returns the JSON log lines written to b so far.

@@ -23,8 +23,8 @@ import (
 	"google.golang.org/grpc/stats"
 	"google.golang.org/protobuf/proto"
 
-	pb "github.com/routeguide/routeguide/routeguidepb"
 	"github.com/routeguide/routeguide/internal/people"
+	pb "github.com/routeguide/routeguide/routeguidepb"
 )
 
 // A rapid reset (CVE-2023-44487) opens a stream and resets it at once, over

@@ -9,7 +9,10 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"net"
+	"net/http"
 	"runtime"
+	"slices"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -70,9 +73,10 @@ type Limits struct {
 	// still open, such as a long WatchPeople, ends with UNAVAILABLE (a
 	// watcher resumes from the last revision it received, after_revision).
 	// Zero, the default, is grpc-go's never: open calls run to their end
-	// and the connection closes after the last, so a `routeguide watch`,
-	// which does not yet reconnect by itself, is not cut every few
-	// minutes. Unary calls move to the new connection at once either way.
+	// and the connection closes after the last, so a watch is not cut
+	// every few minutes (a client that resumes, as `routeguide watch`
+	// and the client package do, would reconnect at no loss, but others
+	// may not). Unary calls move to the new connection at once either way.
 	MaxConnectionAgeGrace time.Duration
 
 	// Watches (WatchPeople). A watch past MaxWatchersPerConn open on its
@@ -162,6 +166,7 @@ type Server struct {
 	healthOnly *grpc.Server // health alone, for probes; see ServeHealth
 	health     *health.Server
 	drain      context.CancelFunc // ends every open stream's context
+	drainOnce  sync.Once          // Drain's work, once
 	calls      *calls
 
 	stopChecking context.CancelFunc // ends checkStore; nil when nothing is checked
@@ -198,6 +203,10 @@ type Options struct {
 	// answer until the person changes (see Keeper). Nil: they read the
 	// store and encode every answer.
 	Answers Keeper
+	// IdempotencyRetention is how long a write's request id is kept, so
+	// that a retry within it is answered what the write answered; 0 means
+	// DefaultIdempotencyRetention.
+	IdempotencyRetention time.Duration
 }
 
 // New returns a Server that answers from store, and from o.Answers when
@@ -241,6 +250,7 @@ func New(store people.Store, o Options) *Server {
 		calls:      c,
 	}
 	svc := newService(store, o.Answers, o.Log)
+	svc.retention = cmp.Or(o.IdempotencyRetention, DefaultIdempotencyRetention)
 	svc.setLimits(o.Limits)
 	s.grpc.RegisterService(routeGuideService(), svc)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -320,6 +330,40 @@ func (s *Server) Serve(listeners ...net.Listener) error {
 	return serveAll(s.grpc, listeners)
 }
 
+// ServeHTTP serves one gRPC call arriving over net/http, through the same
+// interceptors, limits on messages, auth and drain as the calls of Serve;
+// the HTTP listener's protocols (Connect, gRPC-Web, REST) reach the service
+// this way. The peer is r.RemoteAddr, and the TLS state r.TLS.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.grpc.ServeHTTP(w, r)
+}
+
+// Services returns the full names of the services the server registers.
+func (s *Server) Services() []string {
+	names := make([]string, 0, 3)
+	for name := range s.grpc.GetServiceInfo() {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Drain begins the shutdown: health reports NOT_SERVING, the store is no
+// longer checked, and open streams end with UNAVAILABLE, while unary calls
+// go on. Shutdown drains too; calling Drain first lets the HTTP listener
+// finish its calls before Shutdown stops grpc-go, which would cut the calls
+// it serves through ServeHTTP. Drain may be called more than once.
+func (s *Server) Drain() {
+	s.drainOnce.Do(func() {
+		s.health.Shutdown()
+		if s.stopChecking != nil {
+			s.stopChecking()
+			<-s.checked
+		}
+		s.drain()
+	})
+}
+
 // Shutdown stops the server gracefully: health reports NOT_SERVING, open
 // streams end with UNAVAILABLE, in-flight unary calls finish, and new
 // connections are refused. When ctx ends first, the remaining calls are cut
@@ -328,12 +372,7 @@ func (s *Server) Serve(listeners ...net.Listener) error {
 // reports whether the stop was graceful.
 func (s *Server) Shutdown(ctx context.Context) (graceful bool) {
 	defer s.calls.failures.close() // after the last call, to count it
-	s.health.Shutdown()
-	if s.stopChecking != nil {
-		s.stopChecking()
-		<-s.checked
-	}
-	s.drain()
+	s.Drain()
 	defer s.healthOnly.Stop() // its Watch streams would hold GracefulStop
 	done := make(chan struct{})
 	go func() {

@@ -13,8 +13,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	pb "github.com/routeguide/routeguide/routeguidepb"
 	"github.com/routeguide/routeguide/internal/people"
+	pb "github.com/routeguide/routeguide/routeguidepb"
 )
 
 // Keeper is a directory that keeps each person in wire form, ready to
@@ -23,10 +23,11 @@ import (
 // BenchmarkGetPersonProto), and held once, in that form.
 //
 // Encoded returns the wire encoding of the person named name (as
-// wire.AppendPerson writes it), which nobody may modify, or the lookup's
-// error as people.Reader's Person would.
+// wire.AppendPerson writes it), which nobody may modify, and the person's
+// etag (people.ETagSum), or the lookup's error as people.Reader's Person
+// would.
 type Keeper interface {
-	Encoded(ctx context.Context, name string) ([]byte, error)
+	Encoded(ctx context.Context, name string) ([]byte, [8]byte, error)
 }
 
 // encoded reads the person named name in wire form: from the Keeper, which
@@ -40,15 +41,15 @@ func (s *service) encoded(ctx context.Context, name string) (*encodedPerson, err
 		}
 		return encode(p)
 	}
-	enc, err := s.keeper.Encoded(ctx, name)
+	enc, etag, err := s.keeper.Encoded(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	return kept(enc), nil
+	return kept(enc, etag), nil
 }
 
 func newService(store people.Store, keeper Keeper, log *slog.Logger) *service {
-	s := &service{store: store, keeper: keeper, log: log}
+	s := &service{store: store, keeper: keeper, log: log, retention: DefaultIdempotencyRetention}
 	s.setLimits(DefaultLimits())
 	return s
 }
@@ -73,6 +74,7 @@ type service struct {
 	watchers   *watchers     // the open watches, against their limits
 	watchPage  int           // people a watch reads at a time
 	watchStall time.Duration // how long a watch waits for its client to accept data
+	retention  time.Duration // how long a write's request id is kept
 }
 
 // GetPerson answers the person with the requested name, or the seed's
@@ -92,6 +94,24 @@ func (s *service) GetPerson(ctx context.Context, req *pb.Name) (*pb.Person, erro
 	return &p, nil
 }
 
+// notFoundStatusKey marks a call whose caller wants NOT_FOUND, not the
+// seed's "Not Found" person, for a name nobody has.
+type notFoundStatusKey struct{}
+
+// WithNotFoundStatus returns ctx marked so that GetPerson answers a name
+// nobody has with NOT_FOUND rather than the seed's "Not Found" person. The
+// HTTP listener marks its REST calls this way (GET /v1/people/{name} answers
+// 404); gRPC and Connect callers, who may be the seed's own clients, keep
+// the seed's answer.
+func WithNotFoundStatus(ctx context.Context) context.Context {
+	return context.WithValue(ctx, notFoundStatusKey{}, true)
+}
+
+func notFoundAsStatus(ctx context.Context) bool {
+	v, _ := ctx.Value(notFoundStatusKey{}).(bool)
+	return v
+}
+
 // notFoundAnswer is the seed's answer for a name nobody has.
 var notFoundAnswer = must(encode(people.Person{Name: people.NotFoundName}))
 
@@ -100,7 +120,7 @@ var notFoundAnswer = must(encode(people.Person{Name: people.NotFoundName}))
 func (s *service) getPerson(ctx context.Context, req *pb.Name) (*encodedPerson, error) {
 	answer, err := s.lookup(ctx, req.GetName())
 	if err != nil {
-		if people.KindOf(err) == people.NotFound {
+		if people.KindOf(err) == people.NotFound && !notFoundAsStatus(ctx) {
 			return notFoundAnswer, nil
 		}
 		return nil, statusError(ctx, s.log, "GetPerson", err)
@@ -135,6 +155,7 @@ func getPersonHandler(srv any, ctx context.Context, dec func(any) error, interce
 		if err != nil {
 			return nil, err // not a nil *encodedPerson in an interface
 		}
+		setETag(ctx, answer)
 		return answer, nil
 	}
 	if interceptor == nil {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/routeguide/routeguide/internal/notify"
 	"github.com/routeguide/routeguide/internal/people"
@@ -28,6 +29,7 @@ type Store struct {
 	byHobby index                    // guarded by mu; names by hobby
 	changes []people.Change          // guarded by mu; the last retain changes, oldest first (see record)
 	rev     int64                    // guarded by mu; the latest revision
+	keys    requests                 // guarded by mu; the request ids of recent writes
 }
 
 var _ people.Store = (*Store)(nil)
@@ -40,7 +42,7 @@ func New(retain int, initial ...people.Person) *Store {
 	}
 	s := &Store{retain: retain, byName: make(map[string]people.Person, len(initial)), byCity: index{}, byHobby: index{}}
 	for _, p := range initial {
-		s.put(p)
+		s.put(p, people.Origin{})
 	}
 	s.latest.Advance(s.rev)
 	return s
@@ -58,53 +60,76 @@ func (s *Store) Person(_ context.Context, name string) (people.Person, error) {
 }
 
 // Add stores p; AlreadyExists when the name is taken.
-func (s *Store) Add(_ context.Context, p people.Person) (int64, error) {
+func (s *Store) Add(ctx context.Context, p people.Person) (int64, error) {
+	w := people.WriteOf(ctx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.byName[p.Name]; ok {
-		return 0, people.Errorf(people.AlreadyExists, "%q already exists", p.Name)
-	}
-	s.put(p)
+	o, err := s.once(w, func() (people.Outcome, error) {
+		if _, ok := s.byName[p.Name]; ok {
+			return people.Outcome{}, people.Errorf(people.AlreadyExists, "%q already exists", p.Name)
+		}
+		s.put(p, w.Origin)
+		return people.Outcome{Revision: s.rev}, nil
+	})
 	s.latest.Advance(s.rev)
-	return s.rev, nil
+	return o.Revision, err
 }
 
 // Update applies u to the person named name; NotFound when nobody has it,
-// Invalid when the result breaks the rules.
-func (s *Store) Update(_ context.Context, name string, u people.Update) (people.Person, int64, error) {
+// Invalid when the result breaks the rules, Aborted when the Write's etag
+// is not the person's.
+func (s *Store) Update(ctx context.Context, name string, u people.Update) (people.Person, int64, error) {
+	w := people.WriteOf(ctx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old, ok := s.byName[name]
-	if !ok {
-		return people.Person{}, 0, notFound(name)
-	}
-	p := u.Apply(old)
-	if err := people.Validate(p); err != nil {
+	o, err := s.once(w, func() (people.Outcome, error) {
+		old, ok := s.byName[name]
+		if !ok {
+			return people.Outcome{}, notFound(name)
+		}
+		if err := w.CheckETag(old); err != nil {
+			return people.Outcome{}, err
+		}
+		p := u.Apply(old)
+		if err := people.Validate(p); err != nil {
+			return people.Outcome{}, err
+		}
+		if !p.Equal(old) {
+			s.put(p, w.Origin)
+		}
+		p = clone(s.byName[name])
+		return people.Outcome{Revision: s.rev, Person: &p}, nil
+	})
+	s.latest.Advance(s.rev)
+	if err != nil {
 		return people.Person{}, 0, err
 	}
-	if p.Equal(old) {
-		return clone(old), s.rev, nil
-	}
-	s.put(p)
-	s.latest.Advance(s.rev)
-	return clone(p), s.rev, nil
+	return clone(*o.Person), o.Revision, nil
 }
 
-// Delete removes the person named name; NotFound when nobody has it.
-func (s *Store) Delete(_ context.Context, name string) (int64, error) {
+// Delete removes the person named name; NotFound when nobody has it,
+// Aborted when the Write's etag is not the person's.
+func (s *Store) Delete(ctx context.Context, name string) (int64, error) {
+	w := people.WriteOf(ctx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old, ok := s.byName[name]
-	if !ok {
-		return 0, notFound(name)
-	}
-	delete(s.byName, name)
-	s.reindex(map[string]*people.Person{name: &old})
-	i, _ := slices.BinarySearch(s.names, name)
-	s.names = slices.Delete(s.names, i, i+1)
-	s.record(people.Deleted, people.Person{Name: name})
+	o, err := s.once(w, func() (people.Outcome, error) {
+		old, ok := s.byName[name]
+		if !ok {
+			return people.Outcome{}, notFound(name)
+		}
+		if err := w.CheckETag(old); err != nil {
+			return people.Outcome{}, err
+		}
+		delete(s.byName, name)
+		s.reindex(map[string]*people.Person{name: &old})
+		i, _ := slices.BinarySearch(s.names, name)
+		s.names = slices.Delete(s.names, i, i+1)
+		s.record(people.Deleted, people.Person{Name: name}, w.Origin)
+		return people.Outcome{Revision: s.rev}, nil
+	})
 	s.latest.Advance(s.rev)
-	return s.rev, nil
+	return o.Revision, err
 }
 
 // List returns up to q.Limit people matching q, in name order. It walks
@@ -130,9 +155,24 @@ func (s *Store) List(_ context.Context, q people.Query) ([]people.Person, error)
 }
 
 // Import adds or replaces every person in batch.
-func (s *Store) Import(_ context.Context, batch []people.Person) (people.ImportResult, error) {
+func (s *Store) Import(ctx context.Context, batch []people.Person) (people.ImportResult, error) {
+	w := people.WriteOf(ctx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	o, err := s.once(w, func() (people.Outcome, error) {
+		r := s.importLocked(batch, w.Origin)
+		return people.Outcome{Revision: r.Revision, Import: &r}, nil
+	})
+	s.latest.Advance(s.rev)
+	if err != nil {
+		return people.ImportResult{}, err
+	}
+	return *o.Import, nil
+}
+
+// importLocked adds or replaces every person in batch. s.mu must be held
+// for writing.
+func (s *Store) importLocked(batch []people.Person, origin people.Origin) people.ImportResult {
 	var r people.ImportResult
 	var added []string
 	before := make(map[string]*people.Person) // each name's version before the batch
@@ -157,7 +197,7 @@ func (s *Store) Import(_ context.Context, batch []people.Person) (people.ImportR
 			r.Updated++
 		}
 		s.byName[p.Name] = p
-		s.record(typ, p)
+		s.record(typ, p, origin)
 	}
 	// One sort for the whole batch rather than an insertion per person,
 	// which would cost a copy of the names each time.
@@ -165,8 +205,7 @@ func (s *Store) Import(_ context.Context, batch []people.Person) (people.ImportR
 	slices.Sort(s.names)
 	s.reindex(before)
 	r.Revision = s.rev
-	s.latest.Advance(s.rev)
-	return r, nil
+	return r
 }
 
 // Changes returns up to limit changes after revision after.
@@ -183,6 +222,21 @@ func (s *Store) Changes(_ context.Context, after int64, limit int) ([]people.Cha
 		c := s.changes[i+j]
 		c.Person = clone(c.Person)
 		out[j] = c
+	}
+	return out, nil
+}
+
+// History returns up to limit changes to the person named name, newest
+// first.
+func (s *Store) History(_ context.Context, name string, limit int) ([]people.Change, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []people.Change
+	for i := len(s.changes) - 1; i >= 0 && len(out) < limit; i-- {
+		if c := s.changes[i]; c.Person.Name == name {
+			c.Person = clone(c.Person)
+			out = append(out, c)
+		}
 	}
 	return out, nil
 }
@@ -204,7 +258,7 @@ func (s *Store) Close() error { return nil }
 
 // put stores p and records the change, returning its type. s.mu must be
 // held for writing.
-func (s *Store) put(p people.Person) people.ChangeType {
+func (s *Store) put(p people.Person, origin people.Origin) people.ChangeType {
 	p = clone(p)
 	typ := people.Updated
 	var old *people.Person
@@ -217,15 +271,18 @@ func (s *Store) put(p people.Person) people.ChangeType {
 	}
 	s.byName[p.Name] = p
 	s.reindex(map[string]*people.Person{p.Name: old})
-	s.record(typ, p)
+	s.record(typ, p, origin)
 	return typ
 }
 
 // record appends a change with the next revision, discarding the oldest
 // beyond the retention. s.mu must be held for writing.
-func (s *Store) record(typ people.ChangeType, p people.Person) {
+func (s *Store) record(typ people.ChangeType, p people.Person, origin people.Origin) {
 	s.rev++
-	s.changes = append(s.changes, people.Change{Revision: s.rev, Type: typ, Person: p})
+	if origin != (people.Origin{}) {
+		origin.Time = time.Now()
+	}
+	s.changes = append(s.changes, people.Change{Revision: s.rev, Type: typ, Person: p, Origin: origin})
 	if len(s.changes) > s.retain {
 		// Reslicing drops the oldest in constant time; once the dropped
 		// part of the backing array is as large as the kept part, the kept

@@ -18,6 +18,7 @@ const (
 	AlreadyExists             // the name is taken
 	Unavailable               // a dependency is down; retrying later may succeed
 	OutOfRange                // a revision the directory no longer keeps, or has not reached
+	Aborted                   // the person changed since the caller read it: its etag no longer matches
 )
 
 var kindNames = [...]string{
@@ -27,6 +28,7 @@ var kindNames = [...]string{
 	AlreadyExists: "already exists",
 	Unavailable:   "unavailable",
 	OutOfRange:    "out of range",
+	Aborted:       "aborted",
 }
 
 // String returns a short human name for k.

@@ -17,6 +17,13 @@ type Reader interface {
 // peopletest holds the suite that defines its semantics. Every write is
 // durable when it returns without error, and is recorded as a Change with
 // the next revision. Implementations are safe for concurrent use.
+//
+// Each write honours the Write its context carries (WriteOf): an Update or
+// Delete whose IfMatch is not the person's etag fails with Aborted, checked
+// in the write's transaction; the change records the Origin; and a write
+// with a request id records it, with its outcome, in the same transaction,
+// answering a repeat of it with that outcome (Write.Replay) until it
+// expires.
 type Store interface {
 	Reader
 
@@ -43,6 +50,9 @@ type Store interface {
 	// revision order. It fails with OutOfRange when changes after after have
 	// been discarded, or when after is beyond the latest revision.
 	Changes(ctx context.Context, after int64, limit int) ([]Change, error)
+	// History returns up to limit of the changes to the person named name
+	// still in the change log, newest first; none when there are none.
+	History(ctx context.Context, name string, limit int) ([]Change, error)
 	// Revision returns the latest revision.
 	Revision(ctx context.Context) (int64, error)
 	// WaitChange blocks until the latest revision is beyond after, or ctx
@@ -150,6 +160,7 @@ type Change struct {
 	Revision int64
 	Type     ChangeType
 	Person   Person
+	Origin   Origin // who made the change, from where, with which request id
 }
 
 // ImportResult counts what an Import did.

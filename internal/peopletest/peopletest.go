@@ -43,6 +43,13 @@ func Run(t *testing.T, newStore Factory) {
 		{"Retention", testRetention},
 		{"WaitChange", testWaitChange},
 		{"ConcurrentWrites", testConcurrentWrites},
+		{"ETags", testETags},
+		{"ETagRace", testETagRace},
+		{"RequestIDs", testRequestIDs},
+		{"RequestIDRace", testRequestIDRace},
+		{"RequestIDExpiry", testRequestIDExpiry},
+		{"Origin", testOrigin},
+		{"ImportOrigin", testImportOrigin},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.test(t, newStore) })

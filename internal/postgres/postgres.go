@@ -340,7 +340,8 @@ func (s *Store) Person(ctx context.Context, name string) (people.Person, error) 
 
 // Add stores p; AlreadyExists when the name is taken.
 func (s *Store) Add(ctx context.Context, p people.Person) (int64, error) {
-	return s.apply(ctx, "add person", func(ctx context.Context, tx pgx.Tx, next func() int64) error {
+	w := people.WriteOf(ctx)
+	o, err := s.applyOnce(ctx, "add person", w, func(ctx context.Context, tx pgx.Tx, next func() int64) (people.Outcome, error) {
 		// One statement, one round trip: the person, their hobbies and the
 		// change, the last two only if the name was free.
 		var added int
@@ -350,37 +351,42 @@ func (s *Store) Add(ctx context.Context, p people.Person) (int64, error) {
 			hobby AS (
 				INSERT INTO hobbies (hobby, name) SELECT DISTINCT unnest($4::text[]), name FROM added),
 			logged AS (
-				INSERT INTO changes (revision, type, `+personColumns+`)
-				SELECT $7, $8, $1, $2, $3, $4, $5, $6 FROM added)
-			SELECT count(*) FROM added`, append(personArgs(p), next(), int16(people.Added))...).Scan(&added)
+				INSERT INTO changes (revision, type, `+personColumns+`, `+originColumns+`)
+				SELECT $7, $8, $1, $2, $3, $4, $5, $6, $9, $10, $11, $12 FROM added)
+			SELECT count(*) FROM added`, append(append(personArgs(p), next(), int16(people.Added)), originArgs(stamp(w))...)...).Scan(&added)
 		if err != nil {
-			return err
+			return people.Outcome{}, err
 		}
 		if added == 0 {
-			return people.Errorf(people.AlreadyExists, "%q already exists", p.Name)
+			return people.Outcome{}, people.Errorf(people.AlreadyExists, "%q already exists", p.Name)
 		}
-		return nil
+		return people.Outcome{}, nil
 	})
+	return o.Revision, err
 }
 
 // Update applies u to the person named name; NotFound when nobody has it,
-// Invalid when the result breaks the rules.
+// Invalid when the result breaks the rules, Aborted when the Write's etag
+// is not the person's.
 func (s *Store) Update(ctx context.Context, name string, u people.Update) (people.Person, int64, error) {
-	var updated people.Person
-	rev, err := s.apply(ctx, "update person", func(ctx context.Context, tx pgx.Tx, next func() int64) error {
+	w := people.WriteOf(ctx)
+	o, err := s.applyOnce(ctx, "update person", w, func(ctx context.Context, tx pgx.Tx, next func() int64) (people.Outcome, error) {
 		old, err := scanPerson(tx.QueryRow(ctx, "SELECT "+personColumns+" FROM people WHERE name = $1 FOR UPDATE", name))
 		if errors.Is(err, pgx.ErrNoRows) {
-			return notFound(name)
+			return people.Outcome{}, notFound(name)
 		}
 		if err != nil {
-			return err
+			return people.Outcome{}, err
 		}
-		updated = u.Apply(old)
+		if err := w.CheckETag(old); err != nil {
+			return people.Outcome{}, err
+		}
+		updated := u.Apply(old)
 		if err := people.Validate(updated); err != nil {
-			return err
+			return people.Outcome{}, err
 		}
 		if updated.Equal(old) {
-			return nil // no change: the write's revision is the latest
+			return people.Outcome{Person: &updated}, nil // no change: the write's revision is the latest
 		}
 		// The row is locked: one statement writes the person, moves their
 		// rows in the hobbies index (dropping the hobbies they lost, adding
@@ -391,19 +397,33 @@ func (s *Store) Update(ctx context.Context, name string, u people.Update) (peopl
 				DELETE FROM hobbies WHERE name = $1 AND hobby <> ALL($4::text[])),
 			gained AS (
 				INSERT INTO hobbies (hobby, name) SELECT DISTINCT unnest($4::text[]), $1 ON CONFLICT DO NOTHING)
-			INSERT INTO changes (revision, type, `+personColumns+`) VALUES ($7, $8, $1, $2, $3, $4, $5, $6)`,
-			append(personArgs(updated), next(), int16(people.Updated))...)
-		return err
+			INSERT INTO changes (revision, type, `+personColumns+`, `+originColumns+`) VALUES ($7, $8, $1, $2, $3, $4, $5, $6, $9, $10, $11, $12)`,
+			append(append(personArgs(updated), next(), int16(people.Updated)), originArgs(stamp(w))...)...)
+		return people.Outcome{Person: &updated}, err
 	})
 	if err != nil {
 		return people.Person{}, 0, err
 	}
-	return updated, rev, nil
+	return *o.Person, o.Revision, nil
 }
 
-// Delete removes the person named name; NotFound when nobody has it.
+// Delete removes the person named name; NotFound when nobody has it,
+// Aborted when the Write's etag is not the person's.
 func (s *Store) Delete(ctx context.Context, name string) (int64, error) {
-	return s.apply(ctx, "delete person", func(ctx context.Context, tx pgx.Tx, next func() int64) error {
+	w := people.WriteOf(ctx)
+	o, err := s.applyOnce(ctx, "delete person", w, func(ctx context.Context, tx pgx.Tx, next func() int64) (people.Outcome, error) {
+		if w.IfMatch != "" {
+			old, err := scanPerson(tx.QueryRow(ctx, "SELECT "+personColumns+" FROM people WHERE name = $1 FOR UPDATE", name))
+			if errors.Is(err, pgx.ErrNoRows) {
+				return people.Outcome{}, notFound(name)
+			}
+			if err != nil {
+				return people.Outcome{}, err
+			}
+			if err := w.CheckETag(old); err != nil {
+				return people.Outcome{}, err
+			}
+		}
 		// One statement, one round trip, as in Add; the change logs the
 		// name alone, with the other columns empty.
 		var deleted int
@@ -412,17 +432,18 @@ func (s *Store) Delete(ctx context.Context, name string) (int64, error) {
 			unindexed AS (
 				DELETE FROM hobbies WHERE name IN (SELECT name FROM gone)),
 			logged AS (
-				INSERT INTO changes (revision, type, `+personColumns+`)
-				SELECT $2, $3, $1, $4, $5, $6, $7, $8 FROM gone)
-			SELECT count(*) FROM gone`, append([]any{name, next(), int16(people.Deleted)}, personArgs(people.Person{})[1:]...)...).Scan(&deleted)
+				INSERT INTO changes (revision, type, `+personColumns+`, `+originColumns+`)
+				SELECT $2, $3, $1, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM gone)
+			SELECT count(*) FROM gone`, append(append([]any{name, next(), int16(people.Deleted)}, personArgs(people.Person{})[1:]...), originArgs(stamp(w))...)...).Scan(&deleted)
 		if err != nil {
-			return err
+			return people.Outcome{}, err
 		}
 		if deleted == 0 {
-			return notFound(name)
+			return people.Outcome{}, notFound(name)
 		}
-		return nil
+		return people.Outcome{}, nil
 	})
+	return o.Revision, err
 }
 
 // List returns up to q.Limit people matching q, in name order. Every filter
@@ -481,60 +502,90 @@ func listQuery(q people.Query) (string, []any) {
 // (importBulk) when no name appears twice in the batch, else with a
 // statement a person, sent in one round trip.
 func (s *Store) Import(ctx context.Context, batch []people.Person) (people.ImportResult, error) {
-	if len(batch) == 0 {
+	w := people.WriteOf(ctx)
+	if len(batch) == 0 && !w.Keyed() {
 		rev, err := s.Revision(ctx)
 		return people.ImportResult{Revision: rev}, err
 	}
-	if distinctNames(batch) {
-		return s.importBulk(ctx, batch)
-	}
+	origin := originArgs(stamp(w))
 	var r people.ImportResult
+	replayed := false
 	rev, err := s.inTx(ctx, "import people", func(tx pgx.Tx) error {
-		r = people.ImportResult{}
-		var b pgx.Batch
-		for _, p := range batch {
-			// Upsert the person and log the change in one statement: xmax is
-			// 0 for a row this statement inserted. A person equal to the
-			// one stored is left alone and returns no row: no change is
-			// logged, so the revision is the next one only when there is a
-			// change, read from the log (whose latest is at the index's end)
-			// rather than handed out beforehand.
-			b.Queue(`WITH up AS (
-				INSERT INTO people (`+personColumns+`) VALUES ($1, $2, $3, $4, $5, $6)
-				ON CONFLICT (name) DO UPDATE SET age = excluded.age, gender = excluded.gender,
-					hobbies = excluded.hobbies, street = excluded.street, city = excluded.city
-				WHERE (people.age, people.gender, people.hobbies, people.street, people.city)
-					IS DISTINCT FROM (excluded.age, excluded.gender, excluded.hobbies, excluded.street, excluded.city)
-				RETURNING (xmax = 0) AS added),
-			logged AS (
-				INSERT INTO changes (revision, type, `+personColumns+`)
-				SELECT (SELECT coalesce(max(revision), 0) + 1 FROM changes), CASE WHEN added THEN 1 ELSE 2 END, $1, $2, $3, $4, $5, $6 FROM up
-				RETURNING type),
-			unindexed AS (
-				DELETE FROM hobbies WHERE name = $1 AND hobby <> ALL($4::text[]) AND EXISTS (SELECT FROM up)),
-			indexed AS (
-				INSERT INTO hobbies (hobby, name) SELECT DISTINCT unnest($4::text[]), $1 FROM up
-				ON CONFLICT DO NOTHING)
-			SELECT coalesce((SELECT type FROM logged), 0)`, personArgs(p)...).QueryRow(func(row pgx.Row) error {
-				var typ int16
-				if err := row.Scan(&typ); err != nil {
-					return err
-				}
-				switch people.ChangeType(typ) {
-				case people.Added:
-					r.Added++
-				case people.Updated:
-					r.Updated++
-				default:
-					r.Unchanged++
-				}
-				return nil
-			})
+		replayed = false
+		latest := func() (int64, error) {
+			var rev int64
+			err := tx.QueryRow(ctx, latestRevision).Scan(&rev)
+			return rev, err
 		}
-		return tx.SendBatch(ctx, &b).Close()
+		o, err := once(ctx, tx, w, latest, func() (people.Outcome, error) {
+			var err error
+			if distinctNames(batch) {
+				err = importBulk(ctx, tx, batch, origin, &r)
+			} else {
+				err = importIn(ctx, tx, batch, origin, &r)
+			}
+			return people.Outcome{Import: &r}, err
+		})
+		if err == nil && o.Import != nil && o.Import != &r {
+			r, replayed = *o.Import, true // a repeat: what the first import counted
+			r.Revision = o.Revision
+		}
+		if err == nil {
+			err = o.Error()
+		}
+		return err
 	})
-	r.Revision = rev
+	if !replayed {
+		r.Revision = rev
+	}
 	return r, err
+}
+
+// importIn upserts batch's people in tx, counting them in r, and logs the
+// changes with the origin's columns.
+func importIn(ctx context.Context, tx pgx.Tx, batch []people.Person, origin []any, r *people.ImportResult) error {
+	*r = people.ImportResult{}
+	var b pgx.Batch
+	for _, p := range batch {
+		// Upsert the person and log the change in one statement: xmax is
+		// 0 for a row this statement inserted. A person equal to the
+		// one stored is left alone and returns no row: no change is
+		// logged, so the revision is the next one only when there is a
+		// change, read from the log (whose latest is at the index's end)
+		// rather than handed out beforehand.
+		b.Queue(`WITH up AS (
+			INSERT INTO people (`+personColumns+`) VALUES ($1, $2, $3, $4, $5, $6)
+			ON CONFLICT (name) DO UPDATE SET age = excluded.age, gender = excluded.gender,
+				hobbies = excluded.hobbies, street = excluded.street, city = excluded.city
+			WHERE (people.age, people.gender, people.hobbies, people.street, people.city)
+				IS DISTINCT FROM (excluded.age, excluded.gender, excluded.hobbies, excluded.street, excluded.city)
+			RETURNING (xmax = 0) AS added),
+		logged AS (
+			INSERT INTO changes (revision, type, `+personColumns+`, `+originColumns+`)
+			SELECT (SELECT coalesce(max(revision), 0) + 1 FROM changes), CASE WHEN added THEN 1 ELSE 2 END, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM up
+			RETURNING type),
+		unindexed AS (
+			DELETE FROM hobbies WHERE name = $1 AND hobby <> ALL($4::text[]) AND EXISTS (SELECT FROM up)),
+		indexed AS (
+			INSERT INTO hobbies (hobby, name) SELECT DISTINCT unnest($4::text[]), $1 FROM up
+			ON CONFLICT DO NOTHING)
+		SELECT coalesce((SELECT type FROM logged), 0)`, append(personArgs(p), origin...)...).QueryRow(func(row pgx.Row) error {
+			var typ int16
+			if err := row.Scan(&typ); err != nil {
+				return err
+			}
+			switch people.ChangeType(typ) {
+			case people.Added:
+				r.Added++
+			case people.Updated:
+				r.Updated++
+			default:
+				r.Unchanged++
+			}
+			return nil
+		})
+	}
+	return tx.SendBatch(ctx, &b).Close()
 }
 
 // Changes returns up to limit changes after revision after.
@@ -555,17 +606,11 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]people.C
 	if err := people.CheckResume(after, *oldest, *latest); err != nil {
 		return nil, err
 	}
-	rows, err := conn.Query(ctx, "SELECT revision, type, "+personColumns+" FROM changes WHERE revision > $1 ORDER BY revision LIMIT $2", after, limit)
+	rows, err := conn.Query(ctx, "SELECT "+changeColumns+" FROM changes WHERE revision > $1 ORDER BY revision LIMIT $2", after, limit)
 	if err != nil {
 		return nil, dbError(ctx, "read changes", err)
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (people.Change, error) {
-		var c people.Change
-		var typ int16
-		err := row.Scan(&c.Revision, &typ, &c.Person.Name, &c.Person.Age, &c.Person.Gender, &c.Person.Hobbies, &c.Person.Address.Street, &c.Person.Address.City)
-		c.Type = people.ChangeType(typ)
-		return c, err
-	})
+	out, err := pgx.CollectRows(rows, scanChange)
 	if err != nil {
 		return nil, dbError(ctx, "read changes", err)
 	}
@@ -697,7 +742,8 @@ const rollbackTimeout = 5 * time.Second
 // inTx runs fn in a write transaction of its own and returns the latest
 // revision. Imports use it: their batches are groups already, and ctx can
 // stop one midway. fn logs its changes with the revisions after the latest;
-// a transaction in which fn logged none changed nothing, and is rolled back.
+// a transaction in which fn logged none changed nothing, and is rolled back,
+// unless it recorded a request id (people.Write.Keyed).
 func (s *Store) inTx(ctx context.Context, op string, fn func(tx pgx.Tx) error) (int64, error) {
 	conn, err := s.acquire(ctx, op)
 	if err != nil {
@@ -716,7 +762,9 @@ func (s *Store) inTx(ctx context.Context, op string, fn func(tx pgx.Tx) error) (
 	if err := tx.QueryRow(ctx, latestRevision).Scan(&rev); err != nil {
 		return 0, dbError(ctx, op, err)
 	}
-	if rev == latest {
+	// A write with a request id commits even when it changed nothing: its
+	// record is the change.
+	if rev == latest && !people.WriteOf(ctx).Keyed() {
 		return rev, nil
 	}
 	if err := s.finish(ctx, tx, rev); err != nil {
@@ -756,7 +804,10 @@ func (s *Store) finish(ctx context.Context, tx pgx.Tx, rev int64) error {
 	if _, err := tx.Exec(ctx, "DELETE FROM changes WHERE revision <= $1", rev-int64(s.retain)); err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, "SELECT pg_notify($1, $2)", channel, s.schema+":"+strconv.FormatInt(rev, 10)); err != nil {
+	// Expired request ids go in the same statement: one probe of
+	// requests_by_expiry when none has.
+	if _, err := tx.Exec(ctx, "WITH swept AS (DELETE FROM requests WHERE expires <= $3) SELECT pg_notify($1, $2)",
+		channel, s.schema+":"+strconv.FormatInt(rev, 10), time.Now().UnixMilli()); err != nil {
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {

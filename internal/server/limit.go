@@ -23,8 +23,7 @@ const limitReachedEvery = time.Minute
 // reasons: netutil.LimitListener limits each listener on its own, while a
 // host name such as localhost listens on two addresses that must share one
 // limit; and it cannot say when the limit is reached, which an operator
-// needs to see. The semantics are netutil's: Accept waits for a free slot,
-// and a slot is freed when its connection closes.
+// needs to see. A slot is freed when its connection closes; see Accept.
 type connLimit struct {
 	sem chan struct{}
 	log *slog.Logger
@@ -82,21 +81,21 @@ func (l *limitListener) acquire() bool {
 
 func (l *limitListener) release() { <-l.limit.sem }
 
-// Accept waits for a free slot, then for a connection.
+// Accept waits for a connection, then for a free slot. Accepting first
+// keeps a listener that gets no connections from holding a slot that
+// another listener's waiting client needs: the limit is shared by several
+// listeners (localhost's two addresses, the gRPC and the HTTP listener).
+// A client past the limit sees what the kernel's accept queue would show
+// it, a connection not yet answered; the server holds at most one such
+// connection per listener beyond the limit.
 func (l *limitListener) Accept() (net.Conn, error) {
-	if !l.acquire() {
-		// Closed: the listener's own Accept returns its error at once.
-		c, err := l.Listener.Accept()
-		if err == nil {
-			c.Close()
-			err = net.ErrClosed
-		}
-		return nil, err
-	}
 	c, err := l.Listener.Accept()
 	if err != nil {
-		l.release()
 		return nil, err
+	}
+	if !l.acquire() {
+		c.Close()
+		return nil, net.ErrClosed
 	}
 	return &limitConn{Conn: c, release: l.release}, nil
 }

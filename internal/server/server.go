@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -22,12 +23,18 @@ import (
 	"google.golang.org/grpc/stats"
 
 	"github.com/routeguide/routeguide/internal/grpcserver"
+	"github.com/routeguide/routeguide/internal/httpserver"
 	"github.com/routeguide/routeguide/internal/telemetry"
+	"github.com/routeguide/routeguide/internal/webui"
 )
 
 // DefaultAddr is the seed's port, on loopback only: plaintext does not face
 // the network unless the operator asks for it.
 const DefaultAddr = "localhost:50051"
+
+// DefaultHTTPAddr is the HTTP listener's address, on loopback only, so that
+// `routeguide serve` can be opened in a browser on the same machine.
+const DefaultHTTPAddr = "localhost:8080"
 
 // Config is everything the server runs with.
 type Config struct {
@@ -37,6 +44,20 @@ type Config struct {
 	// Store is a SQLite file path, "memory", a postgres:// URL or a
 	// PostgreSQL keyword/value string.
 	Store string
+	// HTTPAddr, when not empty, is the host:port of the HTTP listener:
+	// Connect, gRPC-Web, gRPC, REST, the watch feed and the page, under the
+	// same rules as Addr (see internal/httpserver).
+	HTTPAddr string
+	// AllowedHosts are host names the HTTP listener answers to besides IP
+	// literals, localhost, HTTPAddr's host and the TLS certificate's names:
+	// a request naming any other Host is refused (DNS rebinding).
+	AllowedHosts []string
+	// CORSOrigins are the origins whose pages may call the HTTP listener
+	// from a browser; none when empty.
+	CORSOrigins []string
+	// TrustedProxies are the addresses or CIDR networks of reverse proxies
+	// whose X-Forwarded-For names the HTTP listener's client.
+	TrustedProxies []string
 	// MetricsAddr, when not empty, is the host:port metrics are served on.
 	MetricsAddr string
 	// HealthAddr, when not empty, is the host:port of a second listener
@@ -61,6 +82,9 @@ type Config struct {
 	// MaxConnections caps the client connections open at once; 0 means
 	// DefaultMaxConnections.
 	MaxConnections int
+	// IdempotencyRetention is how long a write's request id is kept, so
+	// that a retry within it is answered what the write answered.
+	IdempotencyRetention time.Duration
 	// Limits bounds what one client can make the server hold.
 	Limits grpcserver.Limits
 	// Version is the version the start line and traces report.
@@ -73,13 +97,15 @@ type Config struct {
 // DefaultConfig returns the configuration `routeguide serve` starts from.
 func DefaultConfig() Config {
 	return Config{
-		Addr:            DefaultAddr,
-		Store:           "routeguide.db",
-		Slow:            time.Second,
-		ShutdownTimeout: 10 * time.Second,
-		MaxConnections:  DefaultMaxConnections,
-		Limits:          grpcserver.DefaultLimits(),
-		Version:         "devel",
+		Addr:                 DefaultAddr,
+		HTTPAddr:             DefaultHTTPAddr,
+		Store:                "routeguide.db",
+		Slow:                 time.Second,
+		ShutdownTimeout:      10 * time.Second,
+		MaxConnections:       DefaultMaxConnections,
+		IdempotencyRetention: grpcserver.DefaultIdempotencyRetention,
+		Limits:               grpcserver.DefaultLimits(),
+		Version:              "devel",
 	}
 }
 
@@ -98,9 +124,10 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config) error {
 // loaded is what the configuration's files and values hold, loaded before
 // anything is acquired.
 type loaded struct {
-	tls    *tls.Config
-	tokens []grpcserver.Token
-	store  storeSpec
+	tls     *tls.Config
+	tokens  []grpcserver.Token
+	store   storeSpec
+	proxies []netip.Prefix
 }
 
 // load reads and checks every file and value cfg names, acquiring nothing.
@@ -113,8 +140,20 @@ func load(cfg Config) (loaded, error) {
 	if cfg.MaxConnections < 0 {
 		return l, fmt.Errorf("max connections %d: must not be negative", cfg.MaxConnections)
 	}
+	if cfg.IdempotencyRetention < 0 {
+		return l, fmt.Errorf("idempotency retention %v: must not be negative", cfg.IdempotencyRetention)
+	}
 	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
 		return l, fmt.Errorf("listen on %q: %w", cfg.Addr, err)
+	}
+	if _, _, err := net.SplitHostPort(cfg.HTTPAddr); cfg.HTTPAddr != "" && err != nil {
+		return l, fmt.Errorf("http: listen on %q: %w", cfg.HTTPAddr, err)
+	}
+	if err := httpserver.Origins(cfg.CORSOrigins); err != nil {
+		return l, err
+	}
+	if l.proxies, err = parseProxies(cfg.TrustedProxies); err != nil {
+		return l, err
 	}
 	if _, _, err := net.SplitHostPort(cfg.MetricsAddr); cfg.MetricsAddr != "" && err != nil {
 		return l, fmt.Errorf("metrics: listen on %q: %w", cfg.MetricsAddr, err)
@@ -194,7 +233,25 @@ func run(ctx context.Context, log *slog.Logger, cfg Config, tracing tracingFunc)
 	for i, l := range listeners {
 		addrs[i] = l.Addr().String()
 	}
-	listeners = limitListeners(listeners, maxConns, log)
+	var httpListeners []net.Listener
+	var httpAddrs []string
+	if cfg.HTTPAddr != "" {
+		if httpListeners, err = grpcserver.Listen(ctx, log, cfg.HTTPAddr); err != nil {
+			return fmt.Errorf("http: %w", err)
+		}
+		release.push(func() {
+			for _, l := range httpListeners {
+				l.Close()
+			}
+		})
+		for _, l := range httpListeners {
+			httpAddrs = append(httpAddrs, l.Addr().String())
+		}
+	}
+	// Both listeners share one connection limit: --max-connections is
+	// what the process holds, whatever protocol its clients speak.
+	limited := limitListeners(append(listeners, httpListeners...), maxConns, log)
+	listeners, httpListeners = limited[:len(listeners)], limited[len(listeners):]
 
 	var metricsListener net.Listener
 	if cfg.MetricsAddr != "" {
@@ -243,6 +300,8 @@ func run(ctx context.Context, log *slog.Logger, cfg Config, tracing tracingFunc)
 		TLS:          l.tls,
 		Auth:         grpcserver.NewAuth(l.tokens, cfg.ClientCA != ""),
 		Answers:      store.answers,
+
+		IdempotencyRetention: cfg.IdempotencyRetention,
 	}
 	if cfg.Insecure && l.tls == nil && !grpcserver.Loopback(ctx, cfg.Addr) {
 		log.Warn("serving plaintext on a non-loopback address (--insecure): traffic and tokens can be read on the network", "addr", cfg.Addr)
@@ -252,14 +311,43 @@ func run(ctx context.Context, log *slog.Logger, cfg Config, tracing tracingFunc)
 		m = telemetry.NewServerMetrics()
 		opts.Metrics = m
 	}
+	if cfg.Insecure && l.tls == nil && cfg.HTTPAddr != "" && !grpcserver.Loopback(ctx, cfg.HTTPAddr) {
+		log.Warn("serving plaintext HTTP on a non-loopback address (--insecure): traffic and tokens can be read on the network", "http_addr", cfg.HTTPAddr)
+	}
 	srv := grpcserver.New(store.dir, opts)
+	var web *httpserver.Server
+	if len(httpListeners) > 0 {
+		doc, err := httpserver.OpenAPI()
+		if err != nil {
+			srv.Shutdown(ctx)
+			return err
+		}
+		web, err = httpserver.New(srv, httpserver.Options{
+			Log:            log,
+			Limits:         cfg.Limits,
+			TLS:            l.tls,
+			Hosts:          httpHosts(cfg, l.tls),
+			CORSOrigins:    cfg.CORSOrigins,
+			TrustedProxies: l.proxies,
+			Page:           webui.Handler(),
+			OpenAPI:        doc,
+		})
+		if err != nil {
+			srv.Shutdown(ctx)
+			return err
+		}
+	}
 	if metricsListener != nil {
 		cs := []prometheus.Collector{m, telemetry.DirectoryCollector(store.dir, srv.Watchers)}
 		release.push(serveMetrics(ctx, log, cfg, metricsListener, append(cs, store.collectors...)))
 	}
-	served := make(chan error, 2)
-	serving := 1 // how many of Serve and ServeHealth have not returned
+	served := make(chan error, 3)
+	serving := 1 // how many of the Serve calls have not returned
 	go func() { served <- srv.Serve(listeners...) }()
+	if web != nil {
+		serving++
+		go func() { served <- web.Serve(httpListeners...) }()
+	}
 	healthAddr := ""
 	if healthListener != nil {
 		serving++
@@ -268,6 +356,7 @@ func run(ctx context.Context, log *slog.Logger, cfg Config, tracing tracingFunc)
 	}
 	log.Info("serving RouteGuide",
 		"addr", strings.Join(addrs, ","),
+		"http_addr", strings.Join(httpAddrs, ","),
 		"version", cfg.Version,
 		"store", store.name,
 		"metrics_addr", cfg.MetricsAddr,
@@ -277,6 +366,7 @@ func run(ctx context.Context, log *slog.Logger, cfg Config, tracing tracingFunc)
 		"mtls", cfg.ClientCA != "",
 		"tokens", len(l.tokens),
 		"shutdown_timeout", cfg.ShutdownTimeout,
+		"idempotency_retention", cfg.IdempotencyRetention,
 		"max_connections", maxConns,
 		"max_connection_idle", cfg.Limits.MaxConnectionIdle,
 		"max_connection_age", cfg.Limits.MaxConnectionAge,
@@ -299,7 +389,15 @@ func run(ctx context.Context, log *slog.Logger, cfg Config, tracing tracingFunc)
 	start := time.Now()
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
-	graceful := srv.Shutdown(stopCtx)
+	// The HTTP listener's calls run inside grpc-go, whose stop would cut
+	// them: drain first (streams end, health says NOT_SERVING), let the
+	// HTTP requests finish, then stop grpc-go.
+	graceful := true
+	if web != nil {
+		srv.Drain()
+		graceful = web.Shutdown(stopCtx)
+	}
+	graceful = srv.Shutdown(stopCtx) && graceful
 	for ; serving > 0; serving-- {
 		if err := <-served; serveErr == nil {
 			serveErr = err
@@ -335,6 +433,42 @@ func serveMetrics(ctx context.Context, log *slog.Logger, cfg Config, l net.Liste
 		log.Warn("serving "+what+" on a non-loopback address: anyone who can reach it can read them", "addr", cfg.MetricsAddr)
 	}
 	return func() { hs.Close() }
+}
+
+// httpHosts returns the host names the HTTP listener answers to besides IP
+// literals and localhost: its address's host, the TLS certificate's DNS
+// names, and cfg.AllowedHosts.
+func httpHosts(cfg Config, tc *tls.Config) []string {
+	var hosts []string
+	if h, _, err := net.SplitHostPort(cfg.HTTPAddr); err == nil && h != "" {
+		hosts = append(hosts, h)
+	}
+	if tc != nil {
+		for _, c := range tc.Certificates {
+			if c.Leaf != nil {
+				hosts = append(hosts, c.Leaf.DNSNames...)
+			}
+		}
+	}
+	return append(hosts, cfg.AllowedHosts...)
+}
+
+// parseProxies parses each --trusted-proxy value, an IP address or a CIDR
+// network.
+func parseProxies(vals []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, v := range vals {
+		if a, err := netip.ParseAddr(v); err == nil {
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			return nil, fmt.Errorf("trusted proxy %q: want an IP address or a CIDR network such as 10.0.0.0/8", v)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // graceString names a connection-age grace for the start line: zero is

@@ -100,6 +100,7 @@ func checkFree(t *testing.T, addr string) {
 func testConfig(t *testing.T) Config {
 	cfg := DefaultConfig()
 	cfg.Addr = freeAddr(t)
+	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.Store = filepath.Join(t.TempDir(), "people.db")
 	return cfg
 }
@@ -132,6 +133,9 @@ func TestNothingAcquiredOnFailure(t *testing.T) {
 		{name: "missing tokens", change: func(c *Config) { c.Tokens = "/missing-tokens" }, want: "tokens:"},
 		{name: "malformed PostgreSQL URL", change: func(c *Config) { c.Store = "postgres://u@h:notaport/db" }, want: "store"},
 		{name: "metrics port taken", change: func(c *Config) { c.MetricsAddr = busy.Addr().String() }, want: "metrics:"},
+		{name: "HTTP port taken", change: func(c *Config) { c.HTTPAddr = busy.Addr().String() }, want: "http:"},
+		{name: "CORS origin with a path", change: func(c *Config) { c.CORSOrigins = []string{"https://app.example.com/page"} }, want: "cors origin"},
+		{name: "trusted proxy not an address", change: func(c *Config) { c.TrustedProxies = []string{"proxy.example.com"} }, want: "trusted proxy"},
 		{name: "health port taken", change: func(c *Config) { c.HealthAddr = busy.Addr().String() }, want: "health:"},
 		{name: "tracing fails", change: func(c *Config) { c.MetricsAddr = freeAddr(t) }, tracing: failTracing, want: "tracing refused"},
 		{name: "store cannot be opened", change: func(c *Config) {

@@ -65,6 +65,7 @@ var tables = []struct{ name, ends string }{
 	{"people_by_city", "SELECT (SELECT city FROM people INDEXED BY people_by_city ORDER BY city, name LIMIT 1), (SELECT city FROM people INDEXED BY people_by_city ORDER BY city DESC, name DESC LIMIT 1)"},
 	{"hobbies", "SELECT (SELECT hobby FROM hobbies ORDER BY hobby, name LIMIT 1), (SELECT hobby FROM hobbies ORDER BY hobby DESC, name DESC LIMIT 1)"},
 	{"changes", changeBounds},
+	{"requests", "SELECT (SELECT id FROM requests ORDER BY id LIMIT 1), (SELECT id FROM requests ORDER BY id DESC LIMIT 1)"},
 }
 
 // check verifies, after the migrations, that the database can be written

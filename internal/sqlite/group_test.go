@@ -26,7 +26,7 @@ func TestGroupCommit(t *testing.T) {
 					if _, err := tx.ExecContext(ctx, "INSERT INTO people ("+personColumns+") VALUES (?, ?, ?, ?, ?, ?)", personArgs(p)...); err != nil {
 						return err
 					}
-					if err := record(ctx, tx, people.Added, p); err != nil {
+					if err := record(ctx, tx, people.Added, p, people.Origin{}); err != nil {
 						return err
 					}
 					return errors.New("failing after writing, as the test asks")

@@ -218,81 +218,102 @@ func (s *Store) Person(ctx context.Context, name string) (people.Person, error) 
 
 // Add stores p; AlreadyExists when the name is taken.
 func (s *Store) Add(ctx context.Context, p people.Person) (int64, error) {
-	return s.apply(ctx, "add person", func(ctx context.Context, tx *sql.Tx) error {
+	w := people.WriteOf(ctx)
+	o, err := s.applyOnce(ctx, "add person", w, func(ctx context.Context, tx *sql.Tx) (people.Outcome, error) {
 		res, err := tx.ExecContext(ctx,
 			"INSERT INTO people ("+personColumns+") VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
 			personArgs(p)...)
 		if err != nil {
-			return err
+			return people.Outcome{}, err
 		}
 		if n, err := res.RowsAffected(); err != nil {
-			return err
+			return people.Outcome{}, err
 		} else if n == 0 {
-			return people.Errorf(people.AlreadyExists, "%q already exists", p.Name)
+			return people.Outcome{}, people.Errorf(people.AlreadyExists, "%q already exists", p.Name)
 		}
 		if err := setHobbies(ctx, tx, p.Name, nil, p.Hobbies); err != nil {
-			return err
+			return people.Outcome{}, err
 		}
-		return record(ctx, tx, people.Added, p)
+		return people.Outcome{}, record(ctx, tx, people.Added, p, stamp(w))
 	})
+	return o.Revision, err
 }
 
 // Update applies u to the person named name; NotFound when nobody has it,
-// Invalid when the result breaks the rules.
+// Invalid when the result breaks the rules, Aborted when the Write's etag
+// is not the person's.
 func (s *Store) Update(ctx context.Context, name string, u people.Update) (people.Person, int64, error) {
-	var updated people.Person
-	rev, err := s.apply(ctx, "update person", func(ctx context.Context, tx *sql.Tx) error {
+	w := people.WriteOf(ctx)
+	o, err := s.applyOnce(ctx, "update person", w, func(ctx context.Context, tx *sql.Tx) (people.Outcome, error) {
 		old, err := scanPerson(tx.QueryRowContext(ctx, "SELECT "+personColumns+" FROM people WHERE name = ?", name))
 		if errors.Is(err, sql.ErrNoRows) {
-			return notFound(name)
+			return people.Outcome{}, notFound(name)
 		}
 		if err != nil {
-			return err
+			return people.Outcome{}, err
 		}
-		updated = u.Apply(old)
+		if err := w.CheckETag(old); err != nil {
+			return people.Outcome{}, err
+		}
+		updated := u.Apply(old)
 		if err := people.Validate(updated); err != nil {
-			return err
+			return people.Outcome{}, err
 		}
 		if updated.Equal(old) {
-			return nil // no change: the write's revision is the latest
+			return people.Outcome{Person: &updated}, nil // no change: the write's revision is the latest
 		}
 		args := personArgs(updated)
 		if _, err := tx.ExecContext(ctx,
 			"UPDATE people SET age = ?, gender = ?, hobbies = ?, street = ?, city = ? WHERE name = ?",
 			append(args[1:], name)...); err != nil {
-			return err
+			return people.Outcome{}, err
 		}
 		if err := setHobbies(ctx, tx, name, old.Hobbies, updated.Hobbies); err != nil {
-			return err
+			return people.Outcome{}, err
 		}
-		return record(ctx, tx, people.Updated, updated)
+		return people.Outcome{Person: &updated}, record(ctx, tx, people.Updated, updated, stamp(w))
 	})
 	if err != nil {
 		return people.Person{}, 0, err
 	}
-	return updated, rev, nil
+	return *o.Person, o.Revision, nil
 }
 
-// Delete removes the person named name; NotFound when nobody has it.
+// Delete removes the person named name; NotFound when nobody has it,
+// Aborted when the Write's etag is not the person's.
 func (s *Store) Delete(ctx context.Context, name string) (int64, error) {
-	return s.apply(ctx, "delete person", func(ctx context.Context, tx *sql.Tx) error {
+	w := people.WriteOf(ctx)
+	o, err := s.applyOnce(ctx, "delete person", w, func(ctx context.Context, tx *sql.Tx) (people.Outcome, error) {
+		if w.IfMatch != "" {
+			old, err := scanPerson(tx.QueryRowContext(ctx, "SELECT "+personColumns+" FROM people WHERE name = ?", name))
+			if errors.Is(err, sql.ErrNoRows) {
+				return people.Outcome{}, notFound(name)
+			}
+			if err != nil {
+				return people.Outcome{}, err
+			}
+			if err := w.CheckETag(old); err != nil {
+				return people.Outcome{}, err
+			}
+		}
 		var hobbies string
 		err := tx.QueryRowContext(ctx, "DELETE FROM people WHERE name = ? RETURNING hobbies", name).Scan(&hobbies)
 		if errors.Is(err, sql.ErrNoRows) {
-			return notFound(name)
+			return people.Outcome{}, notFound(name)
 		}
 		if err != nil {
-			return err
+			return people.Outcome{}, err
 		}
 		old, err := decodeHobbies(hobbies)
 		if err != nil {
-			return err
+			return people.Outcome{}, err
 		}
 		if err := setHobbies(ctx, tx, name, old, nil); err != nil {
-			return err
+			return people.Outcome{}, err
 		}
-		return record(ctx, tx, people.Deleted, people.Person{Name: name})
+		return people.Outcome{}, record(ctx, tx, people.Deleted, people.Person{Name: name}, stamp(w))
 	})
+	return o.Revision, err
 }
 
 // List returns up to q.Limit people matching q, in name order. Every filter
@@ -321,7 +342,9 @@ func (s *Store) List(ctx context.Context, q people.Query) ([]people.Person, erro
 // Import adds or replaces every person in batch, in one transaction.
 func (s *Store) Import(ctx context.Context, batch []people.Person) (people.ImportResult, error) {
 	var r people.ImportResult
-	if len(batch) == 0 {
+	w := people.WriteOf(ctx)
+	origin := originArgs(stamp(w))
+	if len(batch) == 0 && !w.Keyed() {
 		rev, err := s.Revision(ctx)
 		return people.ImportResult{Revision: rev}, err
 	}
@@ -335,41 +358,64 @@ func (s *Store) Import(ctx context.Context, batch []people.Person) (people.Impor
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(batch[a].Name, batch[b].Name) })
 	types := make([]people.ChangeType, len(batch))
+	replayed := false
 	rev, err := s.inTx(ctx, "import people", func(tx *sql.Tx) error {
-		r = people.ImportResult{}
-		im := importer{ctx: ctx, tx: tx, batch: batch, types: types}
-		defer im.close()
-		for chunk := range slices.Chunk(order, importRows) {
-			if err := im.add(chunk); err != nil {
-				return err
-			}
+		replayed = false
+		o, err := once(ctx, tx, w, func() (people.Outcome, error) {
+			err := s.importIn(ctx, tx, batch, order, types, origin, &r)
+			return people.Outcome{Import: &r}, err
+		})
+		if err == nil && o.Import != nil && o.Import != &r {
+			r, replayed = *o.Import, true // a repeat: what the first import counted
+			r.Revision = o.Revision
 		}
-		for chunk := range slices.Chunk(order, importRows) {
-			if err := im.replace(chunk); err != nil {
-				return err
-			}
+		if err == nil {
+			err = o.Error()
 		}
-		for i := range batch {
-			switch types[i] {
-			case 0:
-				r.Unchanged++
-			case people.Added:
-				r.Added++
-			default:
-				r.Updated++
-			}
-		}
-		return im.log()
+		return err
 	})
-	r.Revision = rev
+	if !replayed {
+		r.Revision = rev
+	}
 	return r, err
+}
+
+// importIn adds or replaces batch's people in tx, in order, counting them
+// in r, and logs the changes with the origin's columns.
+func (s *Store) importIn(ctx context.Context, tx *sql.Tx, batch []people.Person, order []int, types []people.ChangeType, origin []any, r *people.ImportResult) error {
+	*r = people.ImportResult{}
+	clear(types) // a retried transaction starts again
+	im := importer{ctx: ctx, tx: tx, batch: batch, types: types, origin: origin}
+	defer im.close()
+	for chunk := range slices.Chunk(order, importRows) {
+		if err := im.add(chunk); err != nil {
+			return err
+		}
+	}
+	for chunk := range slices.Chunk(order, importRows) {
+		if err := im.replace(chunk); err != nil {
+			return err
+		}
+	}
+	for i := range batch {
+		switch types[i] {
+		case 0:
+			r.Unchanged++
+		case people.Added:
+			r.Added++
+		default:
+			r.Updated++
+		}
+	}
+	return im.log()
 }
 
 // importRows is how many rows one statement of an import writes: one
 // statement of many rows costs the driver a round of binding and stepping
 // where a statement per row cost one each, which was most of an import's
-// time. 256 people are 1,792 parameters in the change log's statement,
-// well under SQLite's limit of 32,766.
+// time. 256 people are 2,816 parameters in the change log's statement
+// (eleven columns with the origin's four), well under SQLite's limit of
+// 32,766.
 const importRows = 256
 
 // importer writes an import's people in statements of up to importRows
@@ -381,6 +427,9 @@ type importer struct {
 	tx    *sql.Tx
 	batch []people.Person
 	types []people.ChangeType // what each person's change is; 0 for none
+	// origin is the arguments of originColumns every change of the
+	// import logs.
+	origin []any
 
 	stmts map[string]*sql.Stmt
 	args  []any
@@ -503,7 +552,7 @@ func (im *importer) log() error {
 		if n == 0 {
 			return nil
 		}
-		st, err := im.stmt("INSERT INTO changes (type, "+personColumns+") VALUES ", "(?, ?, ?, ?, ?, ?, ?)", "", n)
+		st, err := im.stmt("INSERT INTO changes (type, "+personColumns+", "+originColumns+") VALUES ", "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", "", n)
 		if err != nil {
 			return err
 		}
@@ -517,6 +566,7 @@ func (im *importer) log() error {
 		}
 		im.args = append(im.args, int(im.types[i]))
 		im.args = append(im.args, personArgs(p)...)
+		im.args = append(im.args, im.origin...)
 		if n++; n == importRows {
 			if err := flush(); err != nil {
 				return err
@@ -578,19 +628,15 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]people.C
 		return nil, err
 	}
 	rows, err := s.read.QueryContext(ctx,
-		"SELECT revision, type, "+personColumns+" FROM changes WHERE revision > ? ORDER BY revision LIMIT ?", after, limit)
+		"SELECT "+changeColumns+" FROM changes WHERE revision > ? ORDER BY revision LIMIT ?", after, limit)
 	if err != nil {
 		return nil, s.readError("read changes", err)
 	}
 	defer rows.Close()
 	var out []people.Change
 	for rows.Next() {
-		var c people.Change
-		var hobbies string
-		if err := rows.Scan(&c.Revision, &c.Type, &c.Person.Name, &c.Person.Age, &c.Person.Gender, &hobbies, &c.Person.Address.Street, &c.Person.Address.City); err != nil {
-			return nil, s.readError("read changes", err)
-		}
-		if c.Person.Hobbies, err = decodeHobbies(hobbies); err != nil {
+		c, err := scanChange(rows)
+		if err != nil {
 			return nil, s.readError("read changes", err)
 		}
 		out = append(out, c)
@@ -719,6 +765,9 @@ func (s *Store) finish(ctx context.Context, tx *sql.Tx, rev int64) error {
 	if _, err := tx.ExecContext(ctx, "DELETE FROM changes WHERE revision <= ?", rev-int64(s.retain)); err != nil {
 		return err
 	}
+	if err := sweepRequests(ctx, tx); err != nil {
+		return err
+	}
 	if err := tx.Commit(); err != nil {
 		return err
 	}
@@ -726,11 +775,11 @@ func (s *Store) finish(ctx context.Context, tx *sql.Tx, rev int64) error {
 	return nil
 }
 
-// record appends a change to the log.
-func record(ctx context.Context, tx *sql.Tx, typ people.ChangeType, p people.Person) error {
+// record appends a change, made by origin, to the log.
+func record(ctx context.Context, tx *sql.Tx, typ people.ChangeType, p people.Person, origin people.Origin) error {
 	_, err := tx.ExecContext(ctx,
-		"INSERT INTO changes (type, "+personColumns+") VALUES (?, ?, ?, ?, ?, ?, ?)",
-		append([]any{int(typ)}, personArgs(p)...)...)
+		"INSERT INTO changes (type, "+personColumns+", "+originColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		append(append([]any{int(typ)}, personArgs(p)...), originArgs(origin)...)...)
 	return err
 }
 

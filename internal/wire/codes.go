@@ -20,6 +20,7 @@ var codeOf = [...]codes.Code{
 	people.AlreadyExists: codes.AlreadyExists,
 	people.Unavailable:   codes.Unavailable,
 	people.OutOfRange:    codes.OutOfRange,
+	people.Aborted:       codes.Aborted,
 }
 
 // Code returns the status code for errors of kind k; Internal for a kind the

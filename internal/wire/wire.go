@@ -12,9 +12,10 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
-	pb "github.com/routeguide/routeguide/routeguidepb"
 	"github.com/routeguide/routeguide/internal/people"
+	pb "github.com/routeguide/routeguide/routeguidepb"
 )
 
 // IsNotFound reports whether m is the seed's answer to a name nobody has: a
@@ -125,5 +126,28 @@ func ChangeToProto(c people.Change) *pb.WatchPeopleResponse {
 	if int(c.Type) < len(changeTypes) {
 		typ = changeTypes[c.Type]
 	}
-	return &pb.WatchPeopleResponse{Revision: c.Revision, Type: typ, Person: ToProto(p)}
+	ev := &pb.WatchPeopleResponse{Revision: c.Revision, Type: typ, Person: ToProto(p),
+		Principal: c.Origin.Principal, Peer: c.Origin.Peer, RequestId: c.Origin.RequestID}
+	if c.Type != people.Deleted {
+		ev.Etag = people.ETag(p)
+	}
+	if !c.Origin.Time.IsZero() {
+		ev.ChangeTime = timestamppb.New(c.Origin.Time)
+	}
+	return ev
 }
+
+// OriginFromProto returns the origin a watch event reports.
+func OriginFromProto(ev *pb.WatchPeopleResponse) people.Origin {
+	o := people.Origin{Principal: ev.GetPrincipal(), Peer: ev.GetPeer(), RequestID: ev.GetRequestId()}
+	if ev.GetChangeTime() != nil {
+		o.Time = ev.GetChangeTime().AsTime()
+	}
+	return o
+}
+
+// WatchRevisionHeader is the response header WatchPeople sends once the
+// watch is in place, holding, in decimal, the revision it follows changes
+// from: every change after it reaches the watch. A client that resumes a
+// watch before any change arrived resumes after it.
+const WatchRevisionHeader = "routeguide-watch-revision"

@@ -59,6 +59,8 @@ func TestMain(m *testing.M) {
 	// The binary is built with the race detector, which by default waits a
 	// second at exit; a race still fails the run with exit code 66.
 	os.Setenv("GORACE", "atexit_sleep_ms=0 halt_on_error=1")
+	// Servers run side by side; each HTTP test names its own port.
+	os.Setenv("ROUTEGUIDE_HTTP_ADDR", "off")
 	build := exec.Command("go", "build", "-race", "-tags", "grpcnotrace", "-o", binary, "../../cmd/routeguide")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
