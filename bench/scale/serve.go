@@ -37,7 +37,9 @@ var (
 // startServer runs bin serve on store with metrics and profiles on
 // loopback, and returns once the server has logged both addresses.
 func startServer(bin, store string) (*server, error) {
-	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--store", store, "--metrics-addr", "127.0.0.1:0", "--pprof")
+	// --http-addr too: its default, localhost:8080, can serve only one of
+	// the servers a run starts at once.
+	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--store", store, "--metrics-addr", "127.0.0.1:0", "--pprof")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
