@@ -18,7 +18,8 @@ var openAPIYAML []byte
 // OpenAPI returns the OpenAPI 3 document served at /openapi.json: the
 // generated one in JSON, with the statuses rest gives where a gRPC answer
 // has none (201 for a create, 204 for a delete), the headers of safe writes
-// (safeWrites), and the watch feed. It fails only when the
+// (safeWrites), the watch feed, and every method over Connect
+// (connectPaths). It fails only when the
 // embedded document does not decode.
 func OpenAPI() ([]byte, error) {
 	var doc map[string]any
@@ -47,6 +48,7 @@ func OpenAPI() ([]byte, error) {
 	if paths != nil {
 		paths["/v1/people:watch"] = watchPath
 	}
+	connectPaths(doc, routeGuideService)
 	return json.MarshalIndent(doc, "", "  ")
 }
 

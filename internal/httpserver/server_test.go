@@ -19,11 +19,13 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"go.yaml.in/yaml/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/routeguide/routeguide/internal/grpcserver"
 	"github.com/routeguide/routeguide/internal/memory"
@@ -938,4 +940,161 @@ func TestConnectETag(t *testing.T) {
 	if first.header.Get("Etag") != "" {
 		t.Errorf("Connect AddPerson: etag header %q, want the etag in the answer only", first.header.Get("Etag"))
 	}
+}
+
+// TestOpenAPIConnect checks the document served at /openapi.json against
+// the RouteGuide service's descriptor: every unary method has its Connect
+// path, with the request and answer schemas of its messages; every $ref
+// resolves; and each schema made from a descriptor agrees with the one
+// protoc-gen-openapi made for the same message.
+func TestOpenAPIConnect(t *testing.T) {
+	b, err := OpenAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := start(t, setup{opts: Options{OpenAPI: b}})
+	served := f.do(t, "GET", "/openapi.json", "")
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(served.body), &doc); err != nil {
+		t.Fatalf("GET /openapi.json: %d %v", served.code, err)
+	}
+	schemas := doc["components"].(map[string]any)["schemas"].(map[string]any)
+	resolve := func(s any) map[string]any {
+		t.Helper()
+		r, _ := s.(map[string]any)["$ref"].(string)
+		name, ok := strings.CutPrefix(r, "#/components/schemas/")
+		if !ok || schemas[name] == nil {
+			t.Errorf("schema %v does not resolve", s)
+			return nil
+		}
+		return schemas[name].(map[string]any)
+	}
+	dig := func(v any, keys ...string) any {
+		for _, k := range keys {
+			m, _ := v.(map[string]any)
+			v = m[k]
+		}
+		return v
+	}
+
+	svc := pb.File_route_guide_proto.Services().ByName("RouteGuide")
+	unary := 0
+	for i := range svc.Methods().Len() {
+		m := svc.Methods().Get(i)
+		path := "/RouteGuide/" + string(m.Name())
+		op := dig(doc, "paths", path, "post")
+		if op == nil {
+			t.Errorf("%s: no POST %s", m.Name(), path)
+			continue
+		}
+		if m.IsStreamingClient() || m.IsStreamingServer() {
+			if dig(op, "requestBody", "content", "application/connect+json", "schema") == nil {
+				t.Errorf("%s: a streaming method without application/connect+json", m.Name())
+			}
+			continue
+		}
+		unary++
+		in := resolve(dig(op, "requestBody", "content", "application/json", "schema"))
+		out := resolve(dig(op, "responses", "200", "content", "application/json", "schema"))
+		for _, tt := range []struct {
+			schema map[string]any
+			msg    protoreflect.MessageDescriptor
+		}{{in, m.Input()}, {out, m.Output()}} {
+			fields := tt.msg.Fields()
+			for j := range fields.Len() {
+				if dig(tt.schema, "properties", fields.Get(j).JSONName()) == nil {
+					t.Errorf("%s: %s's schema has no %s", m.Name(), tt.msg.FullName(), fields.Get(j).JSONName())
+				}
+			}
+		}
+		resolve(dig(op, "responses", "default", "content", "application/json", "schema"))
+
+		// The path answers as Connect: an answer or a Connect error,
+		// never 404.
+		a := f.do(t, "POST", path, "{}")
+		var body map[string]any
+		if a.code == 404 || json.Unmarshal([]byte(a.body), &body) != nil {
+			t.Errorf("POST %s {}: %d %s, want a Connect answer", path, a.code, a.body)
+		} else if _, isError := body["code"].(string); a.code != 200 && !isError {
+			t.Errorf("POST %s {}: %d %s, want a Connect error", path, a.code, a.body)
+		}
+	}
+	if unary < 6 {
+		t.Errorf("%d unary methods described, want at least the 6 of RouteGuide", unary)
+	}
+
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			if _, ok := v["$ref"]; ok {
+				resolve(v)
+			}
+			for _, e := range v {
+				walk(e)
+			}
+		case []any:
+			for _, e := range v {
+				walk(e)
+			}
+		}
+	}
+	walk(doc)
+
+	// messageSchema agrees with protoc-gen-openapi on every message both
+	// describe: the same properties, of the same types.
+	var generated struct {
+		Components struct{ Schemas map[string]map[string]any }
+	}
+	if err := yaml.Unmarshal(openAPIYAML, &generated); err != nil {
+		t.Fatal(err)
+	}
+	files := []protoreflect.FileDescriptor{pb.File_route_guide_proto, pb.File_person_proto, pb.File_routeguide_v1_directory_proto}
+	compared := 0
+	for _, fd := range files {
+		msgs := fd.Messages()
+		for i := range msgs.Len() {
+			for _, md := range append([]protoreflect.MessageDescriptor{msgs.Get(i)}, nested(msgs.Get(i))...) {
+				want, ok := generated.Components.Schemas[schemaName(md)]
+				if !ok {
+					continue
+				}
+				compared++
+				got := messageSchema(map[string]any{}, md)
+				wantProps, _ := want["properties"].(map[string]any)
+				gotProps := got["properties"].(map[string]any)
+				if len(wantProps) != len(gotProps) {
+					t.Errorf("%s: properties %v, protoc-gen-openapi's %v", md.FullName(), gotProps, wantProps)
+				}
+				for name, w := range wantProps {
+					g := gotProps[name]
+					for _, key := range []string{"type", "$ref"} {
+						if dig(g, key) != dig(w, key) {
+							t.Errorf("%s.%s: %s %v, protoc-gen-openapi's %v", md.FullName(), name, key, dig(g, key), dig(w, key))
+						}
+					}
+					if dig(g, "items", "type") != dig(w, "items", "type") || dig(g, "items", "$ref") != dig(w, "items", "$ref") {
+						t.Errorf("%s.%s: items %v, protoc-gen-openapi's %v", md.FullName(), name, dig(g, "items"), dig(w, "items"))
+					}
+				}
+			}
+		}
+	}
+	if compared < 5 {
+		t.Errorf("compared %d schemas with protoc-gen-openapi's, want every message both describe", compared)
+	}
+}
+
+// nested returns the messages declared inside md, at any depth.
+func nested(md protoreflect.MessageDescriptor) []protoreflect.MessageDescriptor {
+	var all []protoreflect.MessageDescriptor
+	for i := range md.Messages().Len() {
+		m := md.Messages().Get(i)
+		if m.IsMapEntry() {
+			continue
+		}
+		all = append(all, m)
+		all = append(all, nested(m)...)
+	}
+	return all
 }
