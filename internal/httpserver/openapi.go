@@ -4,8 +4,12 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
+	"google.golang.org/genproto/googleapis/api/annotations"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // openAPIYAML is the OpenAPI 3 document of the REST routes, generated from
@@ -17,7 +21,8 @@ var openAPIYAML []byte
 
 // OpenAPI returns the OpenAPI 3 document served at /openapi.json: the
 // generated one in JSON, with the statuses rest gives where a gRPC answer
-// has none (201 for a create, 204 for a delete), the headers of safe writes
+// has none (201 for a create, 204 for a delete), the answers of routes with
+// a response_body (responseBodies), the headers of safe writes
 // (safeWrites), the watch feed, and every method over Connect
 // (connectPaths). It fails only when the
 // embedded document does not decode.
@@ -44,6 +49,7 @@ func OpenAPI() ([]byte, error) {
 	}
 	restatus("/v1/people", "post", "201", "Created; Location names the person")
 	restatus("/v1/people/{name}", "delete", "204", "Deleted")
+	responseBodies(doc, routeGuideService)
 	safeWrites(paths)
 	if paths != nil {
 		paths["/v1/people:watch"] = watchPath
@@ -54,9 +60,7 @@ func OpenAPI() ([]byte, error) {
 
 // safeWrites describes the headers of rest's safe writes, which no
 // google.api.http rule can: the ETag of a person's answer, If-Match on a
-// PATCH or DELETE with its 412, and Idempotency-Key on every write. It also
-// gives POST and PATCH the schema they answer, the person alone (their
-// rules' response_body, which protoc-gen-openapi does not read).
+// PATCH or DELETE with its 412, and Idempotency-Key on every write.
 func safeWrites(paths map[string]any) {
 	op := func(path, method string) map[string]any {
 		p, _ := paths[path].(map[string]any)
@@ -88,11 +92,6 @@ func safeWrites(paths map[string]any) {
 			h[k] = v
 		}
 	}
-	personAnswer := func(r map[string]any) {
-		if r != nil {
-			r["content"] = map[string]any{"application/json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/Person"}}}
-		}
-	}
 	etag := map[string]any{"ETag": map[string]any{
 		"description": "The person's etag, a quoted strong entity tag (RFC 9110): send it back in If-Match to make a PATCH or DELETE conditional.",
 		"schema":      map[string]any{"type": "string"},
@@ -117,7 +116,6 @@ func safeWrites(paths map[string]any) {
 	post := op("/v1/people", "post")
 	addParameters(post, idempotencyKey)
 	created := response(post, "201")
-	personAnswer(created)
 	addHeaders(created, etag)
 	addHeaders(created, map[string]any{"Location": map[string]any{"description": "The person's URL.", "schema": map[string]any{"type": "string"}}})
 
@@ -130,9 +128,58 @@ func safeWrites(paths map[string]any) {
 		responses, _ := o["responses"].(map[string]any)
 		responses["412"] = preconditionFailed
 	}
-	updated := response(op("/v1/people/{person.name}", "patch"), "200")
-	personAnswer(updated)
-	addHeaders(updated, etag)
+	addHeaders(response(op("/v1/people/{person.name}", "patch"), "200"), etag)
+}
+
+// responseBodies gives each REST route whose google.api.http rule has a
+// response_body the schema of that field, which is what the route answers
+// (vanguard sends the field alone); protoc-gen-openapi documents the whole
+// response message instead.
+func responseBodies(doc map[string]any, svc protoreflect.ServiceDescriptor) {
+	paths, _ := doc["paths"].(map[string]any)
+	components, _ := doc["components"].(map[string]any)
+	schemas, _ := components["schemas"].(map[string]any)
+	if paths == nil || schemas == nil {
+		return
+	}
+	methods := svc.Methods()
+	for i := range methods.Len() {
+		m := methods.Get(i)
+		rule, _ := proto.GetExtension(m.Options(), annotations.E_Http).(*annotations.HttpRule)
+		field := m.Output().Fields().ByName(protoreflect.Name(rule.GetResponseBody()))
+		if field == nil || field.Message() == nil {
+			continue
+		}
+		verb, path := httpPattern(rule)
+		p, _ := paths[path].(map[string]any)
+		op, _ := p[verb].(map[string]any)
+		responses, _ := op["responses"].(map[string]any)
+		for code, r := range responses {
+			r, _ := r.(map[string]any)
+			if strings.HasPrefix(code, "2") && r["content"] != nil {
+				r["content"] = map[string]any{"application/json": map[string]any{"schema": schemaRef(schemas, field.Message())}}
+			}
+		}
+	}
+}
+
+// httpPattern returns the lower-case verb and the path of rule.
+func httpPattern(rule *annotations.HttpRule) (verb, path string) {
+	switch p := rule.GetPattern().(type) {
+	case *annotations.HttpRule_Get:
+		return "get", p.Get
+	case *annotations.HttpRule_Post:
+		return "post", p.Post
+	case *annotations.HttpRule_Put:
+		return "put", p.Put
+	case *annotations.HttpRule_Patch:
+		return "patch", p.Patch
+	case *annotations.HttpRule_Delete:
+		return "delete", p.Delete
+	case *annotations.HttpRule_Custom:
+		return strings.ToLower(p.Custom.GetKind()), p.Custom.GetPath()
+	}
+	return "", ""
 }
 
 // watchPath describes the watch feed, which no google.api.http rule can:
