@@ -24,8 +24,7 @@ var openAPIYAML []byte
 // has none (201 for a create, 204 for a delete), the answers of routes with
 // a response_body (responseBodies), the headers of safe writes
 // (safeWrites), the watch feed, and every method over Connect
-// (connectPaths). It fails only when the
-// embedded document does not decode.
+// (connectPaths). It fails only when the embedded document does not decode.
 func OpenAPI() ([]byte, error) {
 	var doc map[string]any
 	if err := yaml.Unmarshal(openAPIYAML, &doc); err != nil {
