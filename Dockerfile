@@ -26,10 +26,13 @@ USER 65532:65532
 # With PostgreSQL, set ROUTEGUIDE_STORE to its URL instead.
 VOLUME /data
 ENV ROUTEGUIDE_STORE=/data/routeguide.db
-EXPOSE 50051 8080 8081
+EXPOSE 50051 8080 8081 9090
 ENTRYPOINT ["routeguide"]
-# --addr off loopback is plaintext only with --insecure: replace it with
-# --tls-cert and --tls-key (mounted from a secret) unless a mesh or a private
-# network carries the traffic. The health listener (8081) serves only
-# grpc.health.v1 and may be plaintext anywhere; metrics are on 8080.
-CMD ["serve", "--addr", ":50051", "--insecure", "--health-addr", ":8081", "--metrics-addr", ":8080", "--log-format", "json"]
+# --addr and --http-addr off loopback are plaintext only with --insecure:
+# replace it with --tls-cert and --tls-key (mounted from a secret) unless a
+# mesh or a private network carries the traffic. The HTTP listener (8080)
+# answers only the Host names it knows: add --allowed-host for the name
+# clients use. The health listener (8081) serves only grpc.health.v1 and may
+# be plaintext anywhere; metrics are on 9090. The same command as
+# deploy/image.sh's.
+CMD ["serve", "--addr", ":50051", "--insecure", "--health-addr", ":8081", "--metrics-addr", ":9090", "--http-addr", ":8080", "--log-format", "json"]

@@ -70,7 +70,7 @@ run=routeguide-image-check-$$
 podman --runtime runc run -d --name "$run" --network host --read-only \
   --ulimit "nofile=$nofile:$nofile" --ulimit nproc=4096:4096 \
   -v "$data:/data" "$image" \
-  serve --addr 127.0.0.1:0 --health-addr 127.0.0.1:0 >/dev/null
+  serve --addr 127.0.0.1:0 --health-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 >/dev/null
 health="" addr=""
 for _ in $(seq 100); do
   logs=$(podman logs "$run" 2>&1)

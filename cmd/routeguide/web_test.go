@@ -126,6 +126,52 @@ func TestWebEndToEnd(t *testing.T) {
 	}
 }
 
+// TestWebSafeWrites runs the built binary's safe writes over REST, on the
+// default SQLite store: two PATCHes with the same If-Match race, one wins
+// with 200 and the other is 412; a POST retried with its Idempotency-Key
+// answers the same person, and the directory records one change.
+func TestWebSafeWrites(t *testing.T) {
+	p := serve(t, "--http-addr", "127.0.0.1:0")
+	u := p.httpURL(t, "http")
+	c := http.DefaultClient
+	const json = "application/json"
+
+	const key = "Idempotency-Key: 3b0f6f0e-8f5a-4d55-b1f9-6c3a2d7e9e01"
+	first := call(t, c, "POST", u+"/v1/people", json, `{"name":"Carol","age":41}`, key)
+	again := call(t, c, "POST", u+"/v1/people", json, `{"name":"Carol","age":41}`, key)
+	if first.code != 201 || again.code != 201 || again.body != first.body || again.header.Get("ETag") != first.header.Get("ETag") {
+		t.Fatalf("POST retried with its Idempotency-Key: %d %s, then %d %s; want the same 201 twice", first.code, first.body, again.code, again.body)
+	}
+	changes := call(t, c, "GET", u+"/v1/people/Carol/changes", "", "")
+	if n := strings.Count(changes.body, `"revision"`); changes.code != 200 || n != 1 {
+		t.Errorf("Carol's changes after the retried POST: %d %s, want one revision", changes.code, changes.body)
+	}
+
+	etag := call(t, c, "GET", u+"/v1/people/Carol", "", "").header.Get("ETag")
+	if etag != first.header.Get("ETag") || !strings.HasPrefix(etag, `"`) {
+		t.Fatalf("GET Carol: ETag %q, want POST's %q", etag, first.header.Get("ETag"))
+	}
+	codes := make(chan int, 2)
+	for _, age := range []string{"42", "43"} {
+		go func() {
+			req, _ := http.NewRequest("PATCH", u+"/v1/people/Carol?update_mask=age", strings.NewReader(`{"age":`+age+`}`))
+			req.Header.Set("Content-Type", json)
+			req.Header.Set("If-Match", etag)
+			resp, err := c.Do(req)
+			if err != nil {
+				codes <- 0
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	got := []int{<-codes, <-codes}
+	if !(got[0] == 200 && got[1] == 412 || got[0] == 412 && got[1] == 200) {
+		t.Errorf("two PATCHes with the same If-Match: %v, want one 200 and one 412", got)
+	}
+}
+
 // TestWebTokens checks auth and roles over HTTP against the binary.
 func TestWebTokens(t *testing.T) {
 	tokens := filepath.Join(t.TempDir(), "tokens")

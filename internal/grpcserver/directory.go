@@ -55,7 +55,9 @@ func (s *service) AddPerson(ctx context.Context, req *pb.AddPersonRequest) (*pb.
 	if err != nil {
 		return nil, err
 	}
-	return &pb.AddPersonResponse{Person: wire.ToProto(p), Revision: rev, Etag: people.ETag(p)}, nil
+	etag := people.ETag(p)
+	sendETagHeader(ctx, etag)
+	return &pb.AddPersonResponse{Person: wire.ToProto(p), Revision: rev, Etag: etag}, nil
 }
 
 // UpdatePerson changes the fields named by the mask.
@@ -84,7 +86,9 @@ func (s *service) UpdatePerson(ctx context.Context, req *pb.UpdatePersonRequest)
 	if err != nil {
 		return nil, err
 	}
-	return &pb.UpdatePersonResponse{Person: wire.ToProto(p), Revision: rev, Etag: people.ETag(p)}, nil
+	etag := people.ETag(p)
+	sendETagHeader(ctx, etag)
+	return &pb.UpdatePersonResponse{Person: wire.ToProto(p), Revision: rev, Etag: etag}, nil
 }
 
 // DeletePerson removes a person.

@@ -150,6 +150,28 @@ func (s *service) audit(ctx context.Context, method string, w people.Write, name
 	s.log.LogAttrs(ctx, slog.LevelInfo, "audit", attrs...)
 }
 
+// etagHeaderKey marks a call whose caller wants a write's etag as a
+// response header too (WithETagHeader).
+type etagHeaderKey struct{}
+
+// WithETagHeader returns ctx marked so that AddPerson and UpdatePerson
+// also send the person's etag as the etag response header, as GetPerson
+// does. The HTTP listener marks its REST calls this way: their answer's
+// body is the person alone (the google.api.http rules' response_body), so
+// the header is where they find the etag. gRPC and Connect callers read it
+// from the answer and are sent no header they do not need.
+func WithETagHeader(ctx context.Context) context.Context {
+	return context.WithValue(ctx, etagHeaderKey{}, true)
+}
+
+// sendETagHeader sends etag as the etag response header of a write whose
+// caller asked for it (WithETagHeader). Its error is ignored, as setETag's.
+func sendETagHeader(ctx context.Context, etag string) {
+	if v, _ := ctx.Value(etagHeaderKey{}).(bool); v {
+		_ = grpc.SetHeader(ctx, metadata.Pairs(etagHeader, etag))
+	}
+}
+
 // setETag sends e's etag as GetPerson's response header, built here from
 // the 8 bytes e holds (see encodedPerson). Its error is ignored: it fails
 // only when there is no stream (an in-process caller of getPerson) or the

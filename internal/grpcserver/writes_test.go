@@ -59,9 +59,15 @@ func TestETags(t *testing.T) {
 	}
 
 	older := &pb.UpdatePersonRequest{Person: &pb.Person{Name: "Alice", Age: 31}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"age"}}, Etag: etag}
-	up, err := h.client.UpdatePerson(ctx, older)
+	header = nil
+	up, err := h.client.UpdatePerson(ctx, older, grpc.Header(&header))
 	if err != nil || up.GetEtag() == etag || up.GetEtag() == "" {
 		t.Fatalf("UpdatePerson with the current etag = %v, %v; want a new etag", up, err)
+	}
+	// Only a caller marked WithETagHeader (REST) is sent a write's etag
+	// as a header too.
+	if v := header.Get(etagHeader); len(v) != 0 {
+		t.Errorf("UpdatePerson's etag header = %q, want none over gRPC", v)
 	}
 	_, err = h.client.UpdatePerson(ctx, older)
 	wantStatus(t, "UpdatePerson with a stale etag", err, codes.Aborted, nil)

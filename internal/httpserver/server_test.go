@@ -13,16 +13,19 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+	"go.yaml.in/yaml/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/routeguide/routeguide/internal/grpcserver"
 	"github.com/routeguide/routeguide/internal/memory"
@@ -712,6 +715,66 @@ func TestOpenAPI(t *testing.T) {
 	}
 }
 
+// TestOpenAPISafeWrites checks that the document describes the headers of
+// safe writes: ETag answers, If-Match and its 412, Idempotency-Key.
+func TestOpenAPISafeWrites(t *testing.T) {
+	b, err := OpenAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	type response struct {
+		Headers map[string]any `json:"headers"`
+		Content map[string]struct {
+			Schema struct {
+				Ref string `json:"$ref"`
+			} `json:"schema"`
+		} `json:"content"`
+	}
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Parameters []struct{ Name, In string }
+			Responses  map[string]response
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		path, method string
+		params       []string // header parameters
+		status       string   // the success
+		etag         bool     // whether the success has an ETag
+		person       bool     // whether the success is a Person
+	}{
+		{"/v1/people/{name}", "get", nil, "200", true, true},
+		{"/v1/people", "post", []string{"Idempotency-Key"}, "201", true, true},
+		{"/v1/people/{person.name}", "patch", []string{"If-Match", "Idempotency-Key"}, "200", true, true},
+		{"/v1/people/{name}", "delete", []string{"If-Match", "Idempotency-Key"}, "204", false, false},
+	} {
+		op := doc.Paths[tt.path][tt.method]
+		for _, name := range tt.params {
+			found := false
+			for _, p := range op.Parameters {
+				found = found || p.Name == name && p.In == "header"
+			}
+			if !found {
+				t.Errorf("%s %s: no %s header parameter in %v", tt.method, tt.path, name, op.Parameters)
+			}
+		}
+		ok := op.Responses[tt.status]
+		if _, has := ok.Headers["ETag"]; has != tt.etag {
+			t.Errorf("%s %s: ETag in the %s answer %v, want %v", tt.method, tt.path, tt.status, has, tt.etag)
+		}
+		if got := ok.Content["application/json"].Schema.Ref; tt.person && got != "#/components/schemas/Person" {
+			t.Errorf("%s %s: the %s answer is %q, want a Person", tt.method, tt.path, tt.status, got)
+		}
+		_, has := op.Responses["412"]
+		if want := slices.Contains(tt.params, "If-Match"); has != want {
+			t.Errorf("%s %s: a 412 answer %v, want %v", tt.method, tt.path, has, want)
+		}
+	}
+}
+
 func TestStatusMapping(t *testing.T) {
 	for code, want := range map[codes.Code]int{
 		codes.InvalidArgument: 400, codes.Unauthenticated: 401, codes.PermissionDenied: 403, codes.NotFound: 404,
@@ -735,3 +798,303 @@ type recorder struct {
 func (r *recorder) Header() http.Header         { return r.header }
 func (r *recorder) WriteHeader(code int)        { r.code = code }
 func (r *recorder) Write(p []byte) (int, error) { return r.body.Write(p) }
+
+// TestRESTETags checks the REST routes' conditional writes: GET, POST and
+// PATCH answer the person's ETag, quoted; PATCH and DELETE take it back in
+// If-Match, and a stale one is 412 with the JSON error, the write undone.
+func TestRESTETags(t *testing.T) {
+	f := start(t, setup{})
+	strong := func(t *testing.T, a answer) string {
+		t.Helper()
+		etag := a.header.Get("ETag")
+		if len(etag) != 18 || etag[0] != '"' || etag[17] != '"' {
+			t.Fatalf("ETag %q, want a quoted strong etag of 16 hex digits (%d %s)", etag, a.code, a.body)
+		}
+		return etag
+	}
+
+	a := f.do(t, "GET", "/v1/people/Alice", "")
+	alice := strong(t, a)
+	if a := f.do(t, "GET", "/v1/people/Alice", ""); a.header.Get("ETag") != alice {
+		t.Errorf("GET Alice again: ETag %q, want %q", a.header.Get("ETag"), alice)
+	}
+	if a := f.do(t, "GET", "/v1/people/Nobody", ""); a.code != 404 || a.header.Get("ETag") != "" {
+		t.Errorf("GET Nobody: %d ETag %q, want 404 and no ETag", a.code, a.header.Get("ETag"))
+	}
+
+	a = f.do(t, "POST", "/v1/people", `{"name":"Carol","age":41}`)
+	if a.code != 201 {
+		t.Fatalf("POST: %d %s", a.code, a.body)
+	}
+	carol := strong(t, a)
+	if got := strong(t, f.do(t, "GET", "/v1/people/Carol", "")); got != carol {
+		t.Errorf("GET Carol: ETag %s, want POST's %s", got, carol)
+	}
+
+	// Two writers read the same etag; the first PATCH wins, the second is
+	// refused and changes nothing.
+	a = f.do(t, "PATCH", "/v1/people/Carol?update_mask=age", `{"age":42}`, "If-Match: "+carol)
+	if a.code != 200 || personOf(t, a.body)["age"] != 42.0 {
+		t.Fatalf("PATCH If-Match the current etag: %d %s, want 200", a.code, a.body)
+	}
+	after := strong(t, a)
+	if after == carol {
+		t.Errorf("PATCH answered the old ETag %s", after)
+	}
+	a = f.do(t, "PATCH", "/v1/people/Carol?update_mask=age", `{"age":43}`, "If-Match: "+carol)
+	if st := errorOf(t, a); a.code != 412 || st.Code != int(codes.Aborted) || a.header.Get("ETag") != "" {
+		t.Errorf("PATCH If-Match a stale etag: %d %s ETag %q, want 412 ABORTED and no ETag", a.code, a.body, a.header.Get("ETag"))
+	}
+	if a := f.do(t, "GET", "/v1/people/Carol", ""); personOf(t, a.body)["age"] != 42.0 || a.header.Get("ETag") != after {
+		t.Errorf("after the refused PATCH: %s ETag %s, want age 42 and %s", a.body, a.header.Get("ETag"), after)
+	}
+	a = f.do(t, "DELETE", "/v1/people/Carol", "", "If-Match: "+carol)
+	if st := errorOf(t, a); a.code != 412 || st.Code != int(codes.Aborted) {
+		t.Errorf("DELETE If-Match a stale etag: %d %s, want 412 ABORTED", a.code, a.body)
+	}
+	// ALREADY_EXISTS stays 409.
+	if a := f.do(t, "POST", "/v1/people", `{"name":"Carol"}`); a.code != 409 || errorOf(t, a).Code != int(codes.AlreadyExists) {
+		t.Errorf("POST Carol again: %d %s, want 409 ALREADY_EXISTS", a.code, a.body)
+	}
+
+	for _, tt := range []struct{ name, header, query string }{
+		{"unquoted", "If-Match: " + strings.Trim(after, `"`), ""},
+		{"weak", "If-Match: W/" + after, ""},
+		{"two etags", "If-Match: " + after + ", " + carol, ""},
+		{"another etag parameter", "If-Match: " + after, "&etag=0000000000000000"},
+	} {
+		a := f.do(t, "PATCH", "/v1/people/Carol?update_mask=age"+tt.query, `{"age":44}`, tt.header)
+		if st := errorOf(t, a); a.code != 400 || st.Code != int(codes.InvalidArgument) || !strings.Contains(st.Message, "If-Match") {
+			t.Errorf("PATCH %s: %d %s, want 400 naming If-Match", tt.name, a.code, a.body)
+		}
+	}
+
+	// * and no If-Match are unconditional.
+	if a := f.do(t, "PATCH", "/v1/people/Carol?update_mask=age", `{"age":45}`, "If-Match: *"); a.code != 200 {
+		t.Errorf("PATCH If-Match *: %d %s, want 200", a.code, a.body)
+	}
+	if a := f.do(t, "PATCH", "/v1/people/Nobody?update_mask=age", `{"age":45}`, "If-Match: *"); a.code != 404 {
+		t.Errorf("PATCH Nobody If-Match *: %d %s, want 404", a.code, a.body)
+	}
+	current := strong(t, f.do(t, "GET", "/v1/people/Carol", ""))
+	if a := f.do(t, "DELETE", "/v1/people/Carol", "", "If-Match: "+current); a.code != 204 {
+		t.Errorf("DELETE If-Match the current etag: %d %s, want 204", a.code, a.body)
+	}
+	if a := f.do(t, "DELETE", "/v1/people/Bob", ""); a.code != 204 {
+		t.Errorf("DELETE without If-Match: %d %s, want 204", a.code, a.body)
+	}
+}
+
+// TestRESTIdempotencyKey checks that the Idempotency-Key header carries a
+// REST write's request id: a retried POST answers the first answer, and
+// the directory changes once.
+func TestRESTIdempotencyKey(t *testing.T) {
+	f := start(t, setup{})
+	const key = "Idempotency-Key: 0d9d4b8e-2f4b-4a57-9f0c-3f3c1e0b5a11"
+	first := f.do(t, "POST", "/v1/people", `{"name":"Carol","age":41}`, key)
+	again := f.do(t, "POST", "/v1/people", `{"name":"Carol","age":41}`, key)
+	if first.code != 201 || again.code != 201 || first.body != again.body || again.header.Get("ETag") != first.header.Get("ETag") {
+		t.Fatalf("POST twice with one Idempotency-Key: %d %s %q, then %d %s %q; want the same 201 twice",
+			first.code, first.body, first.header.Get("ETag"), again.code, again.body, again.header.Get("ETag"))
+	}
+	if a := f.do(t, "GET", "/v1/people/Carol/changes", ""); strings.Count(a.body, "TYPE_ADDED") != 1 || !strings.Contains(a.body, "0d9d4b8e-2f4b-4a57-9f0c-3f3c1e0b5a11") {
+		t.Errorf("Carol's changes: %s, want one addition with the request id", a.body)
+	}
+	// Without the key, the same POST is a second request.
+	if a := f.do(t, "POST", "/v1/people", `{"name":"Carol","age":41}`); a.code != 409 {
+		t.Errorf("POST again without the key: %d %s, want 409", a.code, a.body)
+	}
+	// The same key with another request is refused.
+	a := f.do(t, "POST", "/v1/people", `{"name":"Dave","age":41}`, key)
+	if st := errorOf(t, a); a.code != 400 || !strings.Contains(st.Message, "request_id") {
+		t.Errorf("POST another person with the same key: %d %s, want 400 naming request_id", a.code, a.body)
+	}
+	a = f.do(t, "DELETE", "/v1/people/Carol", "", "Idempotency-Key: not a uuid")
+	if st := errorOf(t, a); a.code != 400 || !strings.Contains(st.Message, "request_id") {
+		t.Errorf("DELETE with a key that is not a UUID: %d %s, want 400 naming request_id", a.code, a.body)
+	}
+	const del = "Idempotency-Key: 6f1c3c59-93c5-4d9e-8d43-2d3f6a0f7e21"
+	if a := f.do(t, "DELETE", "/v1/people/Carol", "", del); a.code != 204 {
+		t.Errorf("DELETE: %d %s, want 204", a.code, a.body)
+	}
+	if a := f.do(t, "DELETE", "/v1/people/Carol", "", del); a.code != 204 {
+		t.Errorf("DELETE retried with its key: %d %s, want 204 again rather than 404", a.code, a.body)
+	}
+}
+
+// TestConnectETag checks that Connect's GetPerson sends the etag response
+// header as gRPC's does, and that a Connect write takes Idempotency-Key.
+func TestConnectETag(t *testing.T) {
+	f := start(t, setup{})
+	a := f.do(t, "POST", "/RouteGuide/GetPerson", `{"name":"Alice"}`)
+	rest := f.do(t, "GET", "/v1/people/Alice", "")
+	if got, want := a.header.Get("Etag"), strings.Trim(rest.header.Get("ETag"), `"`); a.code != 200 || got == "" || got != want {
+		t.Errorf("Connect GetPerson: %d etag %q, want REST's %q unquoted, as gRPC metadata", a.code, got, want)
+	}
+	const key = "Idempotency-Key: 7a4e2c1d-5b6f-4e8a-9c0d-1e2f3a4b5c6d"
+	first := f.do(t, "POST", "/RouteGuide/AddPerson", `{"person":{"name":"Carol"}}`, key)
+	again := f.do(t, "POST", "/RouteGuide/AddPerson", `{"person":{"name":"Carol"}}`, key)
+	if first.code != 200 || again.code != 200 || first.body != again.body {
+		t.Errorf("Connect AddPerson twice with one Idempotency-Key: %d %s, then %d %s; want the same answer", first.code, first.body, again.code, again.body)
+	}
+	if first.header.Get("Etag") != "" {
+		t.Errorf("Connect AddPerson: etag header %q, want the etag in the answer only", first.header.Get("Etag"))
+	}
+}
+
+// TestOpenAPIConnect checks the document served at /openapi.json against
+// the RouteGuide service's descriptor: every unary method has its Connect
+// path, with the request and answer schemas of its messages; every $ref
+// resolves; and each schema made from a descriptor agrees with the one
+// protoc-gen-openapi made for the same message.
+func TestOpenAPIConnect(t *testing.T) {
+	b, err := OpenAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := start(t, setup{opts: Options{OpenAPI: b}})
+	served := f.do(t, "GET", "/openapi.json", "")
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(served.body), &doc); err != nil {
+		t.Fatalf("GET /openapi.json: %d %v", served.code, err)
+	}
+	schemas := doc["components"].(map[string]any)["schemas"].(map[string]any)
+	resolve := func(s any) map[string]any {
+		t.Helper()
+		r, _ := s.(map[string]any)["$ref"].(string)
+		name, ok := strings.CutPrefix(r, "#/components/schemas/")
+		if !ok || schemas[name] == nil {
+			t.Errorf("schema %v does not resolve", s)
+			return nil
+		}
+		return schemas[name].(map[string]any)
+	}
+	dig := func(v any, keys ...string) any {
+		for _, k := range keys {
+			m, _ := v.(map[string]any)
+			v = m[k]
+		}
+		return v
+	}
+
+	svc := pb.File_route_guide_proto.Services().ByName("RouteGuide")
+	unary := 0
+	for i := range svc.Methods().Len() {
+		m := svc.Methods().Get(i)
+		path := "/RouteGuide/" + string(m.Name())
+		op := dig(doc, "paths", path, "post")
+		if op == nil {
+			t.Errorf("%s: no POST %s", m.Name(), path)
+			continue
+		}
+		if m.IsStreamingClient() || m.IsStreamingServer() {
+			if dig(op, "requestBody", "content", "application/connect+json", "schema") == nil {
+				t.Errorf("%s: a streaming method without application/connect+json", m.Name())
+			}
+			continue
+		}
+		unary++
+		in := resolve(dig(op, "requestBody", "content", "application/json", "schema"))
+		out := resolve(dig(op, "responses", "200", "content", "application/json", "schema"))
+		for _, tt := range []struct {
+			schema map[string]any
+			msg    protoreflect.MessageDescriptor
+		}{{in, m.Input()}, {out, m.Output()}} {
+			fields := tt.msg.Fields()
+			for j := range fields.Len() {
+				if dig(tt.schema, "properties", fields.Get(j).JSONName()) == nil {
+					t.Errorf("%s: %s's schema has no %s", m.Name(), tt.msg.FullName(), fields.Get(j).JSONName())
+				}
+			}
+		}
+		resolve(dig(op, "responses", "default", "content", "application/json", "schema"))
+
+		// The path answers as Connect: an answer or a Connect error,
+		// never 404.
+		a := f.do(t, "POST", path, "{}")
+		var body map[string]any
+		if a.code == 404 || json.Unmarshal([]byte(a.body), &body) != nil {
+			t.Errorf("POST %s {}: %d %s, want a Connect answer", path, a.code, a.body)
+		} else if _, isError := body["code"].(string); a.code != 200 && !isError {
+			t.Errorf("POST %s {}: %d %s, want a Connect error", path, a.code, a.body)
+		}
+	}
+	if unary < 6 {
+		t.Errorf("%d unary methods described, want at least the 6 of RouteGuide", unary)
+	}
+
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			if _, ok := v["$ref"]; ok {
+				resolve(v)
+			}
+			for _, e := range v {
+				walk(e)
+			}
+		case []any:
+			for _, e := range v {
+				walk(e)
+			}
+		}
+	}
+	walk(doc)
+
+	// messageSchema agrees with protoc-gen-openapi on every message both
+	// describe: the same properties, of the same types.
+	var generated struct {
+		Components struct{ Schemas map[string]map[string]any }
+	}
+	if err := yaml.Unmarshal(openAPIYAML, &generated); err != nil {
+		t.Fatal(err)
+	}
+	files := []protoreflect.FileDescriptor{pb.File_route_guide_proto, pb.File_person_proto, pb.File_routeguide_v1_directory_proto}
+	compared := 0
+	for _, fd := range files {
+		msgs := fd.Messages()
+		for i := range msgs.Len() {
+			for _, md := range append([]protoreflect.MessageDescriptor{msgs.Get(i)}, nested(msgs.Get(i))...) {
+				want, ok := generated.Components.Schemas[schemaName(md)]
+				if !ok {
+					continue
+				}
+				compared++
+				got := messageSchema(map[string]any{}, md)
+				wantProps, _ := want["properties"].(map[string]any)
+				gotProps := got["properties"].(map[string]any)
+				if len(wantProps) != len(gotProps) {
+					t.Errorf("%s: properties %v, protoc-gen-openapi's %v", md.FullName(), gotProps, wantProps)
+				}
+				for name, w := range wantProps {
+					g := gotProps[name]
+					for _, key := range []string{"type", "$ref"} {
+						if dig(g, key) != dig(w, key) {
+							t.Errorf("%s.%s: %s %v, protoc-gen-openapi's %v", md.FullName(), name, key, dig(g, key), dig(w, key))
+						}
+					}
+					if dig(g, "items", "type") != dig(w, "items", "type") || dig(g, "items", "$ref") != dig(w, "items", "$ref") {
+						t.Errorf("%s.%s: items %v, protoc-gen-openapi's %v", md.FullName(), name, dig(g, "items"), dig(w, "items"))
+					}
+				}
+			}
+		}
+	}
+	if compared < 5 {
+		t.Errorf("compared %d schemas with protoc-gen-openapi's, want every message both describe", compared)
+	}
+}
+
+// nested returns the messages declared inside md, at any depth.
+func nested(md protoreflect.MessageDescriptor) []protoreflect.MessageDescriptor {
+	var all []protoreflect.MessageDescriptor
+	for i := range md.Messages().Len() {
+		m := md.Messages().Get(i)
+		if m.IsMapEntry() {
+			continue
+		}
+		all = append(all, m)
+		all = append(all, nested(m)...)
+	}
+	return all
+}
