@@ -1,12 +1,21 @@
-// Command scale measures how RouteGuide's reads hold up as the directory
-// grows, for bench/scale.sh: GetPerson throughput, and the cost of a
-// ListPeople page at the start of the list and deep into it.
+// Command scale measures RouteGuide as the directory grows, for
+// bench/scale.sh. Each mode prints its figures as "key value" lines:
+//
+//	get      GetPerson throughput (getperson_per_s)
+//	list     ListPeople pages of 50: first, deep, and filtered by a city
+//	write    AddPerson throughput from concurrent callers (addperson_per_s)
+//	serve    starts a server on a store and reports its cold start (from
+//	         the process's start to its read cache loaded), its live heap
+//	         after a forced collection and its resident memory after reads
+//	encoded  the mean size of the people of a JSON lines file, encoded as
+//	         GetPerson answers them
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"sync"
@@ -23,12 +32,26 @@ import (
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:50051", "server address")
-	mode := flag.String("mode", "get", "get: GetPerson throughput; list: first and deep page cost")
+	mode := flag.String("mode", "get", "get, list, write, serve or encoded")
 	people := flag.Int("people", 0, "names person-0000000 to person-N-1 exist; 0 asks for Alice and Bob")
 	duration := flag.Duration("duration", 5*time.Second, "how long get runs")
 	workers := flag.Int("workers", 32, "concurrent callers")
 	conns := flag.Int("conns", 2, "connections the callers share")
+	city := flag.String("city", "Boston", "list: the city the filtered pages ask for")
+	bin := flag.String("bin", "routeguide", "serve: the routeguide binary")
+	store := flag.String("store", "", "serve: the --store to serve")
+	file := flag.String("file", "", "encoded: the JSON lines file")
+	prefix := flag.String("prefix", "w", "write: the names added start with this")
 	flag.Parse()
+
+	switch *mode {
+	case "serve":
+		serveMode(*bin, *store, *people, *duration)
+		return
+	case "encoded":
+		encodedMode(*file)
+		return
+	}
 
 	clients := make([]pb.RouteGuideClient, *conns)
 	for i := range clients {
@@ -41,9 +64,11 @@ func main() {
 	}
 	switch *mode {
 	case "get":
-		get(clients, *people, *duration, *workers)
+		get(clients, *people, *duration, *workers, os.Stdout)
 	case "list":
-		list(clients[0])
+		list(clients[0], *city)
+	case "write":
+		write(clients, *prefix, *duration, *workers)
 	default:
 		fail(fmt.Errorf("unknown -mode %q", *mode))
 	}
@@ -51,7 +76,7 @@ func main() {
 
 // get calls GetPerson for random existing names from every worker for d and
 // prints the rate.
-func get(clients []pb.RouteGuideClient, n int, d time.Duration, workers int) {
+func get(clients []pb.RouteGuideClient, n int, d time.Duration, workers int, out io.Writer) {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	var calls, errs atomic.Int64
@@ -86,13 +111,14 @@ func get(clients []pb.RouteGuideClient, n int, d time.Duration, workers int) {
 	if e := firstErr.Load(); e != nil {
 		fmt.Fprintln(os.Stderr, "scale: first failure:", e)
 	}
-	fmt.Printf("GetPerson: %.0f calls/s (%d calls, %d failures, %d callers over %d connections, %v)\n",
+	fmt.Fprintf(out, "getperson_per_s %.0f\n# %d calls, %d failures, %d callers over %d connections, %v\n",
 		float64(calls.Load())/d.Seconds(), calls.Load(), errs.Load(), workers, len(clients), d)
 }
 
 // list times 200 ListPeople pages of 50 at the start of the list and 200 at
-// about nine tenths of it, reached by following real page tokens.
-func list(c pb.RouteGuideClient) {
+// about nine tenths of it, reached by following real page tokens, and 200
+// pages of people in city, the first and then each following the last.
+func list(c pb.RouteGuideClient, city string) {
 	ctx := context.Background()
 	count := 0
 	req := &pb.ListPeopleRequest{PageSize: 1000}
@@ -125,8 +151,66 @@ func list(c pb.RouteGuideClient) {
 	}
 	timePages("") // warm up
 	first, far := timePages(""), timePages(deep)
-	fmt.Printf("ListPeople page of 50: first %v, at 90%% of %d people %v (deep/first %.2f)\n",
-		first.Round(time.Microsecond), count, far.Round(time.Microsecond), float64(far)/float64(first))
+	const n = 200
+	start := time.Now()
+	inCity := 0
+	req = &pb.ListPeopleRequest{PageSize: 50, City: city}
+	for range n {
+		resp, err := c.ListPeople(ctx, req)
+		if err != nil {
+			fail(err)
+		}
+		inCity += len(resp.GetPeople())
+		req.PageToken = resp.GetNextPageToken() // "" at the end: start again
+	}
+	byCity := time.Since(start) / n
+	if inCity == 0 {
+		fail(fmt.Errorf("nobody lives in %q", city))
+	}
+	fmt.Printf("list_first_ms %.3f\nlist_deep_ms %.3f\nlist_city_ms %.3f\n# ListPeople pages of 50 of %d people: first, at 90%%, and in %s\n",
+		ms(first), ms(far), ms(byCity), count, city)
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// write calls AddPerson with new names from every worker for d and prints
+// the rate of acknowledged additions.
+func write(clients []pb.RouteGuideClient, prefix string, d time.Duration, workers int) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var calls, errs atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := clients[w%len(clients)]
+			for i := 0; ctx.Err() == nil; i++ {
+				p := &pb.Person{
+					Name:    fmt.Sprintf("%s-%03d-%07d", prefix, w, i),
+					Age:     int32(i % 100),
+					Hobbies: []string{"chess", "go"},
+					Address: &pb.Person_Address{Street: "1 Main St", City: "Boston"},
+				}
+				_, err := c.AddPerson(ctx, &pb.AddPersonRequest{Person: p})
+				switch {
+				case ctx.Err() != nil, status.Code(err) == codes.DeadlineExceeded:
+				case err != nil:
+					errs.Add(1)
+					firstErr.CompareAndSwap(nil, fmt.Sprintf("AddPerson(%q): %v", p.Name, err))
+				default:
+					calls.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if e := firstErr.Load(); e != nil {
+		fmt.Fprintln(os.Stderr, "scale: first failure:", e)
+	}
+	fmt.Printf("addperson_per_s %.0f\n# %d added, %d failures, %d callers over %d connections, %v\n",
+		float64(calls.Load())/d.Seconds(), calls.Load(), errs.Load(), workers, len(clients), d)
 }
 
 func fail(err error) {

@@ -1,8 +1,8 @@
 package cache
 
 import (
+	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"go.uber.org/goleak"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/routeguide/routeguide/internal/postgres/postgrestest"
 	"github.com/routeguide/routeguide/internal/sqlite"
 	"github.com/routeguide/routeguide/internal/syncbuf"
+	"github.com/routeguide/routeguide/internal/wire"
 )
 
 func TestMain(m *testing.M) {
@@ -136,8 +138,8 @@ func TestReadsComeFromMemory(t *testing.T) {
 		if _, err := c.Person(ctx, "Nobody"); people.KindOf(err) != people.NotFound {
 			t.Fatalf("Person(Nobody): %v, want NotFound", err)
 		}
-		if v, err := c.Derived(ctx, "Alice", name); err != nil || v != "Alice" {
-			t.Fatalf("Derived(Alice): %v, %v", v, err)
+		if p, err := decoded(c.Encoded(ctx, "Alice")); err != nil || p.Name != "Alice" {
+			t.Fatalf("Encoded(Alice): %v, %v", p, err)
 		}
 	}
 	if n := under.reads.Load(); n != 0 {
@@ -303,53 +305,62 @@ func TestReplicasOnPostgres(t *testing.T) {
 	})
 }
 
-// name is a derive for Derived: the person's name.
-func name(p people.Person) (any, error) { return p.Name, nil }
+// decoded decodes what Encoded returned, and checks the etag beside it.
+func decoded(enc []byte, etag [8]byte, err error) (people.Person, error) {
+	if err != nil {
+		return people.Person{}, err
+	}
+	p, err := wire.DecodePerson(enc)
+	if err == nil && etag != people.ETagSum(p) {
+		err = fmt.Errorf("the etag %x is not %+v's", etag, p)
+	}
+	return p, err
+}
 
-// TestDerivedFollowsVersions checks that what Derived keeps of a person is
-// returned for later reads of the same version and never for reads of the
-// next, and that a failed derive keeps nothing.
-func TestDerivedFollowsVersions(t *testing.T) {
+// TestEncodedFollowsVersions checks that Encoded answers each person's
+// latest version, in the wire form GetPerson sends, and that the same
+// version is answered with the same kept bytes, not a new encoding.
+func TestEncodedFollowsVersions(t *testing.T) {
 	c := newCache(t, memory.New(0, people.Seed()...), Options{})
 	ctx := context.Background()
-	calls := 0
-	describe := func(p people.Person) (any, error) {
-		calls++
-		return fmt.Sprintf("%s %d", p.Name, p.Age), nil
-	}
-	read := func(name, want string, wantCalls int) {
+	read := func(name string, want people.Person) []byte {
 		t.Helper()
-		got, err := c.Derived(ctx, name, describe)
-		if err != nil || got != want || calls != wantCalls {
-			t.Fatalf("Derived(%s) = %v, %v after %d derives; want %q after %d", name, got, err, calls, want, wantCalls)
+		enc, etag, err := c.Encoded(ctx, name)
+		if err != nil {
+			t.Fatalf("Encoded(%s): %v", name, err)
 		}
+		if etag != people.ETagSum(want) {
+			t.Fatalf("Encoded(%s) etag = %x, want %x", name, etag, people.ETagSum(want))
+		}
+		if wantEnc, _ := wire.AppendPerson(nil, want); !bytes.Equal(enc, wantEnc) {
+			t.Fatalf("Encoded(%s) = %x, want the encoding of %+v, %x", name, enc, want, wantEnc)
+		}
+		return enc
 	}
-	read("Alice", "Alice 30", 1)
-	read("Alice", "Alice 30", 1) // kept
+	alice := people.Seed()[0]
+	first := read("Alice", alice)
+	if again := read("Alice", alice); unsafe.SliceData(again) != unsafe.SliceData(first) {
+		t.Error("a second read of the same version made a new encoding")
+	}
 	if _, _, err := c.Update(ctx, "Alice", people.Update{Fields: people.FieldAge, To: people.Person{Age: 31}}); err != nil {
 		t.Fatal(err)
 	}
-	read("Alice", "Alice 31", 2)
-	read("Bob", "Bob 25", 3)
+	alice.Age = 31
+	read("Alice", alice)
+	if p, err := c.Person(ctx, "Alice"); err != nil || !p.Equal(alice) {
+		t.Fatalf("Person(Alice) = %+v, %v; want %+v", p, err, alice)
+	}
 	if _, err := c.Delete(ctx, "Bob"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Derived(ctx, "Bob", describe); people.KindOf(err) != people.NotFound {
-		t.Fatalf("Derived(Bob) after deleting him: %v, want NotFound", err)
+	if _, _, err := c.Encoded(ctx, "Bob"); people.KindOf(err) != people.NotFound {
+		t.Fatalf("Encoded(Bob) after deleting him: %v, want NotFound", err)
 	}
-	if _, err := c.Add(ctx, people.Person{Name: "Bob", Age: 52}); err != nil {
+	bob := people.Person{Name: "Bob", Age: 52}
+	if _, err := c.Add(ctx, bob); err != nil {
 		t.Fatal(err)
 	}
-	read("Bob", "Bob 52", 4)
-
-	failed := errors.New("cannot derive")
-	if _, err := c.Add(ctx, people.Person{Name: "Carol"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Derived(ctx, "Carol", func(people.Person) (any, error) { return nil, failed }); err != failed {
-		t.Fatalf("Derived with a failing derive = %v, want its error", err)
-	}
-	read("Carol", "Carol 0", 5)
+	read("Bob", bob)
 }
 
 // ghostly is a store whose lookups find Ghost, whom List never returns:
@@ -358,27 +369,18 @@ type ghostly struct{ people.Store }
 
 func (g ghostly) Person(ctx context.Context, name string) (people.Person, error) {
 	if name == "Ghost" {
-		return people.Person{Name: name}, nil
+		return people.Person{Name: name, Age: 9}, nil
 	}
 	return g.Store.Person(ctx, name)
 }
 
-// TestDerivedFromStore checks that a person the cache reads from the store
-// is derived every time, since no version of it is kept.
-func TestDerivedFromStore(t *testing.T) {
+// TestEncodedFromStore checks that a person a shared cache reads from the
+// store, since memory lacks the name, is encoded from the store's answer.
+func TestEncodedFromStore(t *testing.T) {
 	c := newCache(t, ghostly{memory.New(0, people.Seed()...)}, Options{Shared: true})
-	calls := 0
-	derive := func(p people.Person) (any, error) {
-		calls++
-		return p.Name, nil
-	}
-	for range 2 {
-		if v, err := c.Derived(context.Background(), "Ghost", derive); err != nil || v != "Ghost" {
-			t.Fatalf("Derived(Ghost) = %v, %v; want Ghost", v, err)
-		}
-	}
-	if calls != 2 {
-		t.Errorf("two reads from the store derived %d times, want 2", calls)
+	p, err := decoded(c.Encoded(context.Background(), "Ghost"))
+	if want := (people.Person{Name: "Ghost", Age: 9}); err != nil || !p.Equal(want) {
+		t.Fatalf("Encoded(Ghost) decodes to %+v, %v; want %+v", p, err, want)
 	}
 }
 

@@ -7,8 +7,11 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/routeguide/routeguide/internal/cache"
@@ -98,13 +101,14 @@ type countingKeeper struct {
 	reads atomic.Int64
 }
 
-func (k *countingKeeper) Derived(ctx context.Context, name string, derive func(people.Person) (any, error)) (any, error) {
+func (k *countingKeeper) Encoded(ctx context.Context, name string) ([]byte, [8]byte, error) {
 	k.reads.Add(1)
 	p, err := k.Person(ctx, name)
 	if err != nil {
-		return nil, err
+		return nil, [8]byte{}, err
 	}
-	return derive(p)
+	b, err := wire.AppendPerson(nil, p)
+	return b, people.ETagSum(p), err
 }
 
 // TestAnswersComeFromTheKeeper checks that GetPerson and GetPeople read
@@ -151,8 +155,48 @@ func TestAnswersComeFromTheKeeper(t *testing.T) {
 			t.Fatal(err)
 		}
 		again, _ := svc.getPerson(ctx, req)
-		if kept := first == again; kept != tt.kept {
+		if kept := unsafe.SliceData(first.Bytes()) == unsafe.SliceData(again.Bytes()); kept != tt.kept {
 			t.Errorf("with Keeper %T, the second answer is the first's encoding: %v, want %v", tt.keeper, kept, tt.kept)
 		}
+	}
+}
+
+// TestKeptAnswersCarryETags checks that GetPerson's etag header is the
+// person's when the answer comes from the read cache, which keeps each
+// person's etag as 8 bytes beside its encoding, after an update as before.
+func TestKeptAnswersCarryETags(t *testing.T) {
+	store := seedStore()
+	c := cache.New(store, cache.Options{})
+	t.Cleanup(func() { c.Close() })
+	h := startWith(t, c, Options{Log: slog.New(slog.DiscardHandler), Limits: DefaultLimits(), Answers: c})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for !c.Ready() {
+		time.Sleep(time.Millisecond) // the seed's two people load at once
+	}
+	alice := people.Seed()[0]
+	check := func(want people.Person) {
+		t.Helper()
+		var header metadata.MD
+		got, err := h.client.GetPerson(ctx, &pb.Name{Name: want.Name}, grpc.Header(&header))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.GetAge() != want.Age {
+			t.Errorf("GetPerson(%s) = %v, want age %d", want.Name, got, want.Age)
+		}
+		if v := header.Get(etagHeader); len(v) != 1 || v[0] != people.ETag(want) {
+			t.Errorf("GetPerson(%s)'s etag header from the cache = %q, want [%q]", want.Name, v, people.ETag(want))
+		}
+	}
+	check(alice)
+	updated, _, err := c.Update(ctx, "Alice", people.Update{Fields: people.FieldAge, To: people.Person{Age: alice.Age + 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(updated)
+	var header metadata.MD
+	if _, err := h.client.GetPerson(ctx, &pb.Name{Name: "Nobody"}, grpc.Header(&header)); err != nil || len(header.Get(etagHeader)) != 0 {
+		t.Errorf("GetPerson(Nobody) from the cache: header %v, %v; want no etag for the Not Found answer", header, err)
 	}
 }

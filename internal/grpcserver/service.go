@@ -3,7 +3,6 @@ package grpcserver
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -18,17 +17,17 @@ import (
 	pb "github.com/routeguide/routeguide/routeguidepb"
 )
 
-// Keeper is a directory that keeps, with each version of a person, what a
-// reader derives from it, and returns it until the person changes; the
-// read cache (cache.Store) is one. The service keeps each person's encoded
-// answer this way: a person asked for many times is encoded once
-// (BenchmarkGetPersonHandler against BenchmarkGetPersonProto).
+// Keeper is a directory that keeps each person in wire form, ready to
+// send; the read cache (cache.Store) is one. A person asked for many times
+// is then encoded once (BenchmarkGetPersonHandler against
+// BenchmarkGetPersonProto), and held once, in that form.
 //
-// Derived returns what derive makes of the person named name, or the
-// lookup's error as people.Reader's Person would; derive must not modify
-// the person or keep its hobbies.
+// Encoded returns the wire encoding of the person named name (as
+// wire.AppendPerson writes it), which nobody may modify, and the person's
+// etag (people.ETagSum), or the lookup's error as people.Reader's Person
+// would.
 type Keeper interface {
-	Derived(ctx context.Context, name string, derive func(people.Person) (any, error)) (any, error)
+	Encoded(ctx context.Context, name string) ([]byte, [8]byte, error)
 }
 
 // encoded reads the person named name in wire form: from the Keeper, which
@@ -42,15 +41,11 @@ func (s *service) encoded(ctx context.Context, name string) (*encodedPerson, err
 		}
 		return encode(p)
 	}
-	v, err := s.keeper.Derived(ctx, name, encodeAny)
+	enc, etag, err := s.keeper.Encoded(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	e, ok := v.(*encodedPerson)
-	if !ok {
-		return nil, fmt.Errorf("read %q: the Keeper returned a %T, not what encodeAny makes", name, v)
-	}
-	return e, nil
+	return kept(enc, etag), nil
 }
 
 func newService(store people.Store, keeper Keeper, log *slog.Logger) *service {

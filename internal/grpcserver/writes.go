@@ -172,11 +172,12 @@ func sendETagHeader(ctx context.Context, etag string) {
 	}
 }
 
-// setETag sends e's etag as GetPerson's response header. Its error is
-// ignored: it fails only when there is no stream (an in-process caller of
-// getPerson) or the header has gone, and the answer stands either way.
+// setETag sends e's etag as GetPerson's response header, built here from
+// the 8 bytes e holds (see encodedPerson). Its error is ignored: it fails
+// only when there is no stream (an in-process caller of getPerson) or the
+// header has gone, and the answer stands either way.
 func setETag(ctx context.Context, e *encodedPerson) {
-	if e.etag != nil {
-		_ = grpc.SetHeader(ctx, e.etag)
+	if e.hasETag {
+		_ = grpc.SetHeader(ctx, metadata.MD{etagHeader: {people.ETagString(e.etag)}})
 	}
 }

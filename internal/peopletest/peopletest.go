@@ -49,6 +49,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"RequestIDRace", testRequestIDRace},
 		{"RequestIDExpiry", testRequestIDExpiry},
 		{"Origin", testOrigin},
+		{"ImportOrigin", testImportOrigin},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.test(t, newStore) })

@@ -300,3 +300,52 @@ func testOrigin(t *testing.T, newStore Factory) {
 		t.Errorf("History(Nobody) = %+v, %v; want none", hist, err)
 	}
 }
+
+// testImportOrigin checks that every change an import logs records the
+// import's origin: a batch of more people than one statement of a bulk
+// import writes, a batch that names someone twice, and a batch that
+// updates some, adds some and leaves some as they are.
+func testImportOrigin(t *testing.T, newStore Factory) {
+	s := newStore(t, Options{})
+	w := people.Write{Origin: people.Origin{Principal: "importer", Peer: "10.0.0.8:4343", RequestID: "6f1c2d1e-0000-4000-8000-000000000031"},
+		Digest: "d", Expires: time.Now().Add(time.Hour)}
+	var batch []people.Person
+	for i := range 600 {
+		batch = append(batch, people.Person{Name: fmt.Sprintf("Person %03d", i), Age: int32(i % 90), Hobbies: []string{"chess"}})
+	}
+	latest, err := s.Revision(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, after int64, n int, w people.Write) int64 {
+		t.Helper()
+		cs, err := s.Changes(ctx(t), after, 1000)
+		if err != nil || len(cs) != n {
+			t.Fatalf("%s: Changes(%d) = %d changes, %v; want %d", what, after, len(cs), err, n)
+		}
+		for _, c := range cs {
+			if c.Origin.Principal != w.Principal || c.Origin.Peer != w.Peer || c.Origin.RequestID != w.RequestID || c.Origin.Time.IsZero() {
+				t.Fatalf("%s: change %d (%s) has origin %+v, want %+v", what, c.Revision, c.Person.Name, c.Origin, w.Origin)
+			}
+		}
+		return cs[len(cs)-1].Revision
+	}
+	if r, err := s.Import(people.WithWrite(ctx(t), w), batch); err != nil || r.Added != 600 {
+		t.Fatalf("Import of 600 = %+v, %v; want 600 added", r, err)
+	}
+	latest = check("600 new people", latest, 600, w)
+
+	w.RequestID = "6f1c2d1e-0000-4000-8000-000000000032"
+	twice := []people.Person{{Name: "Person 000", Age: 50}, {Name: "Newcomer", Age: 5}, {Name: "Person 000", Age: 51}}
+	if r, err := s.Import(people.WithWrite(ctx(t), w), twice); err != nil || r.Added != 1 || r.Updated != 2 {
+		t.Fatalf("Import naming Person 000 twice = %+v, %v; want 1 added, 2 updated", r, err)
+	}
+	latest = check("a batch naming someone twice", latest, 3, w)
+
+	w.Principal, w.RequestID = "local", ""
+	mixed := append(batch[2:300:300], people.Person{Name: "Person 001", Age: 77}, people.Person{Name: "Another", Age: 6})
+	if r, err := s.Import(people.WithWrite(ctx(t), w), mixed); err != nil || r.Added != 1 || r.Updated != 1 || r.Unchanged != 298 {
+		t.Fatalf("Import of 300 = %+v, %v; want 1 added, 1 updated, 298 unchanged", r, err)
+	}
+	check("a batch of some unchanged", latest, 2, w)
+}

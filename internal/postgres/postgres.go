@@ -498,8 +498,9 @@ func listQuery(q people.Query) (string, []any) {
 	return b.String(), args
 }
 
-// Import adds or replaces every person in batch, in one transaction, sending
-// every statement in one round trip.
+// Import adds or replaces every person in batch, in one transaction: in bulk
+// (importBulk) when no name appears twice in the batch, else with a
+// statement a person, sent in one round trip.
 func (s *Store) Import(ctx context.Context, batch []people.Person) (people.ImportResult, error) {
 	w := people.WriteOf(ctx)
 	if len(batch) == 0 && !w.Keyed() {
@@ -517,7 +518,12 @@ func (s *Store) Import(ctx context.Context, batch []people.Person) (people.Impor
 			return rev, err
 		}
 		o, err := once(ctx, tx, w, latest, func() (people.Outcome, error) {
-			err := importIn(ctx, tx, batch, origin, &r)
+			var err error
+			if distinctNames(batch) {
+				err = importBulk(ctx, tx, batch, origin, &r)
+			} else {
+				err = importIn(ctx, tx, batch, origin, &r)
+			}
 			return people.Outcome{Import: &r}, err
 		})
 		if err == nil && o.Import != nil && o.Import != &r {

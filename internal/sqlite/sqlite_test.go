@@ -2,7 +2,9 @@ package sqlite
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -90,6 +92,26 @@ func TestQueriesUseIndexes(t *testing.T) {
 			if strings.HasPrefix(step, "SCAN ") && step != "SCAN CONSTANT ROW" {
 				t.Errorf("%s\nscans a table: %q", q, plan)
 			}
+		}
+	}
+}
+
+// TestDecodeHobbies checks the hobbies column's reader against
+// encoding/json, on what encodeHobbies writes and on arrays it must leave
+// to encoding/json.
+func TestDecodeHobbies(t *testing.T) {
+	for _, h := range [][]string{nil, {"chess"}, {"chess", "go"}, {`say "hi"`, `a\b`}, {"", "x"}, {`","`}, {"é", "<&>"}, {"a,b", "c"}} {
+		got, err := decodeHobbies(encodeHobbies(h))
+		if err != nil || !slices.Equal(got, h) {
+			t.Errorf("decodeHobbies(encodeHobbies(%q)) = %q, %v", h, got, err)
+		}
+	}
+	for _, s := range []string{`["a" ,"b"]`, `[ "a"]`, `["a\u0041"]`, `["a","b"`, `{}`, `[1]`} {
+		got, err := decodeHobbies(s)
+		var want []string
+		wantErr := json.Unmarshal([]byte(s), &want)
+		if (err != nil) != (wantErr != nil) || (err == nil && !slices.Equal(got, want)) {
+			t.Errorf("decodeHobbies(%s) = %q, %v; encoding/json reads %q, %v", s, got, err, want, wantErr)
 		}
 	}
 }

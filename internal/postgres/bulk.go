@@ -1,0 +1,105 @@
+package postgres
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/routeguide/routeguide/internal/people"
+)
+
+// distinctNames reports whether no name appears twice in batch.
+func distinctNames(batch []people.Person) bool {
+	seen := make(map[string]struct{}, len(batch))
+	for _, p := range batch {
+		if _, ok := seen[p.Name]; ok {
+			return false
+		}
+		seen[p.Name] = struct{}{}
+	}
+	return true
+}
+
+// importStage is where an import's people are copied first: a temporary
+// table of the connection, emptied at every commit or rollback.
+const importStage = `CREATE TEMPORARY TABLE IF NOT EXISTS import_people (
+	ord     INTEGER NOT NULL,
+	name    TEXT COLLATE "C" NOT NULL,
+	age     INTEGER NOT NULL,
+	gender  INTEGER NOT NULL,
+	hobbies TEXT[] NOT NULL,
+	street  TEXT NOT NULL,
+	city    TEXT NOT NULL
+) ON COMMIT DELETE ROWS`
+
+// importMerge upserts the staged people and logs a change for each one
+// that changed, in the batch's order, with the revisions after $1 (the
+// latest, read under the write lock), made by the origin $2..$5 (the
+// arguments of originColumns). A person equal to the one stored is
+// left alone and logs nothing; xmax is 0 for a row the statement inserted.
+// The hobbies of the changed people join the hobbies index (those they no
+// longer have leave it in importUnindex). It returns how many were added
+// and how many updated.
+const importMerge = `WITH up AS (
+	INSERT INTO people (` + personColumns + `)
+	SELECT name, age, gender, hobbies, street, city FROM import_people ORDER BY name
+	ON CONFLICT (name) DO UPDATE SET age = excluded.age, gender = excluded.gender,
+		hobbies = excluded.hobbies, street = excluded.street, city = excluded.city
+	WHERE (people.age, people.gender, people.hobbies, people.street, people.city)
+		IS DISTINCT FROM (excluded.age, excluded.gender, excluded.hobbies, excluded.street, excluded.city)
+	RETURNING name, (xmax = 0) AS added),
+changed AS (
+	SELECT i.*, up.added FROM up JOIN import_people i ON i.name = up.name),
+logged AS (
+	INSERT INTO changes (revision, type, ` + personColumns + `, ` + originColumns + `)
+	SELECT $1::bigint + row_number() OVER (ORDER BY ord), CASE WHEN added THEN 1 ELSE 2 END,
+		name, age, gender, hobbies, street, city, $2::text, $3::text, $4::text, $5::bigint
+	FROM changed
+	RETURNING type),
+indexed AS (
+	INSERT INTO hobbies (hobby, name)
+	SELECT DISTINCT unnest(c.hobbies), c.name FROM changed c
+	ON CONFLICT DO NOTHING)
+SELECT count(*) FILTER (WHERE type = 1), count(*) FILTER (WHERE type = 2) FROM logged`
+
+// importUnindex removes from the hobbies index the hobbies the imported
+// people no longer have. Only an import that updated someone runs it: in
+// importMerge, where the planner cannot tell how few people were updated,
+// it scanned the whole index for every batch.
+const importUnindex = `DELETE FROM hobbies h USING import_people i, people p
+	WHERE h.name = i.name AND p.name = i.name AND h.hobby <> ALL(p.hobbies)`
+
+// importBulk imports, in tx, a batch in which no name appears twice,
+// counting the people in r: it copies the batch into importStage (COPY,
+// one stream), then merges it with one statement (importMerge), which logs
+// the changes with the origin's columns. A statement a person, even sent
+// in one round trip, imported about 2,000 people a second at a million.
+func importBulk(ctx context.Context, tx pgx.Tx, batch []people.Person, origin []any, r *people.ImportResult) error {
+	*r = people.ImportResult{}
+	var latest int64
+	if err := tx.QueryRow(ctx, latestRevision).Scan(&latest); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, importStage); err != nil {
+		return err
+	}
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{"import_people"},
+		[]string{"ord", "name", "age", "gender", "hobbies", "street", "city"},
+		pgx.CopyFromSlice(len(batch), func(i int) ([]any, error) {
+			p := batch[i]
+			return []any{int32(i), p.Name, p.Age, int32(p.Gender), hobbies(p.Hobbies), p.Address.Street, p.Address.City}, nil
+		}))
+	if err != nil {
+		return err
+	}
+	if err := tx.QueryRow(ctx, importMerge, append([]any{latest}, origin...)...).Scan(&r.Added, &r.Updated); err != nil {
+		return err
+	}
+	r.Unchanged = int64(len(batch)) - r.Added - r.Updated
+	if r.Updated > 0 {
+		if _, err := tx.Exec(ctx, importUnindex); err != nil {
+			return err
+		}
+	}
+	return nil
+}
