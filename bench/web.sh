@@ -23,8 +23,8 @@
 #
 # Environment: ROUNDS (3), DURATION (5s), WARMUP (1s), CONCURRENCY (32),
 # PORT (50081; the HTTP listener takes PORT+1), BEFORE (the commit whose
-# routeguide is "before", by default where this branch left main; "none"
-# skips that row), PROFILE (a file: RouteGuide's CPU profile over its REST
+# routeguide is "before", e.g. 000f04b, the last without the HTTP listener;
+# by default, or with "none", that row is skipped), PROFILE (a file: RouteGuide's CPU profile over its REST
 # runs, through --pprof, for `go tool pprof`), SAVE (a file to keep the raw
 # runs in, one line each). Needs Go and git.
 set -euo pipefail
@@ -45,9 +45,7 @@ for v in ROUNDS CONCURRENCY PORT; do
     exit 2
   fi
 done
-if [[ -z "${BEFORE+set}" ]]; then
-  BEFORE=$(git merge-base HEAD main 2>/dev/null || echo none)
-fi
+BEFORE=${BEFORE:-none}
 
 work=$(mktemp -d)
 server_pid=
