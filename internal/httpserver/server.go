@@ -78,7 +78,12 @@ type Options struct {
 // Server is RouteGuide's HTTP listener.
 type Server struct {
 	http *http.Server
-	log  *slog.Logger
+	// tls says whether the listeners serve TLS. It is decided once in New:
+	// http.Server's first Serve sets a TLSConfig of its own while setting up
+	// HTTP/2, so reading TLSConfig in Serve would turn the other listeners
+	// to TLS.
+	tls bool
+	log *slog.Logger
 }
 
 // New returns the HTTP server for svc. It fails when a CORS origin is not a
@@ -122,7 +127,7 @@ func New(svc Service, o Options) (*Server, error) {
 		cfg.NextProtos = []string{"h2", "http/1.1"}
 		hs.TLSConfig = cfg
 	}
-	return &Server{http: hs, log: o.Log}, nil
+	return &Server{http: hs, tls: o.TLS != nil, log: o.Log}, nil
 }
 
 // Handler returns the HTTP listener's handler for svc, guards included.
@@ -204,7 +209,7 @@ func (s *Server) Serve(listeners ...net.Listener) error {
 	errc := make(chan error, len(listeners))
 	for _, l := range listeners {
 		go func() {
-			if s.http.TLSConfig != nil {
+			if s.tls {
 				errc <- s.http.ServeTLS(l, "", "")
 			} else {
 				errc <- s.http.Serve(l)

@@ -43,6 +43,9 @@ func TestMain(m *testing.M) {
 type fixture struct {
 	url  string
 	addr string
+	// url2 is a second listener of the same server, as a host name with
+	// two addresses (localhost) gives it.
+	url2 string
 	svc  *grpcserver.Server
 	hs   *Server
 }
@@ -86,8 +89,12 @@ func start(t testing.TB, s setup) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	l2, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	served := make(chan error, 1)
-	go func() { served <- hs.Serve(l) }()
+	go func() { served <- hs.Serve(l, l2) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -98,7 +105,7 @@ func start(t testing.TB, s setup) *fixture {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return &fixture{url: "http://" + l.Addr().String(), addr: l.Addr().String(), svc: svc, hs: hs}
+	return &fixture{url: "http://" + l.Addr().String(), addr: l.Addr().String(), url2: "http://" + l2.Addr().String(), svc: svc, hs: hs}
 }
 
 // wrapped is a Service whose calls go through a wrapping handler.
@@ -179,6 +186,24 @@ func personOf(t *testing.T, body string) map[string]any {
 		t.Fatalf("person %q: %v", body, err)
 	}
 	return p
+}
+
+// TestEveryListenerServes checks that a server on two listeners answers on
+// both: http.Server's first Serve sets up HTTP/2 and with it a TLS config,
+// which must not turn the other listener to TLS.
+func TestEveryListenerServes(t *testing.T) {
+	f := start(t, setup{})
+	client := &http.Client{Timeout: 5 * time.Second}
+	for _, u := range []string{f.url, f.url2} {
+		resp, err := client.Get(u + "/v1/people/Alice")
+		if err != nil {
+			t.Fatalf("GET %s: %v", u, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %s, want 200", u, resp.Status)
+		}
+	}
 }
 
 func TestConnect(t *testing.T) {
