@@ -5,13 +5,17 @@
 // flushes to disk instead of queueing for one each.
 //
 // The protocol a group runs by is this package's: one transaction for the
-// group, each write in a savepoint of its own, one commit. What a write is,
+// group, each write in a savepoint of its own, one commit. A store whose
+// Tx is also a BatchTx first applies what it can of the group together
+// (every addition in one multi-row statement, say), and the rest go one by
+// one. What a write is,
 // and the statements that begin, mark, undo and commit, are the store's: it
 // supplies them as a Tx.
 package groupcommit
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,6 +53,22 @@ type Tx[F any] interface {
 	Commit(rev int64) error
 	// Rollback ends the transaction if it is still open.
 	Rollback()
+}
+
+// BatchTx is a Tx that can apply several writes of a group at once, with
+// fewer statements than a savepoint, a run and a release each: for
+// example, every addition of the group in one multi-row statement. The
+// committer hands it the group's writes whose callers still wait, before
+// any of them runs one by one.
+type BatchTx[F any] interface {
+	Tx[F]
+	// RunBatch applies those of ws it takes together and returns the
+	// rest, in their order, for the committer to run one by one in
+	// savepoints. Of each write it takes it sets either Rev, the revision
+	// after the write (the write is applied and commits with the group),
+	// or Err, the write's own failure (nothing of it is applied). An
+	// error means the transaction is lost: no write of the group happened.
+	RunBatch(ws []*Write[F]) (rest []*Write[F], err error)
 }
 
 // Begin starts the transaction for a group. ctx ends when every caller of
@@ -164,12 +184,13 @@ func (c *Committer[F]) commit(group []*Write[F]) {
 	defer cancel()
 	var applied []*Write[F]
 	// lost fails every write the transaction applied and every write from
-	// group[from:] on that has no outcome yet: none of them happened.
+	// live[from:] on that has no outcome yet: none of them happened.
+	var live []*Write[F]
 	lost := func(from int, err error) {
 		for _, w := range applied {
 			w.Rev, w.Err = 0, err
 		}
-		for _, w := range group[from:] {
+		for _, w := range live[from:] {
 			if w.Err == nil {
 				w.Err = err
 			}
@@ -177,16 +198,56 @@ func (c *Committer[F]) commit(group []*Write[F]) {
 	}
 	tx, err := c.begin(ctx)
 	if err != nil {
-		lost(0, err)
+		for _, w := range group {
+			if w.Err == nil {
+				w.Err = err
+			}
+		}
 		return
 	}
 	defer tx.Rollback()
 	var rev int64
-	for i, w := range group {
+	live = make([]*Write[F], 0, len(group)) // the writes whose callers wait
+	for _, w := range group {
 		if err := w.Ctx.Err(); err != nil {
 			w.Err = err
 			continue
 		}
+		live = append(live, w)
+	}
+	if b, ok := tx.(BatchTx[F]); ok && len(live) > 0 {
+		rest, err := b.RunBatch(live)
+		if err != nil {
+			for _, w := range live {
+				w.Rev, w.Err = 0, err
+			}
+			return
+		}
+		// rest is a subsequence of live: walk both.
+		j := 0
+		for _, w := range live {
+			if j < len(rest) && rest[j] == w {
+				j++
+				continue
+			}
+			switch {
+			case w.Err != nil:
+			case w.Rev == 0:
+				w.Err = errNoOutcome
+			default:
+				rev = max(rev, w.Rev)
+				applied = append(applied, w)
+			}
+		}
+		if j != len(rest) {
+			for _, w := range live {
+				w.Rev, w.Err = 0, errNoOutcome
+			}
+			return
+		}
+		live = rest
+	}
+	for i, w := range live {
 		if err := tx.Savepoint(); err != nil {
 			lost(i, err)
 			return
@@ -214,9 +275,14 @@ func (c *Committer[F]) commit(group []*Write[F]) {
 		return
 	}
 	if err := tx.Commit(rev); err != nil {
-		lost(len(group), err)
+		lost(len(live), err)
 	}
 }
+
+// errNoOutcome is what a write gets when a BatchTx took it and gave it
+// neither a revision nor an error, or returned a rest that is not a
+// subsequence of the writes it got: a store's bug, never acknowledged.
+var errNoOutcome = errors.New("groupcommit: the batch left a write without an outcome")
 
 // groupContext returns the context a group's transaction runs with (see
 // Begin).

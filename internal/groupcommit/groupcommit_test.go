@@ -3,6 +3,7 @@ package groupcommit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -180,6 +181,126 @@ func TestCommit(t *testing.T) {
 			}
 			check(t, tt.writes, tt.want)
 			if got := strings.Join(tx.calls, " "); got != tt.calls {
+				t.Errorf("calls:\n got %s\nwant %s", got, tt.calls)
+			}
+		})
+	}
+}
+
+// batched is a write the fake batch takes: it applies ok ones and fails
+// the rest with errWrite.
+type batched struct{ ok bool }
+
+// batchTx is fakeTx with RunBatch: it takes the writes whose Fn is in
+// take, gives each the next revision or its error, and returns the rest.
+type batchTx struct {
+	fakeTx
+	take     map[*Write[op]]batched
+	failWith error        // RunBatch's error, when set
+	badRest  []*Write[op] // returned as the rest, when set
+}
+
+func (b *batchTx) RunBatch(ws []*Write[op]) ([]*Write[op], error) {
+	b.calls = append(b.calls, fmt.Sprintf("batch(%d)", len(ws)))
+	if b.failWith != nil {
+		return nil, b.failWith
+	}
+	if b.badRest != nil {
+		return b.badRest, nil
+	}
+	var rest []*Write[op]
+	for _, w := range ws {
+		t, ok := b.take[w]
+		switch {
+		case !ok:
+			rest = append(rest, w)
+		case t.ok:
+			b.rev++
+			w.Rev = b.rev
+		default:
+			w.Err = errWrite
+		}
+	}
+	return rest, nil
+}
+
+// TestCommitBatch checks a group on a BatchTx: the writes it takes are
+// applied or fail with it, the rest run one by one after them, and the
+// group's transaction decides for all.
+func TestCommitBatch(t *testing.T) {
+	bg := context.Background()
+	gone, cancel := context.WithCancel(bg)
+	cancel()
+	errBatch := errors.New("batch failed")
+	errCommit := errors.New("commit failed")
+	tests := []struct {
+		name  string
+		setup func(b *batchTx, ws []*Write[op])
+		ctxs  []context.Context
+		want  []want
+		calls string
+	}{
+		{
+			name: "taken writes first, the rest one by one",
+			setup: func(b *batchTx, ws []*Write[op]) {
+				b.take = map[*Write[op]]batched{ws[0]: {true}, ws[1]: {false}, ws[3]: {true}}
+			},
+			want:  []want{{1, nil}, {0, errWrite}, {3, nil}, {2, nil}},
+			calls: "batch(4) savepoint run release commit rollback",
+		},
+		{
+			name: "a caller gone before the group is not handed to the batch",
+			setup: func(b *batchTx, ws []*Write[op]) {
+				b.take = map[*Write[op]]batched{ws[0]: {true}, ws[1]: {true}, ws[2]: {true}, ws[3]: {true}}
+			},
+			ctxs:  []context.Context{bg, gone, bg, bg},
+			want:  []want{{1, nil}, {0, context.Canceled}, {2, nil}, {3, nil}},
+			calls: "batch(3) commit rollback",
+		},
+		{
+			name:  "the batch failing loses the group",
+			setup: func(b *batchTx, ws []*Write[op]) { b.failWith = errBatch },
+			want:  []want{{0, errBatch}, {0, errBatch}, {0, errBatch}, {0, errBatch}},
+			calls: "batch(4) rollback",
+		},
+		{
+			name: "the commit failing fails the batch's writes too",
+			setup: func(b *batchTx, ws []*Write[op]) {
+				b.take = map[*Write[op]]batched{ws[0]: {true}, ws[1]: {true}}
+				b.failCommit = errCommit
+			},
+			want:  []want{{0, errCommit}, {0, errCommit}, {0, errCommit}, {0, errCommit}},
+			calls: "batch(4) savepoint run release savepoint run release commit rollback",
+		},
+		{
+			name:  "a rest out of order is a bug, never acknowledged",
+			setup: func(b *batchTx, ws []*Write[op]) { b.badRest = []*Write[op]{ws[2], ws[1]} },
+			want:  []want{{0, errNoOutcome}, {0, errNoOutcome}, {0, errNoOutcome}, {0, errNoOutcome}},
+			calls: "batch(4) rollback",
+		},
+		{
+			name:  "a taken write left without an outcome is a bug, never acknowledged",
+			setup: func(b *batchTx, ws []*Write[op]) { b.badRest = ws[1:] },
+			want:  []want{{0, errNoOutcome}, {1, nil}, {2, nil}, {3, nil}},
+			calls: "batch(4) savepoint run release savepoint run release savepoint run release commit rollback",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ws := make([]*Write[op], 4)
+			for i := range ws {
+				ctx := bg
+				if tt.ctxs != nil {
+					ctx = tt.ctxs[i]
+				}
+				ws[i] = write(ctx, ok)
+			}
+			b := &batchTx{}
+			tt.setup(b, ws)
+			c := &Committer[op]{begin: func(context.Context) (Tx[op], error) { return b, nil }}
+			c.commit(ws)
+			check(t, ws, tt.want)
+			if got := strings.Join(b.calls, " "); got != tt.calls {
 				t.Errorf("calls:\n got %s\nwant %s", got, tt.calls)
 			}
 		})
