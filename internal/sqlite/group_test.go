@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -21,16 +20,16 @@ func TestGroupCommit(t *testing.T) {
 			Group:  s.group,
 			Reopen: func(t *testing.T) people.Store { return open(t, path, 0) },
 			FailAfterWriting: func(ctx context.Context, name string) error {
-				_, err := s.apply(ctx, "add and fail", func(ctx context.Context, tx *sql.Tx) error {
+				_, err := s.apply(ctx, "add and fail", write{run: func(ctx context.Context, g *groupTx) error {
 					p := people.Person{Name: name}
-					if _, err := tx.ExecContext(ctx, "INSERT INTO people ("+personColumns+") VALUES (?, ?, ?, ?, ?, ?)", personArgs(p)...); err != nil {
+					if _, err := g.ExecContext(ctx, insertPerson, personArgs(p)...); err != nil {
 						return err
 					}
-					if err := record(ctx, tx, people.Added, p, people.Origin{}); err != nil {
+					if err := g.record(ctx, people.Added, p, people.Origin{}); err != nil {
 						return err
 					}
 					return errors.New("failing after writing, as the test asks")
-				})
+				}})
 				return err
 			},
 		}

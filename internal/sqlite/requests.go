@@ -21,13 +21,24 @@ import (
 // returned in the outcome instead, so that its record commits. The
 // outcome's Revision is the latest after the write.
 func once(ctx context.Context, tx *sql.Tx, w people.Write, fn func() (people.Outcome, error)) (people.Outcome, error) {
+	return onceIn(ctx, tx, func(ctx context.Context) (int64, error) { return latestIn(ctx, tx) }, w, fn)
+}
+
+// querier runs statements and queries: a *sql.Tx or a *groupTx.
+type querier interface {
+	execer
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// onceIn is once on q, whose latest revision latest returns.
+func onceIn(ctx context.Context, q querier, latest func(context.Context) (int64, error), w people.Write, fn func() (people.Outcome, error)) (people.Outcome, error) {
 	if !w.Keyed() {
 		o, err := fn()
 		return o, err
 	}
 	now := time.Now().UnixMilli()
 	var digest, outcome string
-	err := tx.QueryRowContext(ctx, "SELECT digest, outcome FROM requests WHERE id = ? AND expires > ?", w.RequestID, now).Scan(&digest, &outcome)
+	err := q.QueryRowContext(ctx, selectRequest, w.RequestID, now).Scan(&digest, &outcome)
 	switch {
 	case err == nil:
 		o, err := people.DecodeOutcome(outcome)
@@ -46,24 +57,33 @@ func once(ctx context.Context, tx *sql.Tx, w people.Write, fn func() (people.Out
 		}
 		o = failed
 	}
-	if o.Revision, err = latestIn(ctx, tx); err != nil {
+	if o.Revision, err = latest(ctx); err != nil {
 		return people.Outcome{}, err
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO requests (id, digest, expires, outcome) VALUES (?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET digest = excluded.digest, expires = excluded.expires, outcome = excluded.outcome`,
-		w.RequestID, w.Digest, w.Expires.UnixMilli(), people.EncodeOutcome(o))
+	_, err = q.ExecContext(ctx, insertRequest, w.RequestID, w.Digest, w.Expires.UnixMilli(), people.EncodeOutcome(o))
 	return o, err
 }
 
+const (
+	selectRequest = "SELECT digest, outcome FROM requests WHERE id = ? AND expires > ?"
+	insertRequest = `INSERT INTO requests (id, digest, expires, outcome) VALUES (?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET digest = excluded.digest, expires = excluded.expires, outcome = excluded.outcome`
+	sweepExpired = "DELETE FROM requests WHERE expires <= ?"
+)
+
 // applyOnce is apply for a write that answers an outcome: it runs fn in
-// the next group through once.
-func (s *Store) applyOnce(ctx context.Context, op string, w people.Write, fn func(ctx context.Context, tx *sql.Tx) (people.Outcome, error)) (people.Outcome, error) {
+// the next group through once. wr is the write as a batch may take it;
+// applyOnce sets its run.
+func (s *Store) applyOnce(ctx context.Context, op string, wr write, fn func(ctx context.Context, g *groupTx) (people.Outcome, error)) (people.Outcome, error) {
 	var out people.Outcome
-	rev, err := s.apply(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
-		o, err := once(ctx, tx, w, func() (people.Outcome, error) { return fn(ctx, tx) })
+	w := wr.w
+	wr.out = &out
+	wr.run = func(ctx context.Context, g *groupTx) error {
+		o, err := onceIn(ctx, g, g.latest, w, func() (people.Outcome, error) { return fn(ctx, g) })
 		out = o
 		return err
-	})
+	}
+	rev, err := s.apply(ctx, op, wr)
 	if err != nil {
 		return people.Outcome{}, err
 	}
@@ -73,11 +93,11 @@ func (s *Store) applyOnce(ctx context.Context, op string, w people.Write, fn fun
 	return out, out.Error()
 }
 
-// sweepRequests deletes the request ids that have expired; finish runs it
-// in each write transaction, where it costs one probe of requests_by_expiry
-// when none has.
-func sweepRequests(ctx context.Context, tx *sql.Tx) error {
-	_, err := tx.ExecContext(ctx, "DELETE FROM requests WHERE expires <= ?", time.Now().UnixMilli())
+// sweepRequests deletes the request ids expired by now (Unix
+// milliseconds) with st, sweepExpired; finish runs it, where it costs one
+// probe of requests_by_expiry when none has.
+func sweepRequests(ctx context.Context, tx *sql.Tx, st *sql.Stmt, now int64) error {
+	_, err := tx.StmtContext(ctx, st).ExecContext(ctx, now)
 	return err
 }
 

@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -52,14 +53,37 @@ type Store struct {
 	latest notify.Latest
 	damage atomic.Pointer[damage] // the first read that found the file damaged
 
-	group *groupcommit.Committer[writeFunc]
+	group *groupcommit.Committer[write]
+	// stmts are the write path's statements, prepared on the writer once
+	// (see writeStatements); a group's transaction binds them to itself.
+	stmts map[string]*sql.Stmt
+	// pruned is the revision up to which the change log has been
+	// trimmed, and nextSweep when (Unix milliseconds) finish next deletes
+	// expired request ids: see finish.
+	pruned    atomic.Int64
+	nextSweep atomic.Int64
+}
+
+// write is a write as its group carries it: run applies it in a savepoint
+// of the group's transaction. An addition also carries its person and its
+// people.Write, so that the group's batch (runBatch) can add it together
+// with the group's other additions instead.
+type write struct {
+	run writeFunc
+	add *people.Person // the person an Add adds; nil for other writes
+	w   people.Write   // the Add's Write
+	// out is where the batch puts the outcome of a keyed addition it
+	// refused: the refusal is the write's answer, recorded with its
+	// request id, so the write is applied (and the group commits the
+	// record) while its caller gets the error.
+	out *people.Outcome
 }
 
 // writeFunc is a write, run in its group's transaction.
-type writeFunc = func(ctx context.Context, tx *sql.Tx) error
+type writeFunc = func(ctx context.Context, g *groupTx) error
 
 // pending is a write waiting for its group to commit.
-type pending = groupcommit.Write[writeFunc]
+type pending = groupcommit.Write[write]
 
 var (
 	_ people.Store  = (*Store)(nil)
@@ -144,6 +168,10 @@ func openWith(ctx context.Context, path string, retain int, extra url.Values) (*
 		return nil, err
 	}
 	s.latest.Advance(rev)
+	if err := s.prepare(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
 	return s, nil
 }
 
@@ -196,6 +224,9 @@ func (s *Store) DBs() map[string]*sql.DB {
 // Unavailable.
 func (s *Store) Close() error {
 	s.group.Close()
+	for _, st := range s.stmts {
+		st.Close()
+	}
 	err := errors.Join(s.read.Close(), s.write.Close())
 	unlock(s.lock) // last: the file is not ours until SQLite has let go
 	return err
@@ -216,27 +247,31 @@ func (s *Store) Person(ctx context.Context, name string) (people.Person, error) 
 	return p, nil
 }
 
-// Add stores p; AlreadyExists when the name is taken.
+// Add stores p; AlreadyExists when the name is taken. Its group usually
+// adds it together with the group's other additions (runBatch); run below
+// adds it alone, in a savepoint, when the batch leaves it.
 func (s *Store) Add(ctx context.Context, p people.Person) (int64, error) {
 	w := people.WriteOf(ctx)
-	o, err := s.applyOnce(ctx, "add person", w, func(ctx context.Context, tx *sql.Tx) (people.Outcome, error) {
-		res, err := tx.ExecContext(ctx,
-			"INSERT INTO people ("+personColumns+") VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
-			personArgs(p)...)
+	o, err := s.applyOnce(ctx, "add person", write{add: &p, w: w}, func(ctx context.Context, g *groupTx) (people.Outcome, error) {
+		res, err := g.ExecContext(ctx, insertPerson, personArgs(p)...)
 		if err != nil {
 			return people.Outcome{}, err
 		}
 		if n, err := res.RowsAffected(); err != nil {
 			return people.Outcome{}, err
 		} else if n == 0 {
-			return people.Outcome{}, people.Errorf(people.AlreadyExists, "%q already exists", p.Name)
+			return people.Outcome{}, taken(p.Name)
 		}
-		if err := setHobbies(ctx, tx, p.Name, nil, p.Hobbies); err != nil {
+		if err := setHobbies(ctx, g, p.Name, nil, p.Hobbies); err != nil {
 			return people.Outcome{}, err
 		}
-		return people.Outcome{}, record(ctx, tx, people.Added, p, stamp(w))
+		return people.Outcome{}, g.record(ctx, people.Added, p, stamp(w))
 	})
 	return o.Revision, err
+}
+
+func taken(name string) error {
+	return people.Errorf(people.AlreadyExists, "%q already exists", name)
 }
 
 // Update applies u to the person named name; NotFound when nobody has it,
@@ -244,8 +279,8 @@ func (s *Store) Add(ctx context.Context, p people.Person) (int64, error) {
 // is not the person's.
 func (s *Store) Update(ctx context.Context, name string, u people.Update) (people.Person, int64, error) {
 	w := people.WriteOf(ctx)
-	o, err := s.applyOnce(ctx, "update person", w, func(ctx context.Context, tx *sql.Tx) (people.Outcome, error) {
-		old, err := scanPerson(tx.QueryRowContext(ctx, "SELECT "+personColumns+" FROM people WHERE name = ?", name))
+	o, err := s.applyOnce(ctx, "update person", write{w: w}, func(ctx context.Context, g *groupTx) (people.Outcome, error) {
+		old, err := scanPerson(g.QueryRowContext(ctx, selectPerson, name))
 		if errors.Is(err, sql.ErrNoRows) {
 			return people.Outcome{}, notFound(name)
 		}
@@ -263,15 +298,13 @@ func (s *Store) Update(ctx context.Context, name string, u people.Update) (peopl
 			return people.Outcome{Person: &updated}, nil // no change: the write's revision is the latest
 		}
 		args := personArgs(updated)
-		if _, err := tx.ExecContext(ctx,
-			"UPDATE people SET age = ?, gender = ?, hobbies = ?, street = ?, city = ? WHERE name = ?",
-			append(args[1:], name)...); err != nil {
+		if _, err := g.ExecContext(ctx, updatePerson, append(args[1:], name)...); err != nil {
 			return people.Outcome{}, err
 		}
-		if err := setHobbies(ctx, tx, name, old.Hobbies, updated.Hobbies); err != nil {
+		if err := setHobbies(ctx, g, name, old.Hobbies, updated.Hobbies); err != nil {
 			return people.Outcome{}, err
 		}
-		return people.Outcome{Person: &updated}, record(ctx, tx, people.Updated, updated, stamp(w))
+		return people.Outcome{Person: &updated}, g.record(ctx, people.Updated, updated, stamp(w))
 	})
 	if err != nil {
 		return people.Person{}, 0, err
@@ -283,9 +316,9 @@ func (s *Store) Update(ctx context.Context, name string, u people.Update) (peopl
 // Aborted when the Write's etag is not the person's.
 func (s *Store) Delete(ctx context.Context, name string) (int64, error) {
 	w := people.WriteOf(ctx)
-	o, err := s.applyOnce(ctx, "delete person", w, func(ctx context.Context, tx *sql.Tx) (people.Outcome, error) {
+	o, err := s.applyOnce(ctx, "delete person", write{w: w}, func(ctx context.Context, g *groupTx) (people.Outcome, error) {
 		if w.IfMatch != "" {
-			old, err := scanPerson(tx.QueryRowContext(ctx, "SELECT "+personColumns+" FROM people WHERE name = ?", name))
+			old, err := scanPerson(g.QueryRowContext(ctx, selectPerson, name))
 			if errors.Is(err, sql.ErrNoRows) {
 				return people.Outcome{}, notFound(name)
 			}
@@ -297,7 +330,7 @@ func (s *Store) Delete(ctx context.Context, name string) (int64, error) {
 			}
 		}
 		var hobbies string
-		err := tx.QueryRowContext(ctx, "DELETE FROM people WHERE name = ? RETURNING hobbies", name).Scan(&hobbies)
+		err := g.QueryRowContext(ctx, deletePerson, name).Scan(&hobbies)
 		if errors.Is(err, sql.ErrNoRows) {
 			return people.Outcome{}, notFound(name)
 		}
@@ -308,10 +341,10 @@ func (s *Store) Delete(ctx context.Context, name string) (int64, error) {
 		if err != nil {
 			return people.Outcome{}, err
 		}
-		if err := setHobbies(ctx, tx, name, old, nil); err != nil {
+		if err := setHobbies(ctx, g, name, old, nil); err != nil {
 			return people.Outcome{}, err
 		}
-		return people.Outcome{}, record(ctx, tx, people.Deleted, people.Person{Name: name}, stamp(w))
+		return people.Outcome{}, g.record(ctx, people.Deleted, people.Person{Name: name}, stamp(w))
 	})
 	return o.Revision, err
 }
@@ -668,14 +701,14 @@ func (s *Store) WaitChange(ctx context.Context, after int64) error {
 // errClosed is what a write gets once the store is closing.
 var errClosed = people.Errorf(people.Unavailable, "the directory is closing")
 
-// apply has fn run in the next group of writes and returns the revision
-// after it. fn runs with a context that keeps ctx's values but is never
+// apply has wr run in the next group of writes and returns the revision
+// after it. wr.run runs with a context that keeps ctx's values but is never
 // cancelled: an interrupted statement would roll back the whole group, so a
 // write that a group has taken runs to the end, and apply waits for its
 // outcome even when ctx ends meanwhile. A write whose ctx ends before its
 // group starts is not applied.
-func (s *Store) apply(ctx context.Context, op string, fn writeFunc) (int64, error) {
-	w, err := s.group.Submit(ctx, fn, errClosed)
+func (s *Store) apply(ctx context.Context, op string, wr write) (int64, error) {
+	w, err := s.group.Submit(ctx, wr, errClosed)
 	if err != nil {
 		return 0, err
 	}
@@ -686,46 +719,160 @@ func (s *Store) apply(ctx context.Context, op string, fn writeFunc) (int64, erro
 	return w.Rev, nil
 }
 
+// The write path's statements. prepare readies each on the writer once, so
+// a write binds and steps them: run as text, each statement was parsed and
+// planned anew by the driver, a fifth of a write's time.
+const (
+	insertPerson = "INSERT INTO people (" + personColumns + ") VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING"
+	selectPerson = "SELECT " + personColumns + " FROM people WHERE name = ?"
+	updatePerson = "UPDATE people SET age = ?, gender = ?, hobbies = ?, street = ?, city = ? WHERE name = ?"
+	deletePerson = "DELETE FROM people WHERE name = ? RETURNING hobbies"
+	insertHobby  = "INSERT INTO hobbies (hobby, name) VALUES (?, ?) ON CONFLICT DO NOTHING"
+	deleteHobby  = "DELETE FROM hobbies WHERE hobby = ? AND name = ?"
+	insertChange = "INSERT INTO changes (revision, type, " + personColumns + ", " + originColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+	maxRevision  = "SELECT max(revision) FROM changes"
+	savepoint    = "SAVEPOINT write"
+	release      = "RELEASE write"
+	rollbackTo   = "ROLLBACK TO write"
+	trimChanges  = "DELETE FROM changes WHERE revision <= ?"
+)
+
+// writeStatements are the statements prepare readies.
+var writeStatements = []string{
+	insertPerson, selectPerson, updatePerson, deletePerson, insertHobby, deleteHobby, insertChange,
+	maxRevision, savepoint, release, rollbackTo, trimChanges,
+	selectRequest, insertRequest, sweepExpired,
+	batchPeople, batchHobbies, batchChanges, batchRequests, batchKnownRequests,
+}
+
+// prepare prepares writeStatements on the writer. It runs in Open, before
+// any write: preparing on the writer's one connection while a group holds
+// it would wait for ever.
+func (s *Store) prepare(ctx context.Context) error {
+	s.stmts = make(map[string]*sql.Stmt, len(writeStatements))
+	for _, q := range writeStatements {
+		st, err := s.write.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", q, err)
+		}
+		s.stmts[q] = st
+	}
+	return nil
+}
+
 // begin starts a group's transaction (see groupcommit.Tx). Its statements
 // run with a context that is never cancelled, as apply says, so ctx is not
 // used: the group runs to its end whoever has gone.
-func (s *Store) begin(context.Context) (groupcommit.Tx[writeFunc], error) {
+func (s *Store) begin(context.Context) (groupcommit.Tx[write], error) {
 	ctx := context.Background()
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
-	return &groupTx{s: s, tx: tx}, nil
+	g := &groupTx{s: s, tx: tx}
+	if err := g.QueryRowContext(ctx, maxRevision).Scan(&g.rev); err != nil {
+		tx.Rollback()
+		return nil, err
+	}
+	return g, nil
 }
 
-// groupTx is a group's transaction on SQLite; each write is a savepoint.
+// groupTx is a group's transaction on SQLite: first the group's additions
+// together (RunBatch), then each other write in a savepoint. It counts the
+// revisions itself: each change it logs takes the next, so no write reads
+// the log's end.
 type groupTx struct {
-	s  *Store
-	tx *sql.Tx
+	s     *Store
+	tx    *sql.Tx
+	rev   int64                // the latest revision in tx
+	saved int64                // rev at the last savepoint
+	stmts map[string]*sql.Stmt // the store's statements bound to tx, each once
+}
+
+// stmt returns the store's prepared statement q bound to the transaction,
+// or nil when q is not one of writeStatements.
+func (g *groupTx) stmt(ctx context.Context, q string) *sql.Stmt {
+	if st, ok := g.stmts[q]; ok {
+		return st
+	}
+	ps, ok := g.s.stmts[q]
+	if !ok {
+		return nil
+	}
+	if g.stmts == nil {
+		g.stmts = make(map[string]*sql.Stmt, 8)
+	}
+	st := g.tx.StmtContext(ctx, ps)
+	g.stmts[q] = st
+	return st
+}
+
+// ExecContext, QueryContext and QueryRowContext run q in the transaction,
+// prepared when it is one of writeStatements.
+func (g *groupTx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if st := g.stmt(ctx, q); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return g.tx.ExecContext(ctx, q, args...)
+}
+
+func (g *groupTx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if st := g.stmt(ctx, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return g.tx.QueryContext(ctx, q, args...)
+}
+
+func (g *groupTx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	if st := g.stmt(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return g.tx.QueryRowContext(ctx, q, args...)
 }
 
 func (g *groupTx) Savepoint() error {
-	_, err := g.tx.ExecContext(context.Background(), "SAVEPOINT write")
+	g.saved = g.rev
+	_, err := g.ExecContext(context.Background(), savepoint)
 	return err
 }
 
-func (g *groupTx) Run(w *pending) error { return w.Fn(context.WithoutCancel(w.Ctx), g.tx) }
+func (g *groupTx) Run(w *pending) error { return w.Fn.run(context.WithoutCancel(w.Ctx), g) }
 
 func (g *groupTx) Release() (int64, error) {
-	if _, err := g.tx.ExecContext(context.Background(), "RELEASE write"); err != nil {
+	if _, err := g.ExecContext(context.Background(), release); err != nil {
 		return 0, err
 	}
-	return latestIn(context.Background(), g.tx)
+	return g.rev, nil
 }
 
 func (g *groupTx) RollbackTo() error {
-	_, err := g.tx.ExecContext(context.Background(), "ROLLBACK TO write; RELEASE write")
+	g.rev = g.saved
+	if _, err := g.ExecContext(context.Background(), rollbackTo); err != nil {
+		return err
+	}
+	_, err := g.ExecContext(context.Background(), release)
 	return err
 }
 
 func (g *groupTx) Commit(rev int64) error { return g.s.finish(context.Background(), g.tx, rev) }
 
 func (g *groupTx) Rollback() { g.tx.Rollback() }
+
+// record appends a change, made by origin, to the log, as the next
+// revision.
+func (g *groupTx) record(ctx context.Context, typ people.ChangeType, p people.Person, origin people.Origin) error {
+	args := make([]any, 0, 12)
+	args = append(args, g.rev+1, int(typ))
+	args = append(append(args, personArgs(p)...), originArgs(origin)...)
+	if _, err := g.ExecContext(ctx, insertChange, args...); err != nil {
+		return err
+	}
+	g.rev++
+	return nil
+}
+
+// latest returns the latest revision in the transaction.
+func (g *groupTx) latest(context.Context) (int64, error) { return g.rev, nil }
 
 // inTx runs fn in a write transaction of its own, compacts the change log,
 // commits, and returns the latest revision. Imports use it: their batches
@@ -754,47 +901,71 @@ func (s *Store) inTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) 
 // latestIn returns the latest revision in tx's change log.
 func latestIn(ctx context.Context, tx *sql.Tx) (int64, error) {
 	var rev int64
-	err := tx.QueryRowContext(ctx, "SELECT max(revision) FROM changes").Scan(&rev)
+	err := tx.QueryRowContext(ctx, maxRevision).Scan(&rev)
 	return rev, err
 }
 
+// trimSlack is how far past the last s.retain the change log may grow
+// before finish trims it: a trim every few thousand writes instead of a
+// few rows in each group, whose pages at the log's start every group
+// would otherwise dirty and write again. Small retentions (tests') are
+// kept exactly.
+func (s *Store) trimSlack() int64 { return int64(min(s.retain/64, 4096)) }
+
+// sweepEvery is how often, at most, finish deletes expired request ids.
+// A lookup ignores an expired id anyway, so sweeping late forgets nothing
+// it should remember.
+const sweepEvery = time.Second
+
 // finish ends a write transaction whose latest revision is rev: it drops
-// the changes older than the last s.retain, commits, and announces rev to
-// WaitChange.
+// the changes older than the last s.retain (once they exceed it by
+// trimSlack), deletes expired request ids (at most every sweepEvery),
+// commits, and announces rev to WaitChange.
 func (s *Store) finish(ctx context.Context, tx *sql.Tx, rev int64) error {
-	if _, err := tx.ExecContext(ctx, "DELETE FROM changes WHERE revision <= ?", rev-int64(s.retain)); err != nil {
-		return err
+	cut := rev - int64(s.retain)
+	trim := cut > s.pruned.Load()+s.trimSlack()
+	if trim {
+		if _, err := tx.StmtContext(ctx, s.stmts[trimChanges]).ExecContext(ctx, cut); err != nil {
+			return err
+		}
 	}
-	if err := sweepRequests(ctx, tx); err != nil {
-		return err
+	now := time.Now().UnixMilli()
+	sweep := now >= s.nextSweep.Load()
+	if sweep {
+		if err := sweepRequests(ctx, tx, s.stmts[sweepExpired], now); err != nil {
+			return err
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return err
+	}
+	if trim {
+		s.pruned.Store(cut)
+	}
+	if sweep {
+		s.nextSweep.Store(now + sweepEvery.Milliseconds())
 	}
 	s.latest.Advance(rev)
 	return nil
 }
 
-// record appends a change, made by origin, to the log.
-func record(ctx context.Context, tx *sql.Tx, typ people.ChangeType, p people.Person, origin people.Origin) error {
-	_, err := tx.ExecContext(ctx,
-		"INSERT INTO changes (type, "+personColumns+", "+originColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-		append(append([]any{int(typ)}, personArgs(p)...), originArgs(origin)...)...)
-	return err
+// execer runs statements: a *sql.Tx or a *groupTx.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
 // setHobbies moves name's rows in the hobbies index from old to new.
-func setHobbies(ctx context.Context, tx *sql.Tx, name string, old, new []string) error {
+func setHobbies(ctx context.Context, tx execer, name string, old, new []string) error {
 	for _, h := range old {
 		if !slices.Contains(new, h) {
-			if _, err := tx.ExecContext(ctx, "DELETE FROM hobbies WHERE hobby = ? AND name = ?", h, name); err != nil {
+			if _, err := tx.ExecContext(ctx, deleteHobby, h, name); err != nil {
 				return err
 			}
 		}
 	}
 	for _, h := range new {
 		if !slices.Contains(old, h) {
-			if _, err := tx.ExecContext(ctx, "INSERT INTO hobbies (hobby, name) VALUES (?, ?) ON CONFLICT DO NOTHING", h, name); err != nil {
+			if _, err := tx.ExecContext(ctx, insertHobby, h, name); err != nil {
 				return err
 			}
 		}
