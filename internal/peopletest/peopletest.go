@@ -43,6 +43,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"Retention", testRetention},
 		{"WaitChange", testWaitChange},
 		{"ConcurrentWrites", testConcurrentWrites},
+		{"ConcurrentSameName", testConcurrentSameName},
 		{"ETags", testETags},
 		{"ETagRace", testETagRace},
 		{"RequestIDs", testRequestIDs},
@@ -622,5 +623,51 @@ func testConcurrentWrites(t *testing.T, newStore Factory) {
 		if c.Revision != int64(3+i) {
 			t.Errorf("change %d has revision %d, want %d: revisions must have no gaps", i, c.Revision, 3+i)
 		}
+	}
+}
+
+// testConcurrentSameName has many callers add one name at once, unkeyed
+// and then each with one request id: a store that commits concurrent
+// writes together must still let exactly one addition win, answer every
+// other AlreadyExists (or, with the request id, the first's answer), and
+// log one change.
+func testConcurrentSameName(t *testing.T, newStore Factory) {
+	s := newStore(t, Options{})
+	const callers = 16
+	for _, keyedAdd := range []bool{false, true} {
+		name := fmt.Sprint("same-", keyedAdd)
+		before, err := s.Revision(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		revs := make([]int64, callers)
+		errs := make([]error, callers)
+		var wg sync.WaitGroup
+		for i := range callers {
+			wg.Go(func() {
+				c := ctx(t)
+				if keyedAdd {
+					c = keyed(t, "6f1c2d1e-0000-4000-8000-00000000ffff", "add same")
+				}
+				revs[i], errs[i] = s.Add(c, people.Person{Name: name, Age: int32(i)})
+			})
+		}
+		wg.Wait()
+		won := 0
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				won++
+				if keyedAdd && revs[i] != before+1 {
+					t.Errorf("keyed Add(%s) answered revision %d, want the first's, %d", name, revs[i], before+1)
+				}
+			case keyedAdd || people.KindOf(err) != people.AlreadyExists:
+				t.Errorf("Add(%s) = %v", name, err)
+			}
+		}
+		if want := map[bool]int{false: 1, true: callers}[keyedAdd]; won != want {
+			t.Errorf("%d of %d Add(%s) succeeded, want %d", won, callers, name, want)
+		}
+		wantChanges(t, s, "Add of one name by many", before, 1)
 	}
 }
