@@ -260,7 +260,9 @@ func TestBatchText(t *testing.T) {
 	var err error
 	inOneGroup(t, s,
 		func() { _, err = s.Add(context.Background(), odd) },
-		func() { s.Add(context.Background(), people.Person{Name: "Even", Address: people.Address{City: "x\x00y"}}) },
+		func() {
+			s.Add(context.Background(), people.Person{Name: "Even", Address: people.Address{City: "x\x00y"}})
+		},
 	)
 	if err != nil {
 		t.Fatal(err)
