@@ -3,8 +3,10 @@
 // `routeguide serve` uses by default.
 //
 // Writes commit in groups: the writes waiting while one transaction commits
-// go together into the next, each in its own savepoint, so that concurrent
-// writers share one fsync instead of queueing for one each.
+// go together into the next, so that concurrent writers share one fsync
+// instead of queueing for one each. A group's additions go in together, a
+// few statements for all of them (batch.go); its other writes each run in
+// a savepoint of their own.
 package sqlite
 
 import (
@@ -91,8 +93,9 @@ var (
 )
 
 // Open opens or creates the directory at path, applying any migrations the
-// file lacks; a new file starts with the seed's Alice and Bob. It keeps the
-// last retain changes (DefaultRetain when retain is 0).
+// file lacks; a new file starts with the seed's Alice and Bob. It keeps at
+// least the last retain changes (DefaultRetain when retain is 0; see
+// trimSlack).
 //
 // One process serves one file: Open holds a lock on path+"-lock" until
 // Close, and fails, naming the process holding it, when another Store has
