@@ -2,7 +2,9 @@
 // that reads (GetPerson, GetPeople) never wait for the database.
 //
 // A Store loads every person once, in the background, then follows the
-// store's change log. Until it has caught up, reads go to the store. Writes
+// store's change log. With Options.Snapshot set, it starts instead from the
+// snapshot an earlier run left, when that is the store's own past, and the
+// changes logged since (see snapshot.go). Until it has caught up, reads go to the store. Writes
 // go to the store and return once the cache has applied them, so a client
 // reads its own writes on the replica that took them.
 //
@@ -130,17 +132,16 @@ func (c *Store) Close() error {
 	c.cancel()
 	<-c.done
 	c.saver.Wait()
-	var err error
 	if c.opts.Snapshot != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		if err = c.saveSnapshot(ctx); err != nil {
+		if err := c.saveSnapshot(ctx); err != nil {
+			// Not the caller's failure: the next start loads every person.
 			c.opts.Log.Warn("cannot write the read cache's snapshot", "path", c.opts.Snapshot, "error", err)
-			err = nil // the next start loads every person instead
 		}
 		cancel()
 	}
 	c.setReady(false)
-	return err
+	return nil
 }
 
 // snapshots writes the snapshot when asked and every
