@@ -2,7 +2,9 @@
 // that reads (GetPerson, GetPeople) never wait for the database.
 //
 // A Store loads every person once, in the background, then follows the
-// store's change log. Until it has caught up, reads go to the store. Writes
+// store's change log. With Options.Snapshot set, it starts instead from the
+// snapshot an earlier run left, when that is the store's own past, and the
+// changes logged since (see snapshot.go). Until it has caught up, reads go to the store. Writes
 // go to the store and return once the cache has applied them, so a client
 // reads its own writes on the replica that took them.
 //
@@ -20,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -40,6 +43,16 @@ type Options struct {
 	// Log receives the cache's failures and a line each time it has loaded
 	// the directory. Nil discards them.
 	Log *slog.Logger
+	// Snapshot, when set, names a file where the cache keeps a snapshot of
+	// the directory (see snapshot.go): written on Close, after each full
+	// load and every SnapshotEvery, and read at start instead of every
+	// person when it is the store's own past. For a store that only this
+	// process writes to, where the change log tells every change since.
+	Snapshot string
+	// SnapshotEvery is how often the snapshot is written again when the
+	// directory has changed; zero writes it only on Close and after a full
+	// load.
+	SnapshotEvery time.Duration
 }
 
 // DefaultMaxStale bounds how out of date a shared replica's answers from
@@ -73,6 +86,16 @@ type Store struct {
 
 	mu     sync.RWMutex
 	people *table // guarded by mu
+	// rev is the latest revision whose change the table holds, guarded by
+	// mu; exact says the table is exactly the store at rev, which it is
+	// not while a load replays the changes made during its read.
+	rev   int64
+	exact bool
+
+	snapMu  sync.Mutex    // one snapshot written at a time
+	saved   int64         // guarded by snapMu: the revision of the last snapshot written
+	saveNow chan struct{} // asks the snapshot writer for a snapshot
+	saver   sync.WaitGroup
 
 	ready     atomic.Bool // loaded and caught up; set through setReady
 	liveMu    sync.Mutex
@@ -94,17 +117,54 @@ func New(store people.Store, opts Options) *Store {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &Store{Store: store, opts: opts, cancel: cancel, done: make(chan struct{})}
+	c := &Store{Store: store, opts: opts, cancel: cancel, done: make(chan struct{}), saveNow: make(chan struct{}, 1)}
 	go c.follow(ctx)
+	if opts.Snapshot != "" {
+		c.saver.Add(1)
+		go c.snapshots(ctx)
+	}
 	return c
 }
 
-// Close stops following the store. The store stays open.
+// Close stops following the store and, with Options.Snapshot set, writes
+// the snapshot. The store stays open.
 func (c *Store) Close() error {
 	c.cancel()
 	<-c.done
+	c.saver.Wait()
+	if c.opts.Snapshot != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		if err := c.saveSnapshot(ctx); err != nil {
+			// Not the caller's failure: the next start loads every person.
+			c.opts.Log.Warn("cannot write the read cache's snapshot", "path", c.opts.Snapshot, "error", err)
+		}
+		cancel()
+	}
 	c.setReady(false)
 	return nil
+}
+
+// snapshots writes the snapshot when asked and every
+// Options.SnapshotEvery, until ctx ends.
+func (c *Store) snapshots(ctx context.Context) {
+	defer c.saver.Done()
+	var tick <-chan time.Time
+	if c.opts.SnapshotEvery > 0 {
+		t := time.NewTicker(c.opts.SnapshotEvery)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick:
+		case <-c.saveNow:
+		}
+		if err := c.saveSnapshot(ctx); err != nil && ctx.Err() == nil {
+			c.opts.Log.Warn("cannot write the read cache's snapshot", "path", c.opts.Snapshot, "error", err)
+		}
+	}
 }
 
 // Ping asks the store whether it is reachable, when it can tell (see
@@ -284,9 +344,23 @@ func (c *Store) follow(ctx context.Context) {
 	defer close(c.done)
 	backoff := 100 * time.Millisecond
 	loaded := false
+	fromSnapshot := c.opts.Snapshot != "" // at start only
 	for ctx.Err() == nil {
 		var err error
-		if !loaded {
+		if !loaded && fromSnapshot {
+			fromSnapshot = false
+			err = c.loadSnapshot(ctx)
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+				c.opts.Log.Info("no read cache snapshot; loading every person", "path", c.opts.Snapshot)
+			case errors.Is(err, errNotUsable):
+				c.opts.Log.Warn("read cache snapshot not used; loading every person", "path", c.opts.Snapshot, "error", err)
+			}
+			if errors.Is(err, errNotUsable) {
+				err = c.load(ctx)
+			}
+			loaded = err == nil
+		} else if !loaded {
 			err = c.load(ctx)
 			loaded = err == nil
 		} else if err = c.resume(ctx); err == nil {
@@ -344,7 +418,7 @@ func (c *Store) load(ctx context.Context) error {
 		return err
 	}
 	c.mu.Lock()
-	c.people = all
+	c.people, c.rev, c.exact = all, start, false
 	c.mu.Unlock()
 	// The pages may hold writes made after start, and replaying older
 	// changes over them briefly regresses those people; the cache becomes
@@ -360,8 +434,15 @@ func (c *Store) load(ctx context.Context) error {
 			return err
 		}
 	}
+	c.mu.Lock()
+	c.exact = true
+	c.mu.Unlock()
 	c.opts.Log.Info("read cache loaded", "people", c.Len(), "revision", c.applied.Get(), "took", time.Since(began).Round(time.Millisecond))
 	c.setReady(true)
+	select {
+	case c.saveNow <- struct{}{}: // a snapshot, so that the next start need not do this again
+	default:
+	}
 	return nil
 }
 
@@ -503,6 +584,7 @@ func (c *Store) apply(changes []people.Change) error {
 		}
 		start = ends[i]
 	}
+	c.rev = changes[len(changes)-1].Revision
 	c.mu.Unlock()
 	c.applied.Advance(changes[len(changes)-1].Revision)
 	return nil

@@ -1,8 +1,12 @@
 package cache
 
 import (
+	"bytes"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"hash/maphash"
+	"slices"
 )
 
 // table holds people in wire form: each person's name and encoding (for
@@ -50,8 +54,16 @@ const (
 	maxChunks = 1 << 16
 )
 
-func newTable() *table {
-	return &table{seed: maphash.MakeSeed(), slots: make([]uint64, 16), minCompact: 16 << 20}
+func newTable() *table { return newTableFor(0) }
+
+// newTableFor returns a table with slots enough for n people, so that
+// filling it never resizes.
+func newTableFor(n int) *table {
+	slots := 16
+	for n*4 > slots*3 {
+		slots *= 2
+	}
+	return &table{seed: maphash.MakeSeed(), slots: make([]uint64, slots), minCompact: 16 << 20}
 }
 
 func tagOf(h uint64) uint64 { return (h>>48 | 0x8000) << 48 }
@@ -124,12 +136,13 @@ func (t *table) put(name string, enc []byte) {
 	} else {
 		t.n++
 	}
-	t.slots[i] = tagOf(h) | t.append(name, enc)
+	t.slots[i] = tagOf(h) | appendEntry(t, name, enc)
 	t.maybeCompact()
 }
 
-// append writes an entry at the end of the chunks and returns its position.
-func (t *table) append(name string, enc []byte) uint64 {
+// appendEntry writes an entry at the end of t's chunks and returns its
+// position.
+func appendEntry[S string | []byte](t *table, name S, enc []byte) uint64 {
 	size := entrySize(len(name), len(enc))
 	last := len(t.chunks) - 1
 	if last < 0 || int64(cap(t.chunks[last])-len(t.chunks[last])) < size {
@@ -209,6 +222,101 @@ func (t *table) maybeCompact() {
 			continue
 		}
 		name, enc := parseEntry(old[(s>>32)&0xffff][uint32(s):])
-		t.slots[i] = s&tagMask | t.append(string(name), enc)
+		t.slots[i] = s&tagMask | appendEntry(t, name, enc)
 	}
+}
+
+// adopt takes chunk, a run of whole entries as append writes them, as a
+// chunk of t's, and files each of its entries; the caller must not use
+// chunk again. It reports how many entries chunk held, and fails, taking
+// nothing, when chunk does not parse into whole entries or names a person
+// t already holds: a table never holds a name twice. It never resizes, so
+// the caller sizes t first (newTableFor).
+func (t *table) adopt(chunk []byte) (int, error) {
+	if len(t.chunks) == maxChunks {
+		return 0, errors.New("too many chunks")
+	}
+	c := uint64(len(t.chunks))
+	t.chunks = append(t.chunks, chunk[:len(chunk):len(chunk)]) // appends go to a chunk of their own
+	var filled []int                                           // the slots filled so far, to undo on failure
+	undo := func(err error) (int, error) {
+		for _, i := range filled {
+			t.slots[i] = 0
+		}
+		t.n -= len(filled)
+		t.chunks = t.chunks[:c]
+		return 0, err
+	}
+	mask := len(t.slots) - 1
+	for off := 0; off < len(chunk); {
+		name, _, size, ok := splitEntry(chunk[off:])
+		if !ok {
+			return undo(fmt.Errorf("a partial entry at byte %d of a chunk", off))
+		}
+		if (t.n+1)*4 > len(t.slots)*3 {
+			return undo(errors.New("more people than the table was sized for"))
+		}
+		h := maphash.Bytes(t.seed, name)
+		tag := tagOf(h)
+		i := int(h) & mask
+		for ; t.slots[i] != 0; i = (i + 1) & mask {
+			if t.slots[i]&tagMask == tag {
+				if n, _ := t.entry(t.slots[i]); bytes.Equal(n, name) {
+					return undo(fmt.Errorf("%q twice", name))
+				}
+			}
+		}
+		t.slots[i] = tag | c<<32 | uint64(off)
+		filled = append(filled, i)
+		t.n++
+		off += size
+	}
+	t.used += int64(len(chunk))
+	return len(filled), nil
+}
+
+// splitEntry is parseEntry for bytes that may be damaged: ok is false
+// unless b starts with a whole entry, and size is that entry's length.
+func splitEntry(b []byte) (name, enc []byte, size int, ok bool) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)-k) {
+		return nil, nil, 0, false
+	}
+	name, rest := b[k:k+int(n)], b[k+int(n):]
+	m, j := binary.Uvarint(rest)
+	if j <= 0 || m > uint64(len(rest)-j) {
+		return nil, nil, 0, false
+	}
+	enc = rest[j : j+int(m)]
+	return name, enc, k + int(n) + j + int(m), true
+}
+
+// view is a table's entries as they were when view was taken: entries are
+// never written once appended, so a view stays valid, without a lock,
+// whatever the table does next.
+type view struct {
+	slots  []uint64
+	chunks [][]byte
+}
+
+// view returns t's entries as they are now. The caller holds the lock that
+// guards t for reading.
+func (t *table) view() view {
+	return view{slots: slices.Clone(t.slots), chunks: slices.Clone(t.chunks)}
+}
+
+// each calls fn with the bytes of each entry (name and encoding, as append
+// wrote them) in slot order, until fn returns an error.
+func (v view) each(fn func(entry []byte) error) error {
+	for _, s := range v.slots {
+		if s == 0 {
+			continue
+		}
+		b := v.chunks[(s>>32)&0xffff][uint32(s):]
+		_, _, size, _ := splitEntry(b)
+		if err := fn(b[:size]); err != nil {
+			return err
+		}
+	}
+	return nil
 }

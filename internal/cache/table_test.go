@@ -2,8 +2,10 @@ package cache
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -76,5 +78,43 @@ func TestTableEncodingIsCapped(t *testing.T) {
 	_ = append(a, "XXXXXX"...)
 	if b, _ := tab.get("b"); string(b) != "second" {
 		t.Fatalf("get(b) = %q after appending to a's encoding, want second", b)
+	}
+}
+
+// TestTableAdoptRefusesDamage checks that adopt takes a chunk only when it
+// holds whole entries of names the table lacks, and leaves the table as
+// it was otherwise.
+func TestTableAdoptRefusesDamage(t *testing.T) {
+	var whole []byte
+	for _, name := range []string{"a", "b", "c"} {
+		whole = binary.AppendUvarint(whole, uint64(len(name)))
+		whole = append(whole, name...)
+		whole = binary.AppendUvarint(whole, 2)
+		whole = append(whole, "xy"...)
+	}
+	tb := newTableFor(10)
+	if _, err := tb.adopt(slices.Clone(whole[:len(whole)-1])); err == nil {
+		t.Error("adopt took a chunk whose last entry is cut short")
+	}
+	if _, err := tb.adopt(append(slices.Clone(whole), whole[:5]...)); err == nil {
+		t.Error("adopt took a chunk holding a name twice")
+	}
+	if tb.n != 0 || len(tb.chunks) != 0 {
+		t.Fatalf("a refused chunk left %d people in %d chunks", tb.n, len(tb.chunks))
+	}
+	if n, err := tb.adopt(slices.Clone(whole)); n != 3 || err != nil {
+		t.Fatalf("adopt = %d, %v; want 3 people", n, err)
+	}
+	if _, err := tb.adopt(slices.Clone(whole[:5])); err == nil {
+		t.Error("adopt took a name the table holds")
+	}
+	for _, name := range []string{"a", "b", "c"} {
+		if enc, ok := tb.get(name); !ok || string(enc) != "xy" {
+			t.Errorf("get(%q) = %q, %v", name, enc, ok)
+		}
+	}
+	tb.put("d", []byte("zz")) // appends go to a new chunk, not after the adopted entries
+	if enc, ok := tb.get("c"); !ok || string(enc) != "xy" {
+		t.Errorf("after a put, get(c) = %q, %v", enc, ok)
 	}
 }

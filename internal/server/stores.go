@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -173,6 +174,11 @@ type maskedError struct {
 func (e maskedError) Error() string { return e.msg }
 func (e maskedError) Unwrap() error { return e.err }
 
+// snapshotEvery is how often a server on SQLite writes its read cache's
+// snapshot again when the directory has changed: after a crash, the next
+// start catches up from at most this far back, through the change log.
+const snapshotEvery = 10 * time.Minute
+
 // backend is an open store, ready to serve from.
 type backend struct {
 	// dir is what the server answers from: the store, behind the read
@@ -215,8 +221,15 @@ func openBackend(ctx context.Context, log *slog.Logger, spec storeSpec) (backend
 		store, cs = s, append(telemetry.SQLCollectors(s.DBs()), telemetry.SQLiteCollector(s))
 	}
 	// Reads are answered from memory, kept current by the change log; on
-	// PostgreSQL other replicas write too.
-	c := cache.New(store, cache.Options{Shared: spec.kind == storePostgres, Log: log})
+	// PostgreSQL other replicas write too. On SQLite, which only this
+	// process writes, the cache keeps a snapshot beside the file, so that
+	// the next start reads one file instead of every row (see
+	// cache.Options.Snapshot).
+	opts := cache.Options{Shared: spec.kind == storePostgres, Log: log}
+	if spec.kind == storeSQLite {
+		opts.Snapshot, opts.SnapshotEvery = spec.spec+"-cache", snapshotEvery
+	}
+	c := cache.New(store, opts)
 	return backend{
 		dir:        c,
 		answers:    c,
