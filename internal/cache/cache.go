@@ -14,6 +14,10 @@
 // a replica that cannot reach its database stops answering from memory and
 // reports what the database reports (UNAVAILABLE), instead of serving an
 // ever older directory.
+//
+// With Options.MaxBytes set, the cache holds only the people read lately,
+// within that bound, and reads the others from the store (see bounded.go):
+// for a directory larger than a replica's memory.
 package cache
 
 import (
@@ -40,6 +44,10 @@ type Options struct {
 	// Log receives the cache's failures and a line each time it has loaded
 	// the directory. Nil discards them.
 	Log *slog.Logger
+	// MaxBytes, when positive, bounds the memory of the people held: the
+	// cache then holds those read lately, not the whole directory (see
+	// bounded.go).
+	MaxBytes int64
 }
 
 // DefaultMaxStale bounds how out of date a shared replica's answers from
@@ -81,6 +89,13 @@ type Store struct {
 	confirmed atomic.Int64  // unix nanoseconds when the cache was last known current
 	applied   notify.Latest // the revision the map reflects
 
+	// bounded holds the people instead of people when Options.MaxBytes is
+	// set; guarded by mu.
+	bounded *generations
+	// afterRead, when set (by tests), runs between a bounded cache's read
+	// of the store and its keeping of the answer.
+	afterRead func(name string)
+
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -95,6 +110,9 @@ func New(store people.Store, opts Options) *Store {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Store{Store: store, opts: opts, cancel: cancel, done: make(chan struct{})}
+	if opts.MaxBytes > 0 {
+		c.bounded = newGenerations(opts.MaxBytes)
+	}
 	go c.follow(ctx)
 	return c
 }
@@ -128,6 +146,9 @@ func (c *Store) Ready() bool {
 func (c *Store) Len() int {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
+	if c.bounded != nil {
+		return c.bounded.cur.n + c.bounded.old.n
+	}
 	if c.people == nil {
 		return 0
 	}
@@ -176,6 +197,9 @@ const etagSize = 8
 // from memory, or the person from the store until the cache is ready (and,
 // with Shared set, for a name memory lacks).
 func (c *Store) lookup(ctx context.Context, name string) ([]byte, people.Person, error) {
+	if c.bounded != nil {
+		return c.lookupBounded(ctx, name)
+	}
 	if !c.Ready() {
 		p, err := c.Store.Person(ctx, name)
 		return nil, p, err
@@ -333,6 +357,9 @@ func (c *Store) resume(ctx context.Context) error {
 // load reads every person, then applies the changes made while it read, and
 // marks the cache ready.
 func (c *Store) load(ctx context.Context) error {
+	if c.bounded != nil {
+		return c.startBounded(ctx)
+	}
 	c.setReady(false)
 	began := time.Now()
 	start, err := c.Store.Revision(ctx)
@@ -494,6 +521,12 @@ func (c *Store) apply(changes []people.Change) error {
 		ends[i] = len(buf)
 	}
 	c.mu.Lock()
+	if c.bounded != nil {
+		c.applyBounded(changes, buf, ends)
+		c.mu.Unlock()
+		c.applied.Advance(changes[len(changes)-1].Revision)
+		return nil
+	}
 	start := 0
 	for i, ch := range changes {
 		if ch.Type == people.Deleted {

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"cmp"
 	"encoding/binary"
 	"hash/maphash"
 )
@@ -35,6 +36,9 @@ type table struct {
 	dead   int64 // bytes of entries replaced or removed
 	// minCompact is the least dead bytes worth a compaction.
 	minCompact int64
+	// chunk is the size of a new chunk; 0 means chunkSize. A bounded
+	// cache's tables use smaller ones (see newGenerations).
+	chunk int
 }
 
 const (
@@ -138,7 +142,7 @@ func (t *table) append(name string, enc []byte) uint64 {
 			// memory this cache is meant for.
 			panic("cache: the table is full")
 		}
-		t.chunks = append(t.chunks, make([]byte, 0, max(chunkSize, size)))
+		t.chunks = append(t.chunks, make([]byte, 0, max(cmp.Or(int64(t.chunk), chunkSize), size)))
 		last++
 	}
 	c := t.chunks[last]
