@@ -71,7 +71,7 @@ func (t *table) bytes() int64 {
 	return n
 }
 
-// Bytes returns the memory the tables hold.
+// bytes returns the memory the tables hold.
 func (g *generations) bytes() int64 { return g.cur.bytes() + g.old.bytes() }
 
 // get returns the encoding held for name, and whether it was found in the
@@ -119,8 +119,8 @@ func (g *generations) reset(rev int64) {
 	g.rev = rev
 }
 
-// CacheStats describes a bounded cache.
-type CacheStats struct {
+// Stats describes a bounded cache.
+type Stats struct {
 	// Hits and Misses count the lookups answered from memory and those
 	// that read the store, since the cache started.
 	Hits, Misses int64
@@ -137,10 +137,10 @@ type CacheStats struct {
 
 // Stats describes the cache when it is bounded; ok is false when it holds
 // the whole directory.
-func (c *Store) Stats() (s CacheStats, ok bool) {
+func (c *Store) Stats() (s Stats, ok bool) {
 	g := c.bounded
 	if g == nil {
-		return CacheStats{}, false
+		return Stats{}, false
 	}
 	c.mu.RLock()
 	s.People, s.Bytes = g.cur.n+g.old.n, g.bytes()
