@@ -23,6 +23,11 @@
 # PostgreSQL: SCALE_POSTGRES names a database the script drops and creates
 # again (default postgres://postgres@127.0.0.1:5432/routeguide_scale);
 # SCALE_POSTGRES=off skips PostgreSQL.
+#
+# SCALE_BOUNDED=32MiB also compares, on SQLite, a server holding the whole
+# directory with one whose read cache is bounded (--cache-max-bytes), over
+# a hot set of SCALE_HOT names (100000) and over all N, and prints the
+# figures and their ratios before the table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-${N:-1000000}}
@@ -97,6 +102,10 @@ lines=$(scale -mode serve -bin "$rg" -store "$work/big.db" -people "$N" -duratio
 cold=$(val cold_start_s "$lines")
 cold_cpu=$(val cold_start_cpu_s "$lines")
 rss=$(val rss_bytes "$lines")
+if [[ -n "${SCALE_BOUNDED:-}" ]]; then
+  echo "SQLite: the whole directory against --cache-max-bytes $SCALE_BOUNDED" >&2
+  scale -mode bounded -bin "$rg" -store "$work/big.db" -people "$N" -cache-max-bytes "$SCALE_BOUNDED" -hot "${SCALE_HOT:-100000}" -duration 5s
+fi
 heap_pp=$(awk -v a="$(val live_heap_bytes "$lines")" -v b="$(val live_heap_bytes "$two")" -v n="$N" -v e="$enc" \
   'BEGIN { printf "%.0f", (a - b) / n - e }')
 

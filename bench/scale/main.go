@@ -9,6 +9,9 @@
 //	         after a forced collection and its resident memory after reads
 //	encoded  the mean size of the people of a JSON lines file, encoded as
 //	         GetPerson answers them
+//	bounded  a server on a store of -people holding the whole directory
+//	         against one bounded to -cache-max-bytes: cold start, resident
+//	         memory, GetPerson over a -hot set and over every name
 package main
 
 import (
@@ -32,7 +35,7 @@ import (
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:50051", "server address")
-	mode := flag.String("mode", "get", "get, list, write, serve or encoded")
+	mode := flag.String("mode", "get", "get, list, write, serve, encoded or bounded")
 	people := flag.Int("people", 0, "names person-0000000 to person-N-1 exist; 0 asks for Alice and Bob")
 	duration := flag.Duration("duration", 5*time.Second, "how long get runs")
 	workers := flag.Int("workers", 32, "concurrent callers")
@@ -42,6 +45,8 @@ func main() {
 	store := flag.String("store", "", "serve: the --store to serve")
 	file := flag.String("file", "", "encoded: the JSON lines file")
 	prefix := flag.String("prefix", "w", "write: the names added start with this")
+	maxBytes := flag.String("cache-max-bytes", "32MiB", "bounded: the bounded server's --cache-max-bytes")
+	hot := flag.Int("hot", 100_000, "bounded: the hot set, the first names of -people")
 	flag.Parse()
 
 	switch *mode {
@@ -50,6 +55,9 @@ func main() {
 		return
 	case "encoded":
 		encodedMode(*file)
+		return
+	case "bounded":
+		boundedMode(*bin, *store, *people, *hot, *maxBytes, *duration)
 		return
 	}
 

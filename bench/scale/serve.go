@@ -35,11 +35,13 @@ var (
 )
 
 // startServer runs bin serve on store with metrics and profiles on
-// loopback, and returns once the server has logged both addresses.
-func startServer(bin, store string) (*server, error) {
+// loopback, and extra flags, and returns once the server has logged both
+// addresses.
+func startServer(bin, store string, extra ...string) (*server, error) {
 	// --http-addr too: its default, localhost:8080, can serve only one of
 	// the servers a run starts at once.
-	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--store", store, "--metrics-addr", "127.0.0.1:0", "--pprof")
+	args := []string{"serve", "--addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--store", store, "--metrics-addr", "127.0.0.1:0", "--pprof"}
+	cmd := exec.Command(bin, append(args, extra...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
@@ -72,7 +74,7 @@ func startServer(bin, store string) (*server, error) {
 			if m := metricsRE.FindStringSubmatch(line); m != nil {
 				s.metrics = m[1]
 			}
-			if strings.Contains(line, `msg="read cache loaded"`) {
+			if cacheReady(line) {
 				s.loaded = time.Since(s.started)
 			}
 		case <-deadline:
@@ -81,6 +83,12 @@ func startServer(bin, store string) (*server, error) {
 		}
 	}
 	return s, nil
+}
+
+// cacheReady reports whether line says the read cache answers: loaded, or
+// started when bounded (--cache-max-bytes), which loads nothing.
+func cacheReady(line string) bool {
+	return strings.Contains(line, `msg="read cache loaded"`) || strings.Contains(line, `msg="read cache started, bounded"`)
 }
 
 // waitLoaded waits for the read cache's "loaded" line and returns how long
@@ -96,7 +104,7 @@ func (s *server) waitLoaded(limit time.Duration) (time.Duration, error) {
 			if !ok {
 				return 0, fmt.Errorf("the server ended before its read cache loaded")
 			}
-			if strings.Contains(line, `msg="read cache loaded"`) {
+			if cacheReady(line) {
 				return time.Since(s.started), nil
 			}
 		case <-deadline:

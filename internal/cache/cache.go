@@ -16,6 +16,10 @@
 // a replica that cannot reach its database stops answering from memory and
 // reports what the database reports (UNAVAILABLE), instead of serving an
 // ever older directory.
+//
+// With Options.MaxBytes set, the cache holds only the people read lately,
+// within that bound, and reads the others from the store (see bounded.go):
+// for a directory larger than a replica's memory.
 package cache
 
 import (
@@ -53,6 +57,10 @@ type Options struct {
 	// directory has changed; zero writes it only on Close and after a full
 	// load.
 	SnapshotEvery time.Duration
+	// MaxBytes, when positive, bounds the memory of the people held: the
+	// cache then holds those read lately, not the whole directory (see
+	// bounded.go).
+	MaxBytes int64
 }
 
 // DefaultMaxStale bounds how out of date a shared replica's answers from
@@ -104,6 +112,13 @@ type Store struct {
 	confirmed atomic.Int64  // unix nanoseconds when the cache was last known current
 	applied   notify.Latest // the revision the map reflects
 
+	// bounded holds the people instead of people when Options.MaxBytes is
+	// set; guarded by mu.
+	bounded *generations
+	// afterRead, when set (by tests), runs between a bounded cache's read
+	// of the store and its keeping of the answer.
+	afterRead func(name string)
+
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -117,7 +132,13 @@ func New(store people.Store, opts Options) *Store {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	if opts.MaxBytes > 0 {
+		opts.Snapshot = "" // a bounded cache holds a part, and never loads the whole
+	}
 	c := &Store{Store: store, opts: opts, cancel: cancel, done: make(chan struct{}), saveNow: make(chan struct{}, 1)}
+	if opts.MaxBytes > 0 {
+		c.bounded = newGenerations(opts.MaxBytes)
+	}
 	go c.follow(ctx)
 	if opts.Snapshot != "" {
 		c.saver.Add(1)
@@ -188,6 +209,9 @@ func (c *Store) Ready() bool {
 func (c *Store) Len() int {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
+	if c.bounded != nil {
+		return c.bounded.cur.n + c.bounded.old.n
+	}
 	if c.people == nil {
 		return 0
 	}
@@ -236,6 +260,9 @@ const etagSize = 8
 // from memory, or the person from the store until the cache is ready (and,
 // with Shared set, for a name memory lacks).
 func (c *Store) lookup(ctx context.Context, name string) ([]byte, people.Person, error) {
+	if c.bounded != nil {
+		return c.lookupBounded(ctx, name)
+	}
 	if !c.Ready() {
 		p, err := c.Store.Person(ctx, name)
 		return nil, p, err
@@ -407,6 +434,9 @@ func (c *Store) resume(ctx context.Context) error {
 // load reads every person, then applies the changes made while it read, and
 // marks the cache ready.
 func (c *Store) load(ctx context.Context) error {
+	if c.bounded != nil {
+		return c.startBounded(ctx)
+	}
 	c.setReady(false)
 	began := time.Now()
 	start, err := c.Store.Revision(ctx)
@@ -575,6 +605,12 @@ func (c *Store) apply(changes []people.Change) error {
 		ends[i] = len(buf)
 	}
 	c.mu.Lock()
+	if c.bounded != nil {
+		c.applyBounded(changes, buf, ends)
+		c.mu.Unlock()
+		c.applied.Advance(changes[len(changes)-1].Revision)
+		return nil
+	}
 	start := 0
 	for i, ch := range changes {
 		if ch.Type == people.Deleted {

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -39,6 +40,9 @@ type table struct {
 	dead   int64 // bytes of entries replaced or removed
 	// minCompact is the least dead bytes worth a compaction.
 	minCompact int64
+	// chunk is the size of a new chunk; 0 means chunkSize. A bounded
+	// cache's tables use smaller ones (see newGenerations).
+	chunk int
 }
 
 const (
@@ -151,7 +155,7 @@ func appendEntry[S string | []byte](t *table, name S, enc []byte) uint64 {
 			// memory this cache is meant for.
 			panic("cache: the table is full")
 		}
-		t.chunks = append(t.chunks, make([]byte, 0, max(chunkSize, size)))
+		t.chunks = append(t.chunks, make([]byte, 0, max(cmp.Or(int64(t.chunk), chunkSize), size)))
 		last++
 	}
 	c := t.chunks[last]

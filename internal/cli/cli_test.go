@@ -266,6 +266,8 @@ func TestCommands(t *testing.T) {
 		{name: "serve_zero_shutdown_timeout", args: []string{"serve", "--shutdown-timeout", "0s"}},
 		{name: "serve_zero_connection_age", args: []string{"serve", "--max-connection-age", "0s"}},
 		{name: "serve_pprof_without_metrics", args: []string{"serve", "--pprof"}},
+		{name: "serve_bad_cache_max_bytes", args: []string{"serve", "--cache-max-bytes", "lots"}},
+		{name: "serve_bad_cache_max_bytes_env", env: map[string]string{"ROUTEGUIDE_CACHE_MAX_BYTES": "-1GiB"}, args: []string{"serve"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -49,6 +49,7 @@ streams with UNAVAILABLE, lets in-flight calls finish for up to
 				"max-connections":       "ROUTEGUIDE_MAX_CONNECTIONS",
 				"max-connection-age":    "ROUTEGUIDE_MAX_CONNECTION_AGE",
 				"idempotency-retention": "ROUTEGUIDE_IDEMPOTENCY_RETENTION",
+				"cache-max-bytes":       "ROUTEGUIDE_CACHE_MAX_BYTES",
 			})
 			if err != nil {
 				return err
@@ -142,6 +143,7 @@ streams with UNAVAILABLE, lets in-flight calls finish for up to
 	f.IntVar(&cfg.MaxConnections, "max-connections", cfg.MaxConnections, "most client connections open at once; more wait until one closes"+envHelp("ROUTEGUIDE_MAX_CONNECTIONS"))
 	f.DurationVar(&cfg.Limits.MaxConnectionAge, "max-connection-age", cfg.Limits.MaxConnectionAge, "how long a client connection lives before the server asks the client (GOAWAY) to open a new one, resolving its target again so that new replicas get calls; ±10%"+envHelp("ROUTEGUIDE_MAX_CONNECTION_AGE"))
 	f.DurationVar(&cfg.IdempotencyRetention, "idempotency-retention", cfg.IdempotencyRetention, "how long a write's request id is kept: a retry within it is answered what the write answered"+envHelp("ROUTEGUIDE_IDEMPOTENCY_RETENTION"))
+	f.Var(byteSize{&cfg.CacheMaxBytes}, "cache-max-bytes", "bound on the read cache's memory (256MiB, 1GiB): it then holds the people read lately and reads the others from the store, instead of loading the whole directory; 0 holds the whole directory"+envHelp("ROUTEGUIDE_CACHE_MAX_BYTES"))
 	f.StringVar(&logLevel, "log-level", logLevel, "least severe level logged: debug, info, warn or error"+envHelp("ROUTEGUIDE_LOG_LEVEL"))
 	return cmd
 }

@@ -85,6 +85,10 @@ type Config struct {
 	// IdempotencyRetention is how long a write's request id is kept, so
 	// that a retry within it is answered what the write answered.
 	IdempotencyRetention time.Duration
+	// CacheMaxBytes, when positive, bounds the read cache's memory: it then
+	// holds the people read lately, not the whole directory (see
+	// cache.Options.MaxBytes).
+	CacheMaxBytes int64
 	// Limits bounds what one client can make the server hold.
 	Limits grpcserver.Limits
 	// Version is the version the start line and traces report.
@@ -142,6 +146,9 @@ func load(cfg Config) (loaded, error) {
 	}
 	if cfg.IdempotencyRetention < 0 {
 		return l, fmt.Errorf("idempotency retention %v: must not be negative", cfg.IdempotencyRetention)
+	}
+	if cfg.CacheMaxBytes < 0 {
+		return l, fmt.Errorf("cache bound %d bytes: must not be negative", cfg.CacheMaxBytes)
 	}
 	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
 		return l, fmt.Errorf("listen on %q: %w", cfg.Addr, err)
@@ -282,7 +289,7 @@ func run(ctx context.Context, log *slog.Logger, cfg Config, tracing tracingFunc)
 		}
 	})
 
-	store, err := openBackend(ctx, log, l.store)
+	store, err := openBackend(ctx, log, l.store, cfg.CacheMaxBytes)
 	if err != nil {
 		return err
 	}
@@ -367,6 +374,7 @@ func run(ctx context.Context, log *slog.Logger, cfg Config, tracing tracingFunc)
 		"tokens", len(l.tokens),
 		"shutdown_timeout", cfg.ShutdownTimeout,
 		"idempotency_retention", cfg.IdempotencyRetention,
+		"cache_max_bytes", cfg.CacheMaxBytes,
 		"max_connections", maxConns,
 		"max_connection_idle", cfg.Limits.MaxConnectionIdle,
 		"max_connection_age", cfg.Limits.MaxConnectionAge,

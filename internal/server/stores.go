@@ -197,8 +197,9 @@ type backend struct {
 
 // openBackend opens (creating and migrating where needed) the store spec
 // names, and puts the read cache in front of it where one helps. It fails
-// with an error that names the store, credentials masked.
-func openBackend(ctx context.Context, log *slog.Logger, spec storeSpec) (backend, error) {
+// with an error that names the store, credentials masked. A positive
+// cacheMax bounds the read cache (cache.Options.MaxBytes).
+func openBackend(ctx context.Context, log *slog.Logger, spec storeSpec, cacheMax int64) (backend, error) {
 	var (
 		store people.Store
 		cs    []prometheus.Collector
@@ -206,6 +207,9 @@ func openBackend(ctx context.Context, log *slog.Logger, spec storeSpec) (backend
 	switch spec.kind {
 	case storeMemory:
 		// Already in memory: a cache would only copy it.
+		if cacheMax > 0 {
+			log.Warn("the memory store has no read cache to bound; --cache-max-bytes is ignored")
+		}
 		return backend{dir: memory.New(0, people.Seed()...), name: spec.name, close: func() error { return nil }}, nil
 	case storePostgres:
 		s, err := postgres.Open(ctx, spec.spec, 0, log)
@@ -222,14 +226,17 @@ func openBackend(ctx context.Context, log *slog.Logger, spec storeSpec) (backend
 	}
 	// Reads are answered from memory, kept current by the change log; on
 	// PostgreSQL other replicas write too. On SQLite, which only this
-	// process writes, the cache keeps a snapshot beside the file, so that
-	// the next start reads one file instead of every row (see
-	// cache.Options.Snapshot).
-	opts := cache.Options{Shared: spec.kind == storePostgres, Log: log}
-	if spec.kind == storeSQLite {
+	// process writes, the whole-directory cache keeps a snapshot beside
+	// the file, so that the next start reads one file instead of every
+	// row (see cache.Options.Snapshot); a bounded cache loads nothing.
+	opts := cache.Options{Shared: spec.kind == storePostgres, Log: log, MaxBytes: cacheMax}
+	if spec.kind == storeSQLite && cacheMax <= 0 {
 		opts.Snapshot, opts.SnapshotEvery = spec.spec+"-cache", snapshotEvery
 	}
 	c := cache.New(store, opts)
+	if cacheMax > 0 {
+		cs = append(cs, telemetry.CacheCollector(c))
+	}
 	return backend{
 		dir:        c,
 		answers:    c,

@@ -38,7 +38,7 @@ func TestPasswordNeverShown(t *testing.T) {
 					t.Fatalf("%q taken for kind %v, want PostgreSQL", tt.dsn, spec.kind)
 				}
 				shown = append(shown, spec.name)
-				_, err = openBackend(context.Background(), log, spec)
+				_, err = openBackend(context.Background(), log, spec, 0)
 				if err == nil {
 					t.Fatal("opening a store on a closed port succeeded")
 				}

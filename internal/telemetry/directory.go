@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/routeguide/routeguide/internal/cache"
 	"github.com/routeguide/routeguide/internal/sqlite"
 )
 
@@ -104,4 +105,48 @@ func (c *sqliteCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(c.wal, prometheus.GaugeValue, float64(st.WALBytes))
+}
+
+// cacheCollector exports a bounded read cache's hits, misses and evictions.
+type cacheCollector struct {
+	cache                                     *cache.Store
+	hits, misses, evicted, people, bytes, max *prometheus.Desc
+}
+
+// CacheCollector returns a collector of c's lookups answered from memory
+// and from the store, the people it dropped to keep within its bound, and
+// what it holds, when c is bounded (cache.Options.MaxBytes); of nothing
+// otherwise.
+func CacheCollector(c *cache.Store) prometheus.Collector {
+	desc := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc("routeguide_cache_"+name, help, nil, nil)
+	}
+	return &cacheCollector{
+		cache:   c,
+		hits:    desc("hits_total", "Lookups the bounded read cache answered from memory."),
+		misses:  desc("misses_total", "Lookups the bounded read cache read from the store."),
+		evicted: desc("evicted_total", "People the bounded read cache dropped to keep within its bound."),
+		people:  desc("people", "People the bounded read cache holds."),
+		bytes:   desc("bytes", "Memory the bounded read cache's tables hold."),
+		max:     desc("max_bytes", "The bounded read cache's bound (--cache-max-bytes)."),
+	}
+}
+
+func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.hits, c.misses, c.evicted, c.people, c.bytes, c.max} {
+		ch <- d
+	}
+}
+
+func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	s, ok := c.cache.Stats()
+	if !ok {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.hits, prometheus.CounterValue, float64(s.Hits))
+	ch <- prometheus.MustNewConstMetric(c.misses, prometheus.CounterValue, float64(s.Misses))
+	ch <- prometheus.MustNewConstMetric(c.evicted, prometheus.CounterValue, float64(s.Evicted))
+	ch <- prometheus.MustNewConstMetric(c.people, prometheus.GaugeValue, float64(s.People))
+	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(s.Bytes))
+	ch <- prometheus.MustNewConstMetric(c.max, prometheus.GaugeValue, float64(s.MaxBytes))
 }
