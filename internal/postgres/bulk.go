@@ -37,33 +37,39 @@ const importStage = `CREATE TEMPORARY TABLE IF NOT EXISTS import_people (
 ) ON COMMIT DELETE ROWS`
 
 // importSettings are the settings of an import's transaction. The planner
-// expects the merge's joins to yield millions of rows, and compiled
-// (JIT) every batch's plan, which cost about a sixth of a batch of
-// 100,000; with the default work_mem the merge's sorts and its join
-// spilled to disk.
-const importSettings = `SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true)`
+// expects the merge to yield millions of rows, and compiled (JIT) every
+// batch's plan, which cost about a sixth of a batch of 100,000; with the
+// default work_mem its sorts spilled to disk. Nested loops only: the
+// planner cannot tell how few staged people are stored already (none, in
+// a new directory's import), and would join them by reading all of
+// people, or of the hobbies index, for every batch.
+const importSettings = `SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true),
+	set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`
 
-// importMerge upserts the staged people and logs a change for each one
+// importMerge stores the staged people and logs a change for each one
 // that changed, in the batch's order, with the revisions after $1 (the
 // latest, read under the write lock), made by the origin $2..$5 (the
-// arguments of originColumns). A person equal to the one stored is
-// left alone and logs nothing; xmax is 0 for a row the statement inserted.
-// The hobbies of the changed people join the hobbies index (those they no
-// longer have leave it in importUnindex): an added person has no row there
-// yet, so theirs are inserted without the cost of ON CONFLICT. People and
-// hobbies go in in name order, so that each index takes them in runs
-// rather than at random pages. It returns how many were added and how many
-// updated.
-const importMerge = `WITH up AS (
-	INSERT INTO people (` + personColumns + `)
-	SELECT name, age, gender, hobbies, street, city FROM import_people ORDER BY name
-	ON CONFLICT (name) DO UPDATE SET age = excluded.age, gender = excluded.gender,
-		hobbies = excluded.hobbies, street = excluded.street, city = excluded.city
-	WHERE (people.age, people.gender, people.hobbies, people.street, people.city)
-		IS DISTINCT FROM (excluded.age, excluded.gender, excluded.hobbies, excluded.street, excluded.city)
-	RETURNING name, (xmax = 0) AS added),
+// arguments of originColumns). Each staged person is looked up once, by
+// name (old): one not stored is inserted, with no ON CONFLICT (writers hold
+// the write lock), one stored and different is updated, and one equal to
+// the stored is left alone and logs nothing. The hobbies index gains the
+// changed people's hobbies and loses those the updated ones no longer
+// have, found by their old hobbies (the index is keyed by hobby). People
+// and hobbies go in in name order, so that each index takes them in runs
+// rather than at random pages. It returns how many were added and how
+// many updated.
+const importMerge = `WITH staged AS MATERIALIZED (
+	SELECT i.*, (SELECT p FROM people p WHERE p.name = i.name) AS old FROM import_people i),
 changed AS MATERIALIZED (
-	SELECT i.*, up.added FROM up JOIN import_people i ON i.name = up.name),
+	SELECT s.*, (s.old).name IS NULL AS added FROM staged s
+	WHERE (s.old).name IS NULL OR ((s.old).age, (s.old).gender, (s.old).hobbies, (s.old).street, (s.old).city)
+		IS DISTINCT FROM (s.age, s.gender, s.hobbies, s.street, s.city)),
+inserted AS (
+	INSERT INTO people (` + personColumns + `)
+	SELECT name, age, gender, hobbies, street, city FROM changed WHERE added ORDER BY name),
+updated AS (
+	UPDATE people p SET age = c.age, gender = c.gender, hobbies = c.hobbies, street = c.street, city = c.city
+	FROM changed c WHERE NOT c.added AND p.name = c.name),
 logged AS (
 	INSERT INTO changes (revision, type, ` + personColumns + `, ` + originColumns + `)
 	SELECT $1::bigint + row_number() OVER (ORDER BY ord), CASE WHEN added THEN 1 ELSE 2 END,
@@ -75,15 +81,11 @@ indexed AS (
 reindexed AS (
 	INSERT INTO hobbies (hobby, name)
 	SELECT unnest(coalesce(c.tags, c.hobbies)), c.name FROM changed c WHERE NOT c.added
-	ON CONFLICT DO NOTHING)
+	ON CONFLICT DO NOTHING),
+unindexed AS (
+	DELETE FROM hobbies h USING changed c
+	WHERE NOT c.added AND h.hobby = ANY((c.old).hobbies) AND h.name = c.name AND h.hobby <> ALL(c.hobbies))
 SELECT count(*) FILTER (WHERE added), count(*) FILTER (WHERE NOT added) FROM changed`
-
-// importUnindex removes from the hobbies index the hobbies the imported
-// people no longer have. Only an import that updated someone runs it: in
-// importMerge, where the planner cannot tell how few people were updated,
-// it scanned the whole index for every batch.
-const importUnindex = `DELETE FROM hobbies h USING import_people i, people p
-	WHERE h.name = i.name AND p.name = i.name AND h.hobby <> ALL(p.hobbies)`
 
 // importBulk imports, in tx, a batch in which no name appears twice,
 // counting the people in r: it copies the batch into importStage (COPY,
@@ -115,11 +117,6 @@ func importBulk(ctx context.Context, tx pgx.Tx, batch []people.Person, origin []
 		return err
 	}
 	r.Unchanged = int64(len(batch)) - r.Added - r.Updated
-	if r.Updated > 0 {
-		if _, err := tx.Exec(ctx, importUnindex); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 
