@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -134,4 +135,30 @@ func tags(h []string) []string {
 		}
 	}
 	return nil
+}
+
+// analyzeGrown has PostgreSQL gather statistics, in tx, on each table an
+// import has grown to more than twice the pages its statistics last
+// counted (or that has none), once the table is past 1 MB. An import
+// grows a table far faster than writes one at a time, and statistics that
+// still describe an empty change log make the planner read it whole to
+// drop the oldest changes at every commit: AddPerson right after importing
+// a million people managed under 50 additions a second here, against
+// hundreds on a new directory. Doubling keeps the cost to a few ANALYZEs
+// (each a sample of 30,000 rows) however large the import; ANALYZE sees
+// the rows of its own transaction.
+func analyzeGrown(ctx context.Context, tx pgx.Tx) error {
+	rows, err := tx.Query(ctx, `SELECT relname FROM pg_class
+		WHERE oid IN ('people'::regclass, 'hobbies'::regclass, 'changes'::regclass)
+		AND pg_relation_size(oid) >= 1 << 20
+		AND (reltuples < 0 OR pg_relation_size(oid) / current_setting('block_size')::bigint > 2 * relpages)`)
+	if err != nil {
+		return err
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(tables) == 0 {
+		return err
+	}
+	_, err = tx.Exec(ctx, "ANALYZE "+strings.Join(tables, ", "))
+	return err
 }

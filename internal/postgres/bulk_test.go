@@ -2,7 +2,9 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/routeguide/routeguide/internal/people"
@@ -61,5 +63,45 @@ func TestImportRepeatedHobbies(t *testing.T) {
 	}
 	if got, err := s.Person(ctx, "Carol"); err != nil || !slices.Equal(got.Hobbies, []string{"jazz", "go", "jazz", "go"}) {
 		t.Errorf("Person(Carol) = %+v, %v; want the hobbies as imported", got, err)
+	}
+}
+
+// TestImportAnalyzes checks that a large import leaves the tables it grew
+// with statistics, so that dropping the oldest changes at each commit
+// walks the change log's index rather than reading the log whole.
+func TestImportAnalyzes(t *testing.T) {
+	s := open(t, postgrestest.Schema(t), 0)
+	ctx := context.Background()
+	batch := make([]people.Person, 20_000)
+	for i := range batch {
+		batch[i] = people.Person{Name: fmt.Sprintf("person-%05d", i), Hobbies: []string{"chess", "go"}, Address: people.Address{Street: "1 Main St", City: "Boston"}}
+	}
+	if _, err := s.Import(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range []string{"people", "hobbies", "changes"} {
+		var tuples float64
+		if err := s.pool.QueryRow(ctx, "SELECT reltuples FROM pg_class WHERE oid = $1::regclass", table).Scan(&tuples); err != nil {
+			t.Fatal(err)
+		}
+		if tuples < 10_000 {
+			t.Errorf("%s: statistics count %.0f rows after importing 20,000 people", table, tuples)
+		}
+	}
+	var plan []string
+	rows, err := s.pool.Query(ctx, "EXPLAIN DELETE FROM changes WHERE revision <= $1", int64(20_002-DefaultRetain))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var line string
+		rows.Scan(&line)
+		plan = append(plan, line)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if text := strings.Join(plan, "\n"); strings.Contains(text, "Seq Scan") {
+		t.Errorf("dropping the oldest changes reads the log whole:\n%s", text)
 	}
 }

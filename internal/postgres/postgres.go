@@ -524,6 +524,9 @@ func (s *Store) Import(ctx context.Context, batch []people.Person) (people.Impor
 			} else {
 				err = importIn(ctx, tx, batch, origin, &r)
 			}
+			if err == nil && r.Added > 0 {
+				err = analyzeGrown(ctx, tx)
+			}
 			return people.Outcome{Import: &r}, err
 		})
 		if err == nil && o.Import != nil && o.Import != &r {
