@@ -389,16 +389,16 @@ func (s *Store) Update(ctx context.Context, name string, u people.Update) (peopl
 			return people.Outcome{Person: &updated}, nil // no change: the write's revision is the latest
 		}
 		// The row is locked: one statement writes the person, moves their
-		// rows in the hobbies index (dropping the hobbies they lost, adding
-		// the ones they gained) and logs the change.
+		// rows in the hobbies index (dropping the hobbies they lost, $13,
+		// adding the ones they gained) and logs the change.
 		_, err = tx.Exec(ctx, `WITH updated AS (
 				UPDATE people SET age = $2, gender = $3, hobbies = $4, street = $5, city = $6 WHERE name = $1),
 			lost AS (
-				DELETE FROM hobbies WHERE name = $1 AND hobby <> ALL($4::text[])),
+				DELETE FROM hobbies WHERE hobby = ANY($13::text[]) AND name = $1 AND hobby <> ALL($4::text[])),
 			gained AS (
 				INSERT INTO hobbies (hobby, name) SELECT DISTINCT unnest($4::text[]), $1 ON CONFLICT DO NOTHING)
 			INSERT INTO changes (revision, type, `+personColumns+`, `+originColumns+`) VALUES ($7, $8, $1, $2, $3, $4, $5, $6, $9, $10, $11, $12)`,
-			append(append(personArgs(updated), next(), int16(people.Updated)), originArgs(stamp(w))...)...)
+			append(append(append(personArgs(updated), next(), int16(people.Updated)), originArgs(stamp(w))...), hobbies(old.Hobbies))...)
 		return people.Outcome{Person: &updated}, err
 	})
 	if err != nil {
@@ -428,9 +428,9 @@ func (s *Store) Delete(ctx context.Context, name string) (int64, error) {
 		// name alone, with the other columns empty.
 		var deleted int
 		err := tx.QueryRow(ctx, `WITH gone AS (
-				DELETE FROM people WHERE name = $1 RETURNING name),
+				DELETE FROM people WHERE name = $1 RETURNING name, hobbies),
 			unindexed AS (
-				DELETE FROM hobbies WHERE name IN (SELECT name FROM gone)),
+				DELETE FROM hobbies WHERE hobby = ANY((SELECT hobbies FROM gone)::text[]) AND name = $1),
 			logged AS (
 				INSERT INTO changes (revision, type, `+personColumns+`, `+originColumns+`)
 				SELECT $2, $3, $1, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM gone)
@@ -524,6 +524,9 @@ func (s *Store) Import(ctx context.Context, batch []people.Person) (people.Impor
 			} else {
 				err = importIn(ctx, tx, batch, origin, &r)
 			}
+			if err == nil && r.Added > 0 {
+				err = analyzeGrown(ctx, tx)
+			}
 			return people.Outcome{Import: &r}, err
 		})
 		if err == nil && o.Import != nil && o.Import != &r {
@@ -552,8 +555,12 @@ func importIn(ctx context.Context, tx pgx.Tx, batch []people.Person, origin []an
 		// one stored is left alone and returns no row: no change is
 		// logged, so the revision is the next one only when there is a
 		// change, read from the log (whose latest is at the index's end)
-		// rather than handed out beforehand.
-		b.Queue(`WITH up AS (
+		// rather than handed out beforehand. The hobbies the person had
+		// (old, read before the upsert, like every part of the statement)
+		// find their rows in the hobbies index.
+		b.Queue(`WITH old AS (
+			SELECT hobbies FROM people WHERE name = $1),
+		up AS (
 			INSERT INTO people (`+personColumns+`) VALUES ($1, $2, $3, $4, $5, $6)
 			ON CONFLICT (name) DO UPDATE SET age = excluded.age, gender = excluded.gender,
 				hobbies = excluded.hobbies, street = excluded.street, city = excluded.city
@@ -565,7 +572,7 @@ func importIn(ctx context.Context, tx pgx.Tx, batch []people.Person, origin []an
 			SELECT (SELECT coalesce(max(revision), 0) + 1 FROM changes), CASE WHEN added THEN 1 ELSE 2 END, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM up
 			RETURNING type),
 		unindexed AS (
-			DELETE FROM hobbies WHERE name = $1 AND hobby <> ALL($4::text[]) AND EXISTS (SELECT FROM up)),
+			DELETE FROM hobbies WHERE hobby = ANY((SELECT hobbies FROM old)::text[]) AND name = $1 AND hobby <> ALL($4::text[]) AND EXISTS (SELECT FROM up)),
 		indexed AS (
 			INSERT INTO hobbies (hobby, name) SELECT DISTINCT unnest($4::text[]), $1 FROM up
 			ON CONFLICT DO NOTHING)
