@@ -51,6 +51,9 @@ type Store struct {
 	retain int
 	latest notify.Latest
 	damage atomic.Pointer[damage] // the first read that found the file damaged
+	// imported is the change log of the last import transaction, kept
+	// until a read of the log has passed its end (see Changes).
+	imported atomic.Pointer[importedChanges]
 
 	group *groupcommit.Committer[writeFunc]
 }
@@ -347,7 +350,8 @@ func (s *Store) List(ctx context.Context, q people.Query) ([]people.Person, erro
 func (s *Store) Import(ctx context.Context, batch []people.Person) (people.ImportResult, error) {
 	var r people.ImportResult
 	w := people.WriteOf(ctx)
-	origin := originArgs(stamp(w))
+	by := stamp(w)
+	origin := originArgs(by)
 	if len(batch) == 0 && !w.Keyed() {
 		rev, err := s.Revision(ctx)
 		return people.ImportResult{Revision: rev}, err
@@ -366,8 +370,21 @@ func (s *Store) Import(ctx context.Context, batch []people.Person) (people.Impor
 	rev, err := s.inTx(ctx, "import people", func(tx *sql.Tx) error {
 		replayed = false
 		o, err := once(ctx, tx, w, func() (people.Outcome, error) {
-			err := s.importIn(ctx, tx, batch, order, types, origin, &r)
-			return people.Outcome{Import: &r}, err
+			before, err := latestIn(ctx, tx)
+			if err != nil {
+				return people.Outcome{}, err
+			}
+			if err := s.importIn(ctx, tx, batch, order, types, origin, &r); err != nil {
+				return people.Outcome{}, err
+			}
+			after, err := latestIn(ctx, tx)
+			if err != nil {
+				return people.Outcome{}, err
+			}
+			// Kept before the commit, which wakes the log's readers;
+			// inTx lets them go should the commit fail.
+			s.keepImported(batch, types, by, before, after)
+			return people.Outcome{Import: &r}, nil
 		})
 		if err == nil && o.Import != nil && o.Import != &r {
 			r, replayed = *o.Import, true // a repeat: what the first import counted
@@ -631,6 +648,9 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]people.C
 	if err := people.CheckResume(after, oldest.Int64, latest.Int64); err != nil {
 		return nil, err
 	}
+	if out, ok := s.importedAfter(after, latest.Int64, limit); ok {
+		return out, nil
+	}
 	rows, err := s.read.QueryContext(ctx,
 		"SELECT "+changeColumns+" FROM changes WHERE revision > ? ORDER BY revision LIMIT ?", after, limit)
 	if err != nil {
@@ -742,6 +762,14 @@ func (s *Store) inTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) 
 		return 0, dbError(op, err)
 	}
 	defer tx.Rollback()
+	committed := false
+	defer func() {
+		// Before the rollback, so that no later write reuses the
+		// revisions of changes still kept.
+		if !committed {
+			s.imported.Store(nil)
+		}
+	}()
 	if err := fn(tx); err != nil {
 		return 0, dbError(op, err)
 	}
@@ -752,6 +780,7 @@ func (s *Store) inTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) 
 	if err := s.finish(ctx, tx, rev); err != nil {
 		return 0, dbError(op, err)
 	}
+	committed = true
 	return rev, nil
 }
 
