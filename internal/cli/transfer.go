@@ -235,7 +235,7 @@ func readPeople(r *bufio.Reader, format string, each func(line int, p people.Per
 		if len(text) == 0 {
 			continue
 		}
-		p, err := wire.ParseJSON(text)
+		p, err := parsePersonJSON(text)
 		if err != nil {
 			return fmt.Errorf("line %d: %w", line, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -344,6 +345,12 @@ func (tx *importTx) full() bool {
 // whatever the store. A call that ends otherwise (cancelled, past its
 // deadline, its connection lost) stores no more than the transactions
 // already committed.
+//
+// Transactions are stored, in order, by a goroutine of their own
+// (importStorer) while this one receives and checks the requests of the
+// next: the store's commit and the decoding of what follows overlap, and
+// so do the store and the client, which would otherwise wait for each
+// transaction before sending more.
 func (s *service) ImportPeople(stream grpc.ClientStreamingServer[pb.ImportPeopleRequest, pb.ImportPeopleResponse]) (err error) {
 	ctx := stream.Context()
 	var (
@@ -367,48 +374,33 @@ func (s *service) ImportPeople(stream grpc.ClientStreamingServer[pb.ImportPeople
 		return s.fail(ctx, "ImportPeople", err)
 	}
 	total.Revision = rev
-	add := func(r people.ImportResult) {
-		total.Added += r.Added
-		total.Updated += r.Updated
-		total.Unchanged += r.Unchanged
-		total.Revision = max(total.Revision, r.Revision)
-	}
-	store := func(ctx context.Context) error {
+	st := s.startImportStorer(ctx, &total)
+	defer st.wait()
+	defer st.cancel() // before wait: a call that ends early stops the transaction being stored
+	// store hands the gathered transaction to the storer.
+	store := func() error {
 		if len(pending.people) == 0 {
-			return nil
+			return st.failed()
 		}
-		r, err := s.store.Import(ctx, pending.people)
-		if err != nil {
-			return s.fail(ctx, "ImportPeople", err)
-		}
-		add(r)
-		// A new slice, not pending.people[:0]: the store may keep none of
-		// it, but the next transaction's people need not share its array.
+		err := st.send(importJob{ctx: st.ctx, people: pending.people})
+		// A new slice, not pending.people[:0]: the storer holds this one.
 		pending = importTx{}
-		return nil
+		return err
 	}
-	// storeKeyed stores a request with a request id in a transaction of its
-	// own, which records the id: a repeat of the request counts what the
-	// first counted.
-	storeKeyed := func(ctx context.Context, req *pb.ImportPeopleRequest, batch []people.Person) error {
-		if err := store(ctx); err != nil {
+	// storeAll stores everything received and waits for it.
+	storeAll := func() error {
+		if err := store(); err != nil {
 			return err
 		}
-		kctx, _, err := s.writeContext(ctx, writeRequest{method: pb.RouteGuide_ImportPeople_FullMethodName, requestID: req.GetRequestId(), req: req})
-		if err != nil {
-			return s.fail(ctx, "ImportPeople", err)
-		}
-		r, err := s.store.Import(kctx, batch)
-		if err != nil {
-			return s.fail(ctx, "ImportPeople", err)
-		}
-		add(r)
-		return nil
+		return st.wait()
 	}
 	for {
+		if err := st.failed(); err != nil {
+			return err
+		}
 		req, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
-			if err := store(ctx); err != nil {
+			if err := storeAll(); err != nil {
 				return err
 			}
 			return stream.SendAndClose(&pb.ImportPeopleResponse{Added: total.Added, Updated: total.Updated, Unchanged: total.Unchanged, Revision: total.Revision})
@@ -416,10 +408,11 @@ func (s *service) ImportPeople(stream grpc.ClientStreamingServer[pb.ImportPeople
 		if status.Code(err) == codes.ResourceExhausted {
 			// A message too large to receive: grpc-go has already ended
 			// the call, and its context, with this code. What arrived
-			// before it is stored all the same, as before an invalid
-			// person, and on every store alike; the call's own code is
-			// what it ends with, and what is logged.
-			if serr := store(context.WithoutCancel(ctx)); serr != nil {
+			// before it is stored all the same (the storer's context is
+			// not the call's), as before an invalid person, and on every
+			// store alike; the call's own code is what it ends with, and
+			// what is logged.
+			if serr := storeAll(); serr != nil {
 				return serr
 			}
 			return err
@@ -431,7 +424,7 @@ func (s *service) ImportPeople(stream grpc.ClientStreamingServer[pb.ImportPeople
 		for i, m := range req.GetPeople() {
 			p := people.Normalize(wire.FromProto(m))
 			if err := people.Validate(p); err != nil {
-				if err := store(ctx); err != nil {
+				if err := storeAll(); err != nil {
 					return err
 				}
 				return s.fail(ctx, "ImportPeople", withFieldPrefix(err, fmt.Sprintf("people[%d].", seen+i)))
@@ -440,25 +433,116 @@ func (s *service) ImportPeople(stream grpc.ClientStreamingServer[pb.ImportPeople
 		}
 		seen += len(batch)
 		if req.GetRequestId() != "" {
-			if err := storeKeyed(ctx, req, batch); err != nil {
+			// A request with a request id goes in a transaction of its
+			// own, which records the id: a repeat of the request counts
+			// what the first counted.
+			if err := store(); err != nil {
+				return err
+			}
+			kctx, _, err := s.writeContext(st.ctx, writeRequest{method: pb.RouteGuide_ImportPeople_FullMethodName, requestID: req.GetRequestId(), req: req})
+			if err != nil {
+				if werr := st.wait(); werr != nil {
+					return werr
+				}
+				return s.fail(ctx, "ImportPeople", err)
+			}
+			if err := st.send(importJob{ctx: kctx, people: batch}); err != nil {
 				return err
 			}
 			continue
 		}
 		size := proto.Size(req)
 		if !pending.fits(len(batch), size) {
-			if err := store(ctx); err != nil {
+			if err := store(); err != nil {
 				return err
 			}
 		}
 		pending.people = append(pending.people, batch...)
 		pending.bytes += size
 		if pending.full() {
-			if err := store(ctx); err != nil {
+			if err := store(); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// importJob is a transaction of an import for its storer: people, stored
+// with ctx.
+type importJob struct {
+	ctx    context.Context
+	people []people.Person
+}
+
+// importStorer stores an import's transactions, one at a time and in the
+// order sent, adding their counts to a total, until one fails; the call's
+// goroutine reads the total only once wait has returned. Its context
+// keeps the call's values but not its end, so that what was received
+// before a request too large to receive is stored all the same; the call
+// cancels it when it ends otherwise.
+type importStorer struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	jobs   chan importJob
+	done   chan struct{} // closed when the storer has ended
+	err    atomic.Pointer[error]
+	closed bool
+}
+
+// startImportStorer starts the storer of an import whose call has ctx.
+func (s *service) startImportStorer(ctx context.Context, total *people.ImportResult) *importStorer {
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	// Unbuffered: one transaction is stored while the next is gathered,
+	// and no more are held.
+	st := &importStorer{ctx: sctx, cancel: cancel, jobs: make(chan importJob), done: make(chan struct{})}
+	go func() {
+		defer close(st.done)
+		for job := range st.jobs {
+			if st.err.Load() != nil {
+				continue // failed: the call is ending
+			}
+			r, err := s.store.Import(job.ctx, job.people)
+			if err != nil {
+				err = s.fail(ctx, "ImportPeople", err)
+				st.err.Store(&err)
+				continue
+			}
+			total.Added += r.Added
+			total.Updated += r.Updated
+			total.Unchanged += r.Unchanged
+			total.Revision = max(total.Revision, r.Revision)
+		}
+	}()
+	return st
+}
+
+// send hands job to the storer, once it has stored the one before; it
+// returns the storer's error when that one failed.
+func (st *importStorer) send(job importJob) error {
+	if err := st.failed(); err != nil {
+		return err
+	}
+	st.jobs <- job
+	return nil
+}
+
+// failed returns the error that stopped the storer, or nil.
+func (st *importStorer) failed() error {
+	if err := st.err.Load(); err != nil {
+		return *err
+	}
+	return nil
+}
+
+// wait ends the storer once it has stored everything sent, and returns
+// the error that stopped it, if any. Nothing may be sent after.
+func (st *importStorer) wait() error {
+	if !st.closed {
+		close(st.jobs)
+		st.closed = true
+	}
+	<-st.done
+	return st.failed()
 }
 
 // fail returns the status error for a failed call, logging what the caller
