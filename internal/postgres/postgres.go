@@ -59,7 +59,7 @@ type Store struct {
 	retain int
 	log    *slog.Logger
 	latest notify.Latest
-	group  *groupcommit.Committer[writeFunc]
+	group  *groupcommit.Committer[*write]
 
 	stopListening context.CancelFunc
 	listening     sync.WaitGroup
@@ -73,10 +73,28 @@ const maxGroup = 64
 
 // writeFunc is a write, run in its group's transaction (in a savepoint);
 // next hands out the next revision for the change log.
-type writeFunc = func(ctx context.Context, tx pgx.Tx, next func() int64) error
+type writeFunc = func(ctx context.Context, tx querier, next func() int64) error
+
+// querier runs statements in a write's transaction: a group's connection
+// (*pgxpool.Conn) in the transaction the group began on it, or an
+// import's pgx.Tx.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+	Conn() *pgx.Conn
+}
+
+// write is one write of a group: run, in a savepoint of its own, unless
+// it is an addition the group applies with the others (see RunBatch).
+type write struct {
+	run writeFunc
+	add *addition // nil unless the write adds a person
+}
 
 // pending is a write waiting for its group to commit.
-type pending = groupcommit.Write[writeFunc]
+type pending = groupcommit.Write[*write]
 
 var (
 	_ people.Store  = (*Store)(nil)
@@ -345,10 +363,12 @@ func (s *Store) Person(ctx context.Context, name string) (people.Person, error) 
 	return p, nil
 }
 
-// Add stores p; AlreadyExists when the name is taken.
+// Add stores p; AlreadyExists when the name is taken. Its group usually
+// adds p with the group's other additions (RunBatch); the statement below
+// is for the additions it leaves to run one by one.
 func (s *Store) Add(ctx context.Context, p people.Person) (int64, error) {
 	w := people.WriteOf(ctx)
-	o, err := s.applyOnce(ctx, "add person", w, func(ctx context.Context, tx pgx.Tx, next func() int64) (people.Outcome, error) {
+	o, err := s.applyOnce(ctx, "add person", w, &p, func(ctx context.Context, tx querier, next func() int64) (people.Outcome, error) {
 		// One statement, one round trip: the person, their hobbies and the
 		// change, the last two only if the name was free.
 		var added int
@@ -377,7 +397,7 @@ func (s *Store) Add(ctx context.Context, p people.Person) (int64, error) {
 // is not the person's.
 func (s *Store) Update(ctx context.Context, name string, u people.Update) (people.Person, int64, error) {
 	w := people.WriteOf(ctx)
-	o, err := s.applyOnce(ctx, "update person", w, func(ctx context.Context, tx pgx.Tx, next func() int64) (people.Outcome, error) {
+	o, err := s.applyOnce(ctx, "update person", w, nil, func(ctx context.Context, tx querier, next func() int64) (people.Outcome, error) {
 		old, err := scanPerson(tx.QueryRow(ctx, "SELECT "+personColumns+" FROM people WHERE name = $1 FOR UPDATE", name))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return people.Outcome{}, notFound(name)
@@ -418,7 +438,7 @@ func (s *Store) Update(ctx context.Context, name string, u people.Update) (peopl
 // Aborted when the Write's etag is not the person's.
 func (s *Store) Delete(ctx context.Context, name string) (int64, error) {
 	w := people.WriteOf(ctx)
-	o, err := s.applyOnce(ctx, "delete person", w, func(ctx context.Context, tx pgx.Tx, next func() int64) (people.Outcome, error) {
+	o, err := s.applyOnce(ctx, "delete person", w, nil, func(ctx context.Context, tx querier, next func() int64) (people.Outcome, error) {
 		if w.IfMatch != "" {
 			old, err := scanPerson(tx.QueryRow(ctx, "SELECT "+personColumns+" FROM people WHERE name = $1 FOR UPDATE", name))
 			if errors.Is(err, pgx.ErrNoRows) {
@@ -658,7 +678,12 @@ var errClosed = people.Errorf(people.Unavailable, "the directory is closing")
 // before COMMIT answered, the caller is told the write failed, and it may
 // have been applied.
 func (s *Store) apply(ctx context.Context, op string, fn writeFunc) (int64, error) {
-	w, err := s.group.Submit(ctx, fn, errClosed)
+	return s.applyWrite(ctx, op, &write{run: fn})
+}
+
+// applyWrite is apply for a write that its group may apply with others.
+func (s *Store) applyWrite(ctx context.Context, op string, wr *write) (int64, error) {
+	w, err := s.group.Submit(ctx, wr, errClosed)
 	if err != nil {
 		return 0, err
 	}
@@ -673,66 +698,100 @@ func (s *Store) apply(ctx context.Context, op string, fn writeFunc) (int64, erro
 	return w.Rev, nil
 }
 
-// beginGroup starts a group's transaction (see groupcommit.Tx): it holds a
-// pooled connection and the write lock until the group commits or rolls
-// back. Each write is a savepoint, and is undone with the revisions it took.
-func (s *Store) beginGroup(ctx context.Context) (groupcommit.Tx[writeFunc], error) {
+// beginGroup starts a group's transaction (see groupcommit.Tx) on a pooled
+// connection it holds, with the write lock, until the group commits or
+// rolls back: BEGIN, the lock and the latest revision go in one round
+// trip, the revision read after the lock is held (each statement of a
+// pipeline takes its own snapshot). Each write run one by one is a
+// savepoint, and is undone with the revisions it took.
+func (s *Store) beginGroup(ctx context.Context) (groupcommit.Tx[*write], error) {
 	actx, cancel := context.WithTimeout(ctx, acquireTimeout)
 	conn, err := s.pool.Acquire(actx)
 	cancel()
 	if err != nil {
 		return nil, err
 	}
-	tx, rev, err := begin(ctx, conn)
-	if err != nil {
+	var rev int64
+	var b pgx.Batch
+	b.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
+	b.Queue("SELECT pg_advisory_xact_lock($1)", writeLock)
+	b.Queue(latestRevision).QueryRow(func(row pgx.Row) error { return row.Scan(&rev) })
+	if err := conn.SendBatch(ctx, &b).Close(); err != nil {
+		rollbackConn(conn)
 		conn.Release()
 		return nil, err
 	}
-	return &groupTx{s: s, ctx: ctx, conn: conn, tx: tx, from: rev, rev: rev}, nil
+	return &groupTx{s: s, ctx: ctx, conn: conn, from: rev, rev: rev}, nil
 }
 
-// groupTx is a group's transaction on PostgreSQL.
+// groupTx is a group's transaction on PostgreSQL, run by hand on its
+// connection, so that its statements can share round trips with the
+// group's own.
 type groupTx struct {
-	s         *Store
-	ctx       context.Context // the group's
-	conn      *pgxpool.Conn
-	tx        pgx.Tx
-	savepoint pgx.Tx // the current write's
-	from      int64  // the latest revision when the group began
-	rev       int64  // the latest revision handed out
-	before    int64  // rev when the current write began
+	s        *Store
+	ctx      context.Context // the group's
+	conn     *pgxpool.Conn
+	from     int64 // the latest revision when the group began
+	rev      int64 // the latest revision handed out
+	before   int64 // rev when the current write began
+	released bool  // the last write's savepoint is kept, its RELEASE not yet sent
 }
 
+// Savepoint marks the next write's start; the previous write's RELEASE
+// goes in the same round trip. Every write's savepoint has one name: each
+// is released or rolled back before the next.
 func (g *groupTx) Savepoint() error {
-	sp, err := g.tx.Begin(g.ctx)
-	if err != nil {
+	sql := "SAVEPOINT w"
+	if g.released {
+		sql = "RELEASE SAVEPOINT w; SAVEPOINT w"
+		g.released = false
+	}
+	if _, err := g.conn.Exec(g.ctx, sql); err != nil {
 		return err
 	}
-	g.savepoint, g.before = sp, g.rev
+	g.before = g.rev
 	return nil
 }
 
 func (g *groupTx) Run(w *pending) error {
-	return w.Fn(g.ctx, g.savepoint, func() int64 { g.rev++; return g.rev })
+	return w.Fn.run(g.ctx, g.conn, func() int64 { g.rev++; return g.rev })
 }
 
+// Release keeps the write; its RELEASE goes with the next statement (the
+// next savepoint's), and COMMIT needs none. Should it fail, the transaction
+// failed, and that statement or COMMIT fails too.
 func (g *groupTx) Release() (int64, error) {
-	if err := g.savepoint.Commit(g.ctx); err != nil {
-		return 0, err
-	}
+	g.released = true
 	return g.rev, nil
 }
 
 func (g *groupTx) RollbackTo() error {
 	g.rev = g.before
-	return g.savepoint.Rollback(g.ctx)
+	_, err := g.conn.Exec(g.ctx, "ROLLBACK TO SAVEPOINT w; RELEASE SAVEPOINT w")
+	return err
 }
 
-func (g *groupTx) Commit(rev int64) error { return g.s.finish(g.ctx, g.tx, g.from, rev) }
+func (g *groupTx) Commit(rev int64) error { return g.s.finishGroup(g.ctx, g.conn, g.from, rev) }
 
 func (g *groupTx) Rollback() {
-	rollback(g.tx)
+	rollbackConn(g.conn)
 	g.conn.Release()
+}
+
+// rollbackConn ends the transaction open on conn, if any, within
+// rollbackTimeout; when the connection is gone or the database stopped
+// answering, the connection is closed (and the pool drops it) rather than
+// waited for.
+func rollbackConn(conn *pgxpool.Conn) {
+	c := conn.Conn()
+	if c.IsClosed() || c.PgConn().TxStatus() == 'I' {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), rollbackTimeout)
+	defer cancel()
+	if _, err := c.Exec(ctx, "ROLLBACK"); err != nil {
+		c.Close(ctx)
+	}
 }
 
 // rollback ends tx if it is still open, within rollbackTimeout: when the
@@ -827,14 +886,34 @@ func (s *Store) finish(ctx context.Context, tx pgx.Tx, from, rev int64) error {
 	if _, err := tx.Exec(ctx, dropChanges, from-int64(s.retain), rev-int64(s.retain)); err != nil {
 		return err
 	}
-	// Expired request ids go in the same statement: one probe of
-	// requests_by_expiry when none has.
-	if _, err := tx.Exec(ctx, "WITH swept AS (DELETE FROM requests WHERE expires <= $3) SELECT pg_notify($1, $2)",
-		channel, s.schema+":"+strconv.FormatInt(rev, 10), time.Now().UnixMilli()); err != nil {
+	if _, err := tx.Exec(ctx, sweepAndNotify, channel, s.schema+":"+strconv.FormatInt(rev, 10), time.Now().UnixMilli()); err != nil {
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return err
+	}
+	s.latest.Advance(rev)
+	return nil
+}
+
+// sweepAndNotify deletes the expired request ids and announces a revision
+// to the other replicas: one statement, one probe of requests_by_expiry
+// when no id has expired.
+const sweepAndNotify = "WITH swept AS (DELETE FROM requests WHERE expires <= $3) SELECT pg_notify($1, $2)"
+
+// finishGroup is finish for a group's transaction on conn, its three
+// statements and COMMIT sent in one round trip: should one fail, the
+// database skips those after it, COMMIT included.
+func (s *Store) finishGroup(ctx context.Context, conn *pgxpool.Conn, from, rev int64) error {
+	var b pgx.Batch
+	b.Queue(dropChanges, from-int64(s.retain), rev-int64(s.retain))
+	b.Queue(sweepAndNotify, channel, s.schema+":"+strconv.FormatInt(rev, 10), time.Now().UnixMilli())
+	b.Queue("COMMIT")
+	if err := conn.SendBatch(ctx, &b).Close(); err != nil {
+		return err
+	}
+	if conn.Conn().PgConn().TxStatus() != 'I' {
+		return errors.New("postgres: COMMIT left the transaction open")
 	}
 	s.latest.Advance(rev)
 	return nil
