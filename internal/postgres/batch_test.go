@@ -233,3 +233,52 @@ func waitFor(t *testing.T, ok func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestRecordedFailureTakesNoRevision checks that a keyed write that fails
+// in its savepoint, its failure recorded, gives back the revision it took:
+// the next write of the group gets the one after the latest change, and
+// the failure answers the latest revision, not one nobody logged.
+func TestRecordedFailureTakesNoRevision(t *testing.T) {
+	s := open(t, postgrestest.Schema(t), 0)
+	ctx := context.Background()
+	entered, gate := make(chan struct{}), make(chan struct{})
+	held := false
+	s.group.SetTestHookGroup(func(int) {
+		if !held {
+			held = true
+			close(entered)
+			<-gate
+		}
+	})
+	defer s.group.SetTestHookGroup(nil)
+	first := make(chan int64, 1)
+	go func() { rev, _ := s.Add(ctx, people.Person{Name: "First"}); first <- rev }()
+	<-entered
+	var failedRev, updatedRev int64
+	var failed, updated error
+	var wg sync.WaitGroup
+	wg.Go(func() { failedRev, failed = s.Delete(keyedWrite("gone"), "Nobody") })
+	waitFor(t, func() bool { return s.group.Waiting() == 1 })
+	wg.Go(func() {
+		_, updatedRev, updated = s.Update(ctx, "Alice", people.Update{Fields: people.FieldAge, To: people.Person{Age: 31}})
+	})
+	waitFor(t, func() bool { return s.group.Waiting() == 2 })
+	close(gate)
+	wg.Wait()
+	firstRev := <-first
+	if people.KindOf(failed) != people.NotFound || updated != nil {
+		t.Fatalf("keyed Delete(Nobody) = %d, %v; Update(Alice) = %d, %v", failedRev, failed, updatedRev, updated)
+	}
+	if updatedRev != firstRev+1 {
+		t.Errorf("Update(Alice) got revision %d, want %d, the one after First's", updatedRev, firstRev+1)
+	}
+	if cs, err := s.Changes(ctx, firstRev, 10); err != nil || len(cs) != 1 || cs[0].Revision != firstRev+1 {
+		t.Errorf("Changes after First = %+v, %v", cs, err)
+	}
+	if failedRev != firstRev {
+		t.Errorf("keyed Delete(Nobody) answered revision %d, want %d, the latest before it", failedRev, firstRev)
+	}
+	if rev, err := s.Delete(keyedWrite("gone"), "Nobody"); people.KindOf(err) != people.NotFound || rev != firstRev {
+		t.Errorf("repeated keyed Delete(Nobody) = %d, %v", rev, err)
+	}
+}

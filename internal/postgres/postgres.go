@@ -89,8 +89,9 @@ type querier interface {
 // write is one write of a group: run, in a savepoint of its own, unless
 // it is an addition the group applies with the others (see RunBatch).
 type write struct {
-	run writeFunc
-	add *addition // nil unless the write adds a person
+	run      writeFunc
+	add      *addition // nil unless the write adds a person
+	unlogged int64     // revisions run took and gave back, logging no change
 }
 
 // pending is a write waiting for its group to commit.
@@ -615,33 +616,45 @@ func importIn(ctx context.Context, tx pgx.Tx, batch []people.Person, origin []an
 	return tx.SendBatch(ctx, &b).Close()
 }
 
-// Changes returns up to limit changes after revision after.
+// Changes returns up to limit changes after revision after. The latest
+// revision and the changes go in one round trip; the oldest revision kept
+// is read only when the changes do not follow after (to say which is the
+// oldest). min(revision) walks the index from its low end, over the
+// entries of every change dropped since the last VACUUM: with autovacuum
+// off or behind, a log whose retention drops a change a write would make
+// each read of every replica's cache longer with every write.
 func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]people.Change, error) {
 	conn, err := s.acquire(ctx, "read changes")
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Release()
-	var oldest, latest *int64
-	if err := conn.QueryRow(ctx, "SELECT min(revision), max(revision) FROM changes").Scan(&oldest, &latest); err != nil {
+	var latest int64
+	var out []people.Change
+	var b pgx.Batch
+	b.Queue(latestRevision).QueryRow(func(row pgx.Row) error { return row.Scan(&latest) })
+	b.Queue("SELECT "+changeColumns+" FROM changes WHERE revision > $1 ORDER BY revision LIMIT $2", after, limit).Query(func(rows pgx.Rows) error {
+		out, err = pgx.CollectRows(rows, scanChange)
+		return err
+	})
+	if err := conn.SendBatch(ctx, &b).Close(); err != nil {
 		return nil, dbError(ctx, "read changes", err)
 	}
-	if oldest == nil {
-		var zero, one int64 = 0, 1
-		latest, oldest = &zero, &one
+	if after >= 0 && after <= latest && (len(out) > 0 && out[0].Revision == after+1 || len(out) == 0 && after == latest) {
+		return out, nil
 	}
-	if err := people.CheckResume(after, *oldest, *latest); err != nil {
+	oldest := latest + 1
+	var kept *int64
+	if err := conn.QueryRow(ctx, "SELECT min(revision) FROM changes").Scan(&kept); err != nil {
+		return nil, dbError(ctx, "read changes", err)
+	}
+	if kept != nil {
+		oldest = *kept
+	}
+	if err := people.CheckResume(after, oldest, latest); err != nil {
 		return nil, err
 	}
-	rows, err := conn.Query(ctx, "SELECT "+changeColumns+" FROM changes WHERE revision > $1 ORDER BY revision LIMIT $2", after, limit)
-	if err != nil {
-		return nil, dbError(ctx, "read changes", err)
-	}
-	out, err := pgx.CollectRows(rows, scanChange)
-	if err != nil {
-		return nil, dbError(ctx, "read changes", err)
-	}
-	if err := people.CheckContiguous(after, *latest, out); err != nil {
+	if err := people.CheckContiguous(after, latest, out); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -754,7 +767,12 @@ func (g *groupTx) Savepoint() error {
 }
 
 func (g *groupTx) Run(w *pending) error {
-	return w.Fn.run(g.ctx, g.conn, func() int64 { g.rev++; return g.rev })
+	w.Fn.unlogged = 0
+	if err := w.Fn.run(g.ctx, g.conn, func() int64 { g.rev++; return g.rev }); err != nil {
+		return err // RollbackTo gives back every revision the write took
+	}
+	g.rev -= w.Fn.unlogged
+	return nil
 }
 
 // Release keeps the write; its RELEASE goes with the next statement (the

@@ -67,17 +67,37 @@ func (s *Store) applyOnce(ctx context.Context, op string, w people.Write, add *p
 		wr.add = &addition{p: *add, w: w, out: &out}
 	}
 	wr.run = func(ctx context.Context, tx querier, next func() int64) error {
-		var last int64
-		counted := func() int64 { last = next(); return last }
+		var first, last int64
+		failed := false
+		counted := func() int64 {
+			last = next()
+			if first == 0 {
+				first = last
+			}
+			return last
+		}
+		// A failure once records keeps the write's savepoint, but fn
+		// logged no change: the revisions it took go back to the group
+		// (write.unlogged), and the failure answers the latest before
+		// them. Kept, they would leave a gap in the log that watchers
+		// take for changes no longer kept.
 		latest := func() (int64, error) {
-			if last != 0 {
+			switch {
+			case failed && first != 0:
+				wr.unlogged = last - first + 1
+				return first - 1, nil
+			case !failed && last != 0:
 				return last, nil
 			}
 			var rev int64
 			err := tx.QueryRow(ctx, latestRevision).Scan(&rev)
 			return rev, err
 		}
-		o, err := once(ctx, tx, w, latest, func() (people.Outcome, error) { return fn(ctx, tx, counted) })
+		o, err := once(ctx, tx, w, latest, func() (people.Outcome, error) {
+			o, err := fn(ctx, tx, counted)
+			failed = err != nil
+			return o, err
+		})
 		out = o
 		return err
 	}
