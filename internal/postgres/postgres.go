@@ -3,9 +3,10 @@
 // learn of each other's writes through LISTEN/NOTIFY.
 //
 // Writes commit in groups: the writes waiting while one transaction commits
-// go together into the next, each in its own savepoint, so that concurrent
-// writers on a replica share one commit (and one hold of the write lock)
-// instead of queueing for one each.
+// go together into the next, so that concurrent writers on a replica share
+// one commit (and one hold of the write lock) instead of queueing for one
+// each. A group's additions go in one statement (batch.go); its other
+// writes run each in its own savepoint.
 package postgres
 
 import (
