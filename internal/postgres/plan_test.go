@@ -77,3 +77,56 @@ func TestListPlans(t *testing.T) {
 		}
 	}
 }
+
+// TestRetentionPlan checks that dropping the changes a write transaction
+// pushes out of the retained ones walks the change log's key, even on a log
+// of many changes that no ANALYZE has seen, as right after a bulk import
+// (a scan of the whole log in every group of writes made them ten times
+// slower), and that sweeping expired request ids walks requests_by_expiry
+// on a large table without statistics.
+func TestRetentionPlan(t *testing.T) {
+	s := open(t, postgrestest.Schema(t), 0)
+	ctx := context.Background()
+	if _, err := s.pool.Exec(ctx, "ALTER TABLE changes SET (autovacuum_enabled = false)"); err != nil {
+		t.Fatal(err)
+	}
+	batch := make([]people.Person, 20_000)
+	for i := range batch {
+		batch[i] = people.Person{Name: fmt.Sprintf("P%05d", i)}
+	}
+	rev, err := s.Import(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(ctx, `ALTER TABLE requests SET (autovacuum_enabled = false);
+		INSERT INTO requests (id, digest, expires, outcome) SELECT 'id' || g, '', g, '{}' FROM generate_series(1, 20000) g`); err != nil {
+		t.Fatal(err)
+	}
+	const retain = 1_000
+	for _, q := range []struct {
+		what, sql string
+		args      []any
+	}{
+		{"dropping the oldest changes scans the log", dropChanges, []any{rev.Revision - retain - 64, rev.Revision - retain}},
+		{"sweeping expired request ids scans them all", sweepAndNotify, []any{channel, "test", 500}},
+	} {
+		rows, err := s.pool.Query(ctx, "EXPLAIN "+q.sql, q.args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var line string
+			if err := rows.Scan(&line); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, line)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if text := strings.Join(plan, "\n"); strings.Contains(text, "Seq Scan") {
+			t.Errorf("%s:\n%s", q.what, text)
+		}
+	}
+}

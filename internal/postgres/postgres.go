@@ -3,9 +3,10 @@
 // learn of each other's writes through LISTEN/NOTIFY.
 //
 // Writes commit in groups: the writes waiting while one transaction commits
-// go together into the next, each in its own savepoint, so that concurrent
-// writers on a replica share one commit (and one hold of the write lock)
-// instead of queueing for one each.
+// go together into the next, so that concurrent writers on a replica share
+// one commit (and one hold of the write lock) instead of queueing for one
+// each. A group's additions go in one statement (batch.go); its other
+// writes run each in its own savepoint.
 package postgres
 
 import (
@@ -59,7 +60,7 @@ type Store struct {
 	retain int
 	log    *slog.Logger
 	latest notify.Latest
-	group  *groupcommit.Committer[writeFunc]
+	group  *groupcommit.Committer[*write]
 
 	stopListening context.CancelFunc
 	listening     sync.WaitGroup
@@ -73,10 +74,29 @@ const maxGroup = 64
 
 // writeFunc is a write, run in its group's transaction (in a savepoint);
 // next hands out the next revision for the change log.
-type writeFunc = func(ctx context.Context, tx pgx.Tx, next func() int64) error
+type writeFunc = func(ctx context.Context, tx querier, next func() int64) error
+
+// querier runs statements in a write's transaction: a group's connection
+// (*pgxpool.Conn) in the transaction the group began on it, or an
+// import's pgx.Tx.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+	Conn() *pgx.Conn
+}
+
+// write is one write of a group: run, in a savepoint of its own, unless
+// it is an addition the group applies with the others (see RunBatch).
+type write struct {
+	run      writeFunc
+	add      *addition // nil unless the write adds a person
+	unlogged int64     // revisions run took and gave back, logging no change
+}
 
 // pending is a write waiting for its group to commit.
-type pending = groupcommit.Write[writeFunc]
+type pending = groupcommit.Write[*write]
 
 var (
 	_ people.Store  = (*Store)(nil)
@@ -121,6 +141,13 @@ func Open(ctx context.Context, url string, retain int, log *slog.Logger) (*Store
 	if err != nil {
 		pool.Close()
 		return nil, err
+	}
+	// Each write transaction drops only the changes its own revisions push
+	// out (dropChanges): those a replica keeping more left before this one
+	// started go now.
+	if _, err := pool.Exec(ctx, "DELETE FROM changes WHERE revision >= (SELECT min(revision) FROM changes) AND revision <= $1", rev-int64(retain)); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: drop old changes: %w", err)
 	}
 	s.latest.Advance(rev)
 	s.group = groupcommit.New(maxGroup, s.beginGroup)
@@ -338,10 +365,12 @@ func (s *Store) Person(ctx context.Context, name string) (people.Person, error) 
 	return p, nil
 }
 
-// Add stores p; AlreadyExists when the name is taken.
+// Add stores p; AlreadyExists when the name is taken. Its group usually
+// adds p with the group's other additions (RunBatch); the statement below
+// is for the additions it leaves to run one by one.
 func (s *Store) Add(ctx context.Context, p people.Person) (int64, error) {
 	w := people.WriteOf(ctx)
-	o, err := s.applyOnce(ctx, "add person", w, func(ctx context.Context, tx pgx.Tx, next func() int64) (people.Outcome, error) {
+	o, err := s.applyOnce(ctx, "add person", w, &p, func(ctx context.Context, tx querier, next func() int64) (people.Outcome, error) {
 		// One statement, one round trip: the person, their hobbies and the
 		// change, the last two only if the name was free.
 		var added int
@@ -370,7 +399,7 @@ func (s *Store) Add(ctx context.Context, p people.Person) (int64, error) {
 // is not the person's.
 func (s *Store) Update(ctx context.Context, name string, u people.Update) (people.Person, int64, error) {
 	w := people.WriteOf(ctx)
-	o, err := s.applyOnce(ctx, "update person", w, func(ctx context.Context, tx pgx.Tx, next func() int64) (people.Outcome, error) {
+	o, err := s.applyOnce(ctx, "update person", w, nil, func(ctx context.Context, tx querier, next func() int64) (people.Outcome, error) {
 		old, err := scanPerson(tx.QueryRow(ctx, "SELECT "+personColumns+" FROM people WHERE name = $1 FOR UPDATE", name))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return people.Outcome{}, notFound(name)
@@ -411,7 +440,7 @@ func (s *Store) Update(ctx context.Context, name string, u people.Update) (peopl
 // Aborted when the Write's etag is not the person's.
 func (s *Store) Delete(ctx context.Context, name string) (int64, error) {
 	w := people.WriteOf(ctx)
-	o, err := s.applyOnce(ctx, "delete person", w, func(ctx context.Context, tx pgx.Tx, next func() int64) (people.Outcome, error) {
+	o, err := s.applyOnce(ctx, "delete person", w, nil, func(ctx context.Context, tx querier, next func() int64) (people.Outcome, error) {
 		if w.IfMatch != "" {
 			old, err := scanPerson(tx.QueryRow(ctx, "SELECT "+personColumns+" FROM people WHERE name = $1 FOR UPDATE", name))
 			if errors.Is(err, pgx.ErrNoRows) {
@@ -595,33 +624,45 @@ func importIn(ctx context.Context, tx pgx.Tx, batch []people.Person, origin []an
 	return tx.SendBatch(ctx, &b).Close()
 }
 
-// Changes returns up to limit changes after revision after.
+// Changes returns up to limit changes after revision after. The latest
+// revision and the changes go in one round trip; the oldest revision kept
+// is read only when the changes do not follow after (to say which is the
+// oldest). min(revision) walks the index from its low end, over the
+// entries of every change dropped since the last VACUUM: with autovacuum
+// off or behind, a log whose retention drops a change a write would make
+// each read of every replica's cache longer with every write.
 func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]people.Change, error) {
 	conn, err := s.acquire(ctx, "read changes")
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Release()
-	var oldest, latest *int64
-	if err := conn.QueryRow(ctx, "SELECT min(revision), max(revision) FROM changes").Scan(&oldest, &latest); err != nil {
+	var latest int64
+	var out []people.Change
+	var b pgx.Batch
+	b.Queue(latestRevision).QueryRow(func(row pgx.Row) error { return row.Scan(&latest) })
+	b.Queue("SELECT "+changeColumns+" FROM changes WHERE revision > $1 ORDER BY revision LIMIT $2", after, limit).Query(func(rows pgx.Rows) error {
+		out, err = pgx.CollectRows(rows, scanChange)
+		return err
+	})
+	if err := conn.SendBatch(ctx, &b).Close(); err != nil {
 		return nil, dbError(ctx, "read changes", err)
 	}
-	if oldest == nil {
-		var zero, one int64 = 0, 1
-		latest, oldest = &zero, &one
+	if after >= 0 && after <= latest && (len(out) > 0 && out[0].Revision == after+1 || len(out) == 0 && after == latest) {
+		return out, nil
 	}
-	if err := people.CheckResume(after, *oldest, *latest); err != nil {
+	oldest := latest + 1
+	var kept *int64
+	if err := conn.QueryRow(ctx, "SELECT min(revision) FROM changes").Scan(&kept); err != nil {
+		return nil, dbError(ctx, "read changes", err)
+	}
+	if kept != nil {
+		oldest = *kept
+	}
+	if err := people.CheckResume(after, oldest, latest); err != nil {
 		return nil, err
 	}
-	rows, err := conn.Query(ctx, "SELECT "+changeColumns+" FROM changes WHERE revision > $1 ORDER BY revision LIMIT $2", after, limit)
-	if err != nil {
-		return nil, dbError(ctx, "read changes", err)
-	}
-	out, err := pgx.CollectRows(rows, scanChange)
-	if err != nil {
-		return nil, dbError(ctx, "read changes", err)
-	}
-	if err := people.CheckContiguous(after, *latest, out); err != nil {
+	if err := people.CheckContiguous(after, latest, out); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -658,7 +699,12 @@ var errClosed = people.Errorf(people.Unavailable, "the directory is closing")
 // before COMMIT answered, the caller is told the write failed, and it may
 // have been applied.
 func (s *Store) apply(ctx context.Context, op string, fn writeFunc) (int64, error) {
-	w, err := s.group.Submit(ctx, fn, errClosed)
+	return s.applyWrite(ctx, op, &write{run: fn})
+}
+
+// applyWrite is apply for a write that its group may apply with others.
+func (s *Store) applyWrite(ctx context.Context, op string, wr *write) (int64, error) {
+	w, err := s.group.Submit(ctx, wr, errClosed)
 	if err != nil {
 		return 0, err
 	}
@@ -673,65 +719,105 @@ func (s *Store) apply(ctx context.Context, op string, fn writeFunc) (int64, erro
 	return w.Rev, nil
 }
 
-// beginGroup starts a group's transaction (see groupcommit.Tx): it holds a
-// pooled connection and the write lock until the group commits or rolls
-// back. Each write is a savepoint, and is undone with the revisions it took.
-func (s *Store) beginGroup(ctx context.Context) (groupcommit.Tx[writeFunc], error) {
+// beginGroup starts a group's transaction (see groupcommit.Tx) on a pooled
+// connection it holds, with the write lock, until the group commits or
+// rolls back: BEGIN, the lock and the latest revision go in one round
+// trip, the revision read after the lock is held (each statement of a
+// pipeline takes its own snapshot). Each write run one by one is a
+// savepoint, and is undone with the revisions it took.
+func (s *Store) beginGroup(ctx context.Context) (groupcommit.Tx[*write], error) {
 	actx, cancel := context.WithTimeout(ctx, acquireTimeout)
 	conn, err := s.pool.Acquire(actx)
 	cancel()
 	if err != nil {
 		return nil, err
 	}
-	tx, rev, err := begin(ctx, conn)
-	if err != nil {
+	var rev int64
+	var b pgx.Batch
+	b.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
+	b.Queue("SELECT pg_advisory_xact_lock($1)", writeLock)
+	b.Queue(latestRevision).QueryRow(func(row pgx.Row) error { return row.Scan(&rev) })
+	if err := conn.SendBatch(ctx, &b).Close(); err != nil {
+		rollbackConn(conn)
 		conn.Release()
 		return nil, err
 	}
-	return &groupTx{s: s, ctx: ctx, conn: conn, tx: tx, rev: rev}, nil
+	return &groupTx{s: s, ctx: ctx, conn: conn, from: rev, rev: rev}, nil
 }
 
-// groupTx is a group's transaction on PostgreSQL.
+// groupTx is a group's transaction on PostgreSQL, run by hand on its
+// connection, so that its statements can share round trips with the
+// group's own.
 type groupTx struct {
-	s         *Store
-	ctx       context.Context // the group's
-	conn      *pgxpool.Conn
-	tx        pgx.Tx
-	savepoint pgx.Tx // the current write's
-	rev       int64  // the latest revision handed out
-	before    int64  // rev when the current write began
+	s        *Store
+	ctx      context.Context // the group's
+	conn     *pgxpool.Conn
+	from     int64 // the latest revision when the group began
+	rev      int64 // the latest revision handed out
+	before   int64 // rev when the current write began
+	released bool  // the last write's savepoint is kept, its RELEASE not yet sent
 }
 
+// Savepoint marks the next write's start; the previous write's RELEASE
+// goes in the same round trip. Every write's savepoint has one name: each
+// is released or rolled back before the next.
 func (g *groupTx) Savepoint() error {
-	sp, err := g.tx.Begin(g.ctx)
-	if err != nil {
+	sql := "SAVEPOINT w"
+	if g.released {
+		sql = "RELEASE SAVEPOINT w; SAVEPOINT w"
+		g.released = false
+	}
+	if _, err := g.conn.Exec(g.ctx, sql); err != nil {
 		return err
 	}
-	g.savepoint, g.before = sp, g.rev
+	g.before = g.rev
 	return nil
 }
 
 func (g *groupTx) Run(w *pending) error {
-	return w.Fn(g.ctx, g.savepoint, func() int64 { g.rev++; return g.rev })
+	w.Fn.unlogged = 0
+	if err := w.Fn.run(g.ctx, g.conn, func() int64 { g.rev++; return g.rev }); err != nil {
+		return err // RollbackTo gives back every revision the write took
+	}
+	g.rev -= w.Fn.unlogged
+	return nil
 }
 
+// Release keeps the write; its RELEASE goes with the next statement (the
+// next savepoint's), and COMMIT needs none. Should it fail, the transaction
+// failed, and that statement or COMMIT fails too.
 func (g *groupTx) Release() (int64, error) {
-	if err := g.savepoint.Commit(g.ctx); err != nil {
-		return 0, err
-	}
+	g.released = true
 	return g.rev, nil
 }
 
 func (g *groupTx) RollbackTo() error {
 	g.rev = g.before
-	return g.savepoint.Rollback(g.ctx)
+	_, err := g.conn.Exec(g.ctx, "ROLLBACK TO SAVEPOINT w; RELEASE SAVEPOINT w")
+	return err
 }
 
-func (g *groupTx) Commit(rev int64) error { return g.s.finish(g.ctx, g.tx, rev) }
+func (g *groupTx) Commit(rev int64) error { return g.s.finishGroup(g.ctx, g.conn, g.from, rev) }
 
 func (g *groupTx) Rollback() {
-	rollback(g.tx)
+	rollbackConn(g.conn)
 	g.conn.Release()
+}
+
+// rollbackConn ends the transaction open on conn, if any, within
+// rollbackTimeout; when the connection is gone or the database stopped
+// answering, the connection is closed (and the pool drops it) rather than
+// waited for.
+func rollbackConn(conn *pgxpool.Conn) {
+	c := conn.Conn()
+	if c.IsClosed() || c.PgConn().TxStatus() == 'I' {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), rollbackTimeout)
+	defer cancel()
+	if _, err := c.Exec(ctx, "ROLLBACK"); err != nil {
+		c.Close(ctx)
+	}
 }
 
 // rollback ends tx if it is still open, within rollbackTimeout: when the
@@ -774,7 +860,7 @@ func (s *Store) inTx(ctx context.Context, op string, fn func(tx pgx.Tx) error) (
 	if rev == latest && !people.WriteOf(ctx).Keyed() {
 		return rev, nil
 	}
-	if err := s.finish(ctx, tx, rev); err != nil {
+	if err := s.finish(ctx, tx, latest, rev); err != nil {
 		return 0, dbError(ctx, op, err)
 	}
 	return rev, nil
@@ -801,24 +887,66 @@ func begin(ctx context.Context, conn *pgxpool.Conn) (pgx.Tx, int64, error) {
 	return tx, latest, nil
 }
 
-// finish ends a write transaction whose latest revision is rev: it drops
-// the changes older than the last s.retain, announces rev to the other
+// dropChanges drops the changes in a range of revisions ($1, $2]. Each
+// write transaction drops the changes its own revisions push out of the
+// last s.retain, from the latest revision when it began (from) to its own
+// latest (rev), the older ones being gone already: a range of the primary
+// key, planned as one however stale the table's statistics are. "Every
+// change up to rev-retain" was planned, right after a bulk import that no
+// ANALYZE had followed yet, as a scan of the whole log in every
+// transaction (the default guess is that a third of the rows match), and a
+// million-change log made each group of writes take tens of milliseconds
+// reading it; with autovacuum off, the dead rows at the log's start made
+// even the index scan longer with every write. TestRetentionPlan checks
+// the plan.
+const dropChanges = "DELETE FROM changes WHERE revision > $1 AND revision <= $2"
+
+// finish ends a write transaction that began at revision from and whose
+// latest revision is rev: it drops the changes older than the last s.retain
+// (dropChanges), announces rev to the other
 // replicas, commits, and announces rev to WaitChange. An error from any
 // statement, or from COMMIT, fails the transaction, even when the
 // connection died before COMMIT's answer and it may have been applied: it
 // is never reported as done unless COMMIT answered.
-func (s *Store) finish(ctx context.Context, tx pgx.Tx, rev int64) error {
-	if _, err := tx.Exec(ctx, "DELETE FROM changes WHERE revision <= $1", rev-int64(s.retain)); err != nil {
+func (s *Store) finish(ctx context.Context, tx pgx.Tx, from, rev int64) error {
+	if _, err := tx.Exec(ctx, dropChanges, from-int64(s.retain), rev-int64(s.retain)); err != nil {
 		return err
 	}
-	// Expired request ids go in the same statement: one probe of
-	// requests_by_expiry when none has.
-	if _, err := tx.Exec(ctx, "WITH swept AS (DELETE FROM requests WHERE expires <= $3) SELECT pg_notify($1, $2)",
-		channel, s.schema+":"+strconv.FormatInt(rev, 10), time.Now().UnixMilli()); err != nil {
+	if _, err := tx.Exec(ctx, sweepAndNotify, channel, s.schema+":"+strconv.FormatInt(rev, 10), time.Now().UnixMilli()); err != nil {
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return err
+	}
+	s.latest.Advance(rev)
+	return nil
+}
+
+// sweepAndNotify deletes up to 1,000 expired request ids, the oldest, and
+// announces a revision to the other replicas: one statement, one probe of
+// requests_by_expiry when no id has expired. A group records at most
+// maxGroup ids, so the sweep keeps up. The ids go by their rows' ctid, a
+// plan no statistics change: "every id expired by now", on a large table
+// no ANALYZE had seen, was planned as a scan of all the ids in every group
+// (the default guess being that a third of them match). TestRetentionPlan
+// checks the plan.
+const sweepAndNotify = `WITH swept AS (
+		DELETE FROM requests WHERE ctid = ANY(ARRAY(SELECT ctid FROM requests WHERE expires <= $3 ORDER BY expires LIMIT 1000)))
+	SELECT pg_notify($1, $2)`
+
+// finishGroup is finish for a group's transaction on conn, its three
+// statements and COMMIT sent in one round trip: should one fail, the
+// database skips those after it, COMMIT included.
+func (s *Store) finishGroup(ctx context.Context, conn *pgxpool.Conn, from, rev int64) error {
+	var b pgx.Batch
+	b.Queue(dropChanges, from-int64(s.retain), rev-int64(s.retain))
+	b.Queue(sweepAndNotify, channel, s.schema+":"+strconv.FormatInt(rev, 10), time.Now().UnixMilli())
+	b.Queue("COMMIT")
+	if err := conn.SendBatch(ctx, &b).Close(); err != nil {
+		return err
+	}
+	if conn.Conn().PgConn().TxStatus() != 'I' {
+		return errors.New("postgres: COMMIT left the transaction open")
 	}
 	s.latest.Advance(rev)
 	return nil

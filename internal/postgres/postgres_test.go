@@ -169,7 +169,7 @@ func TestConnectionLostMidWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer killer.Close(ctx)
-	_, err = s.apply(ctx, "add person", func(ctx context.Context, tx pgx.Tx, next func() int64) error {
+	_, err = s.apply(ctx, "add person", func(ctx context.Context, tx querier, next func() int64) error {
 		if _, err := tx.Exec(ctx, "INSERT INTO people (name, age, gender, hobbies, street, city) VALUES ('Lost', 1, 0, '{}', '', '')"); err != nil {
 			return err
 		}
@@ -255,7 +255,7 @@ func TestGroupCommit(t *testing.T) {
 			Group:  s.group,
 			Reopen: func(t *testing.T) people.Store { return open(t, url, 0) },
 			FailAfterWriting: func(ctx context.Context, name string) error {
-				_, err := s.apply(ctx, "add and fail", func(ctx context.Context, tx pgx.Tx, next func() int64) error {
+				_, err := s.apply(ctx, "add and fail", func(ctx context.Context, tx querier, next func() int64) error {
 					p := people.Person{Name: name}
 					if _, err := tx.Exec(ctx, "INSERT INTO people ("+personColumns+") VALUES ($1, $2, $3, $4, $5, $6)", personArgs(p)...); err != nil {
 						return err
@@ -309,7 +309,7 @@ func TestWriteReturnsAtItsDeadline(t *testing.T) {
 }
 
 // record appends a change to the log, as the writes under test do.
-func record(ctx context.Context, tx pgx.Tx, rev int64, typ people.ChangeType, p people.Person) error {
+func record(ctx context.Context, tx querier, rev int64, typ people.ChangeType, p people.Person) error {
 	_, err := tx.Exec(ctx, "INSERT INTO changes (revision, type, "+personColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
 		append([]any{rev, int16(typ)}, personArgs(p)...)...)
 	return err

@@ -23,7 +23,7 @@ import (
 // once returns undoes the write's savepoint; a recorded failure is
 // returned in the outcome instead, so that its record commits. rev returns
 // the revision after the write.
-func once(ctx context.Context, tx pgx.Tx, w people.Write, rev func() (int64, error), fn func() (people.Outcome, error)) (people.Outcome, error) {
+func once(ctx context.Context, tx querier, w people.Write, rev func() (int64, error), fn func() (people.Outcome, error)) (people.Outcome, error) {
 	if !w.Keyed() {
 		return fn()
 	}
@@ -58,24 +58,50 @@ func once(ctx context.Context, tx pgx.Tx, w people.Write, rev func() (int64, err
 
 // applyOnce is apply for a write that answers an outcome: it runs fn in
 // the next group through once. fn's next hands out revisions as apply's
-// does.
-func (s *Store) applyOnce(ctx context.Context, op string, w people.Write, fn func(ctx context.Context, tx pgx.Tx, next func() int64) (people.Outcome, error)) (people.Outcome, error) {
+// does. add, when not nil, is the person fn adds: the group may add them
+// with its other additions instead of running fn (see RunBatch).
+func (s *Store) applyOnce(ctx context.Context, op string, w people.Write, add *people.Person, fn func(ctx context.Context, tx querier, next func() int64) (people.Outcome, error)) (people.Outcome, error) {
 	var out people.Outcome
-	rev, err := s.apply(ctx, op, func(ctx context.Context, tx pgx.Tx, next func() int64) error {
-		var last int64
-		counted := func() int64 { last = next(); return last }
+	wr := &write{}
+	if add != nil {
+		wr.add = &addition{p: *add, w: w, out: &out}
+	}
+	wr.run = func(ctx context.Context, tx querier, next func() int64) error {
+		var first, last int64
+		failed := false
+		counted := func() int64 {
+			last = next()
+			if first == 0 {
+				first = last
+			}
+			return last
+		}
+		// A failure once records keeps the write's savepoint, but fn
+		// logged no change: the revisions it took go back to the group
+		// (write.unlogged), and the failure answers the latest before
+		// them. Kept, they would leave a gap in the log that watchers
+		// take for changes no longer kept.
 		latest := func() (int64, error) {
-			if last != 0 {
+			switch {
+			case failed && first != 0:
+				wr.unlogged = last - first + 1
+				return first - 1, nil
+			case !failed && last != 0:
 				return last, nil
 			}
 			var rev int64
 			err := tx.QueryRow(ctx, latestRevision).Scan(&rev)
 			return rev, err
 		}
-		o, err := once(ctx, tx, w, latest, func() (people.Outcome, error) { return fn(ctx, tx, counted) })
+		o, err := once(ctx, tx, w, latest, func() (people.Outcome, error) {
+			o, err := fn(ctx, tx, counted)
+			failed = err != nil
+			return o, err
+		})
 		out = o
 		return err
-	})
+	}
+	rev, err := s.applyWrite(ctx, op, wr)
 	if err != nil {
 		return people.Outcome{}, err
 	}
