@@ -273,3 +273,48 @@ func TestBatchText(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordedFailureTakesNoRevision checks that a keyed write that fails
+// in its savepoint, its failure recorded, takes no revision: the next
+// write of the group gets the one after the latest change (the log has no
+// gap), and the failure answers the latest revision.
+func TestRecordedFailureTakesNoRevision(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "people.db"), 0)
+	ctx := context.Background()
+	release, _ := holdGroups(t, s)
+	defer release()
+	waiting := func(n int64) {
+		deadline := time.Now().Add(10 * time.Second)
+		for s.group.Waiting() != n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d writes wait, want %d", s.group.Waiting(), n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	var failedRev, updatedRev int64
+	var failed, updated error
+	var wg sync.WaitGroup
+	wg.Go(func() { failedRev, failed = s.Delete(keyedCtx("gone", "digest-gone"), "Nobody") })
+	waiting(1)
+	wg.Go(func() {
+		_, updatedRev, updated = s.Update(ctx, "Alice", people.Update{Fields: people.FieldAge, To: people.Person{Age: 31}})
+	})
+	waiting(2)
+	release()
+	wg.Wait()
+	if people.KindOf(failed) != people.NotFound || updated != nil {
+		t.Fatalf("keyed Delete(Nobody) = %d, %v; Update(Alice) = %d, %v", failedRev, failed, updatedRev, updated)
+	}
+	firstRev := updatedRev - 1
+	cs, err := s.Changes(ctx, firstRev-1, 10)
+	if err != nil || len(cs) != 2 || cs[0].Person.Name != "First" || cs[1].Revision != updatedRev || cs[1].Person.Name != "Alice" {
+		t.Errorf("Changes around Update(Alice) at %d = %+v, %v; want First's then Alice's, with no gap", updatedRev, cs, err)
+	}
+	if failedRev != firstRev {
+		t.Errorf("keyed Delete(Nobody) answered revision %d, want %d, the latest before it", failedRev, firstRev)
+	}
+	if rev, err := s.Delete(keyedCtx("gone", "digest-gone"), "Nobody"); people.KindOf(err) != people.NotFound || rev != firstRev {
+		t.Errorf("repeated keyed Delete(Nobody) = %d, %v, want %d, NotFound", rev, err, firstRev)
+	}
+}
