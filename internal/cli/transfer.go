@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -140,6 +141,14 @@ func exportCommand(e *env) *cobra.Command {
 			return err
 		}
 		defer c.Close()
+		// An export holds little, two pages and a buffer, but allocates as
+		// it decodes every person, so at GOGC's 100 the collector ran all
+		// the time: at a million people, collecting a quarter as often
+		// took a third off the client's CPU (2.6-3.0 CPU-s to 1.9-2.1),
+		// for 39 MB resident instead of 27. GOGC set by the user is kept.
+		if os.Getenv("GOGC") == "" {
+			defer debug.SetGCPercent(debug.SetGCPercent(400))
+		}
 		w := bufio.NewWriterSize(out, 1<<16)
 		bar := newProgress(e.stderr, "exporting", 0, nil)
 		n := 0

@@ -6,6 +6,8 @@ import (
 	"io"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -100,21 +102,24 @@ func (c *Client) List(ctx context.Context, q people.Query, newContext func(conte
 // ListETags is List, calling found with each person's etag too.
 func (c *Client) ListETags(ctx context.Context, q people.Query, newContext func(context.Context) (context.Context, context.CancelFunc), found func(p people.Person, etag string) error) error {
 	type page struct {
-		resp *pb.ListPeopleResponse
-		err  error
+		raw rawPage
+		err error
 	}
 	left := q.Limit
 	// fetch asks for the page after token in the background. The next page
-	// is asked for as soon as a page arrives, before found sees its people,
-	// so the server reads one page while the caller handles the last: an
-	// export is the client's CPU and the server's at once, not in turn.
+	// is asked for as soon as a page arrives, before the page is even
+	// decoded (its token is read from its bytes first) and before found
+	// sees its people, so the server reads one page while the client
+	// decodes and handles the last: an export is the client's CPU and the
+	// server's at once, not in turn.
 	fetch := func(token string, size int32) (<-chan page, context.CancelFunc) {
 		req := &pb.ListPeopleRequest{City: q.City, Hobby: q.Hobby, NamePrefix: q.NamePrefix, PageSize: size, PageToken: token}
 		pctx, cancel := newContext(ctx)
 		ch := make(chan page, 1)
 		go func() {
-			resp, err := c.rg.ListPeople(pctx, req)
-			ch <- page{resp, err}
+			var p page
+			p.err = c.conn.Invoke(pctx, pb.RouteGuide_ListPeople_FullMethodName, req, &p.raw, grpc.ForceCodecV2(rawCodec{}))
+			ch <- p
 		}()
 		return ch, cancel
 	}
@@ -125,19 +130,27 @@ func (c *Client) ListETags(ctx context.Context, q people.Query, newContext func(
 		return 1000
 	}
 	next, cancel := fetch("", size())
+	var resp pb.ListPeopleResponse
 	for {
 		p := <-next
 		cancel()
 		if p.err != nil {
 			return fromStatus(p.err)
 		}
-		got := p.resp.GetPeople()
-		left -= len(got)
-		more := p.resp.GetNextPageToken() != "" && (q.Limit <= 0 || left > 0)
-		if more {
-			next, cancel = fetch(p.resp.GetNextPageToken(), size())
+		token, err := p.raw.nextPageToken()
+		if err == nil {
+			err = proto.Unmarshal(p.raw.b, &resp)
 		}
-		etags := p.resp.GetEtags()
+		if err != nil {
+			return fromStatus(status.Errorf(codes.Internal, "grpc: failed to unmarshal the received message: %v", err))
+		}
+		got := resp.GetPeople()
+		left -= len(got)
+		more := token != "" && (q.Limit <= 0 || left > 0)
+		if more {
+			next, cancel = fetch(token, size())
+		}
+		etags := resp.GetEtags()
 		for i, m := range got {
 			var etag string
 			if i < len(etags) {

@@ -2,6 +2,7 @@ package grpcserver
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/routeguide/routeguide/internal/people"
@@ -113,8 +115,24 @@ func (s *service) DeletePerson(ctx context.Context, req *pb.DeletePersonRequest)
 	return &pb.DeletePersonResponse{Revision: rev}, nil
 }
 
-// ListPeople returns one page of people.
+// ListPeople returns one page of people. The server answers ListPeople
+// with listPeople's encoding (see routeGuideService); this is its decoded
+// form, for the generated interface.
 func (s *service) ListPeople(ctx context.Context, req *pb.ListPeopleRequest) (*pb.ListPeopleResponse, error) {
+	page, err := s.listPeople(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	resp := &pb.ListPeopleResponse{}
+	if err := proto.Unmarshal(page.b, resp); err != nil {
+		return nil, s.fail(ctx, "ListPeople", err)
+	}
+	return resp, nil
+}
+
+// listPeople returns one page of people as the encoding of its
+// ListPeopleResponse, which the server's codec sends as it is.
+func (s *service) listPeople(ctx context.Context, req *pb.ListPeopleRequest) (*encodedPage, error) {
 	size := int(req.GetPageSize())
 	switch {
 	case size < 0:
@@ -141,18 +159,51 @@ func (s *service) ListPeople(ctx context.Context, req *pb.ListPeopleRequest) (*p
 	if err != nil {
 		return nil, s.fail(ctx, "ListPeople", err)
 	}
-	resp := &pb.ListPeopleResponse{}
+	var next string
 	if len(found) > size {
 		found = found[:size]
-		resp.NextPageToken = encodePageToken(q, found[size-1].Name)
+		next = encodePageToken(q, found[size-1].Name)
 	}
-	resp.People = make([]*pb.Person, len(found))
-	resp.Etags = make([]string, len(found))
-	for i, p := range found {
-		resp.People[i] = wire.ToProto(p)
-		resp.Etags[i] = people.ETag(p)
+	// Some 100 bytes a person, as people usually are, saves growing b
+	// many times over.
+	b, err := appendListPage(make([]byte, 0, 100*len(found)+len(next)+8), found, next)
+	if err != nil {
+		return nil, s.fail(ctx, "ListPeople", err)
 	}
-	return resp, nil
+	return newEncodedPage(b), nil
+}
+
+// appendListPage appends the encoding of the ListPeopleResponse holding
+// found, their etags and next as its page token: proto.Marshal's bytes for
+// it, field by field, which a test holds it to. It is built here rather
+// than as a message for proto.Marshal because export reads everyone through
+// ListPeople: a message of a page's people cost two objects a person, the
+// etags a string each, and marshalling it a walk over them all, some 15%
+// of the server's CPU in an export of a million people.
+func appendListPage(b []byte, found []people.Person, next string) ([]byte, error) {
+	var m pb.Person
+	var a pb.Person_Address
+	var one []byte
+	for _, p := range found {
+		var err error
+		one, err = proto.MarshalOptions{}.MarshalAppend(one[:0], wire.SetProto(&m, &a, p))
+		if err != nil {
+			return nil, err
+		}
+		b = protowire.AppendTag(b, 1, protowire.BytesType)
+		b = protowire.AppendBytes(b, one)
+	}
+	if next != "" {
+		b = protowire.AppendTag(b, 2, protowire.BytesType)
+		b = protowire.AppendString(b, next)
+	}
+	for _, p := range found {
+		sum := people.ETagSum(p)
+		b = protowire.AppendTag(b, 3, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(hex.EncodedLen(len(sum))))
+		b = hex.AppendEncode(b, sum[:])
+	}
+	return b, nil
 }
 
 // ListPersonChanges returns the changes to one person still in the change

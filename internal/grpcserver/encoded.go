@@ -66,8 +66,22 @@ func kept(b []byte, etag [8]byte) *encodedPerson {
 // Bytes returns the encoding, which the caller must not modify.
 func (e *encodedPerson) Bytes() []byte { return e.b }
 
+// encodedPage is a ListPeople answer in its wire form (see listPeople),
+// which the codec sends as it is.
+type encodedPage struct {
+	b   []byte
+	buf mem.SliceBuffer
+	one [1]mem.Buffer
+}
+
+func newEncodedPage(b []byte) *encodedPage {
+	e := &encodedPage{b: b, buf: b}
+	e.one[0] = &e.buf
+	return e
+}
+
 // codec is protobuf, as grpc-go's default codec, except that a message that
-// is an *encodedPerson is sent as the bytes it holds.
+// is an *encodedPerson or an *encodedPage is sent as the bytes it holds.
 type codec struct {
 	proto encoding.CodecV2
 }
@@ -79,12 +93,15 @@ func newCodec() codec {
 	return codec{proto: encoding.GetCodecV2(grpcproto.Name)}
 }
 
-// Marshal encodes v, or returns an *encodedPerson's bytes without copying
+// Marshal encodes v, or returns an *encodedPerson's or *encodedPage's bytes without copying
 // them: grpc-go only reads a message's buffers, and frees (here: drops) them
 // once they are written.
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
-	if e, ok := v.(*encodedPerson); ok {
+	switch e := v.(type) {
+	case *encodedPerson:
 		return e.msg, nil
+	case *encodedPage:
+		return e.one[:], nil
 	}
 	return c.proto.Marshal(v)
 }

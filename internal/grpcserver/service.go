@@ -129,18 +129,43 @@ func (s *service) getPerson(ctx context.Context, req *pb.Name) (*encodedPerson, 
 }
 
 // routeGuideService is the generated description of the RouteGuide service
-// with one change: GetPerson's handler calls getPerson, whose answer the
+// with two changes: GetPerson's handler calls getPerson, whose answer the
 // server's codec sends as it is, instead of GetPerson, whose answer grpc-go
-// would encode again for every call.
+// would encode again for every call; and ListPeople's calls listPeople,
+// which encodes its page itself (see appendListPage).
 func routeGuideService() *grpc.ServiceDesc {
 	desc := pb.RouteGuide_ServiceDesc
 	desc.Methods = slices.Clone(desc.Methods)
-	i := slices.IndexFunc(desc.Methods, func(m grpc.MethodDesc) bool { return m.MethodName == "GetPerson" })
-	if i < 0 {
-		panic("the generated RouteGuide service has no GetPerson method")
+	for name, h := range map[string]grpc.MethodHandler{"GetPerson": getPersonHandler, "ListPeople": listPeopleHandler} {
+		i := slices.IndexFunc(desc.Methods, func(m grpc.MethodDesc) bool { return m.MethodName == name })
+		if i < 0 {
+			panic("the generated RouteGuide service has no " + name + " method")
+		}
+		desc.Methods[i].Handler = h
 	}
-	desc.Methods[i].Handler = getPersonHandler
 	return &desc
+}
+
+// listPeopleHandler is the generated ListPeople handler, calling
+// listPeople.
+func listPeopleHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	in := new(pb.ListPeopleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	s := srv.(*service)
+	handler := func(ctx context.Context, req any) (any, error) {
+		page, err := s.listPeople(ctx, req.(*pb.ListPeopleRequest))
+		if err != nil {
+			return nil, err // not a nil *encodedPage in an interface
+		}
+		return page, nil
+	}
+	if interceptor == nil {
+		return handler(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: pb.RouteGuide_ListPeople_FullMethodName}
+	return interceptor(ctx, in, info, handler)
 }
 
 // getPersonHandler is the generated GetPerson handler, calling getPerson.
