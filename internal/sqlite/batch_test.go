@@ -41,20 +41,25 @@ func holdGroups(t *testing.T, s *Store) (release func(), sizes func() []int) {
 }
 
 // inOneGroup runs each of fns in a goroutine of its own, all in one
-// group, and waits for them.
+// group in the order given, and waits for them. Each starts once the one
+// before it waits for the held committer: writes blocked on its channel
+// are taken in the order they came, so the group's order is fns's.
 func inOneGroup(t *testing.T, s *Store, fns ...func()) {
 	t.Helper()
 	release, sizes := holdGroups(t, s)
 	var wg sync.WaitGroup
-	for _, fn := range fns {
-		wg.Go(fn)
-	}
 	deadline := time.Now().Add(10 * time.Second)
-	for s.group.Waiting() != int64(len(fns)) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d writes wait, want %d", s.group.Waiting(), len(fns))
+	for i, fn := range fns {
+		wg.Go(fn)
+		for s.group.Waiting() != int64(i+1) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d writes wait, want %d", s.group.Waiting(), i+1)
+			}
+			time.Sleep(time.Millisecond)
 		}
-		time.Sleep(time.Millisecond)
+		// Waiting counts a write just before it blocks on the channel;
+		// give it the moment to get there before the next one starts.
+		time.Sleep(2 * time.Millisecond)
 	}
 	release()
 	wg.Wait()
