@@ -18,7 +18,8 @@
 #
 #   bench/scale.sh             # N=1000000
 #   bench/scale.sh 100000
-#   bench/scale.sh 10000000    # about 1.2 GB of JSON, several minutes
+#   bench/scale.sh 10000000    # about 1.4 GB of JSON; over 20 minutes (set
+#                              # SCALE_STEP_TIMEOUT above 900 for the import)
 #
 # PostgreSQL: SCALE_POSTGRES names a database the script drops and creates
 # again (default postgres://postgres@127.0.0.1:5432/routeguide_scale);
