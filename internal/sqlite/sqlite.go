@@ -127,7 +127,12 @@ func openWith(ctx context.Context, path string, retain int, extra url.Values) (*
 	// commit needs to be durable, without the timestamp update fsync(2)
 	// also waits for. Where it is unavailable, fsync stays.
 	sqlite.Fdatasync(true)
+	if err := registerWALVFS(); err != nil {
+		unlock(lockFile)
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + url.Values{
+		"vfs": {walVFSName}, // the unix VFS, writing the log a transaction at a time
 		"_pragma": {
 			"journal_mode(WAL)",
 			"synchronous(FULL)", // fsync the WAL on every commit: acknowledged means durable
