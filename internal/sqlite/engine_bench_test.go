@@ -23,8 +23,9 @@ import (
 // around them (no request ids, no RETURNING, no kept changes) and the
 // sort and every argument made off the clock. Each of its statements writes chunk rows:
 // "values" binds each column of each row (as Store.Import does), "json"
-// binds one JSON array of the chunk's rows, read with json_each (three
-// times the CPU of "values": SQLite reads each column out of the JSON).
+// binds one JSON array of the chunk's rows, read with json_each (on
+// people in the order given, three times the CPU of "values": SQLite
+// reads each column out of the JSON again).
 func BenchmarkImportEngine(b *testing.B) {
 	const n, tx, chunk = 1_000_000, 100_000, 256
 	all := benchPeople(n)
