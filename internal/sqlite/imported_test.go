@@ -98,3 +98,31 @@ func TestImportedChangesFailedImport(t *testing.T) {
 		t.Error("a failed import's changes were kept")
 	}
 }
+
+// TestImportLogAcrossStatements checks that an import whose changes take
+// more than one statement of the log (importRows each, the origin bound
+// once a statement) logs each change with its person and origin, in the
+// batch's order.
+func TestImportLogAcrossStatements(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "people.db"), 0)
+	origin := people.Origin{Principal: "importer", Peer: "10.0.0.1:5", RequestID: "r-1"}
+	ctx := people.WithWrite(context.Background(), people.Write{Origin: origin})
+	before, err := s.Revision(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := benchPeople(2*importRows + 3)
+	if _, err := s.Import(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	got := changesInFile(t, s, before)
+	if len(got) != len(batch) {
+		t.Fatalf("logged %d changes, want %d", len(got), len(batch))
+	}
+	for i, c := range got {
+		if c.Revision != before+int64(i)+1 || c.Type != people.Added || !c.Person.Equal(batch[i]) ||
+			c.Origin.Principal != origin.Principal || c.Origin.Peer != origin.Peer || c.Origin.RequestID != origin.RequestID || c.Origin.Time.IsZero() {
+			t.Fatalf("change %d: got %+v, want revision %d adding %+v by %+v", i, c, before+int64(i)+1, batch[i], origin)
+		}
+	}
+}

@@ -10,6 +10,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"embed"
@@ -414,7 +415,14 @@ func (s *Store) Import(ctx context.Context, batch []people.Person) (people.Impor
 	for i := range order {
 		order[i] = i
 	}
-	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(batch[a].Name, batch[b].Name) })
+	// Ties go by place, which makes the sort stable; SortStableFunc's
+	// merges took twice as long (BenchmarkImport).
+	slices.SortFunc(order, func(a, b int) int {
+		if c := strings.Compare(batch[a].Name, batch[b].Name); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
 	types := make([]people.ChangeType, len(batch))
 	replayed := false
 	rev, err := s.inTx(ctx, "import people", func(tx *sql.Tx) error {
@@ -632,19 +640,25 @@ func (im *importer) replace(chunk []int) error {
 }
 
 // log appends the import's changes to the log, in the batch's order.
+// Every change of an import has the same origin, so a statement binds it
+// once (?1 to ?4) rather than in each row: binding a text argument copies
+// it into memory of SQLite's, and the origin was three of a row's eleven
+// arguments.
 func (im *importer) log() error {
-	im.args = im.args[:0]
+	im.args = append(im.args[:0], im.origin...)
 	n := 0
 	flush := func() error {
 		if n == 0 {
 			return nil
 		}
-		st, err := im.stmt("INSERT INTO changes (type, "+personColumns+", "+originColumns+") VALUES ", "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", "", n)
+		st, err := im.stmt("INSERT INTO changes (type, "+personColumns+", "+originColumns+")"+
+			" SELECT column1, column2, column3, column4, column5, column6, column7, ?1, ?2, ?3, ?4 FROM (VALUES ",
+			"(?, ?, ?, ?, ?, ?, ?)", ")", n)
 		if err != nil {
 			return err
 		}
 		_, err = st.ExecContext(im.ctx, im.args...)
-		im.args, n = im.args[:0], 0
+		im.args, n = append(im.args[:0], im.origin...), 0
 		return err
 	}
 	for i := range im.batch {
@@ -653,7 +667,6 @@ func (im *importer) log() error {
 		}
 		im.args = append(im.args, int(im.types[i]))
 		im.args = append(im.args, im.person(i)...)
-		im.args = append(im.args, im.origin...)
 		if n++; n == importRows {
 			if err := flush(); err != nil {
 				return err
