@@ -4,8 +4,10 @@
 // against a ceiling. It talks to each database directly: SQLite through
 // modernc.org/sqlite with the pragmas internal/sqlite opens its writer
 // with, PostgreSQL through pgx. The schema is RouteGuide's own: each
-// database is created by the store's Open, which applies its migrations,
-// and then closed.
+// database is made by the store's Open, which applies its migrations, and
+// the store is closed before the benchmark writes. A test holds the rows
+// the benchmark writes to those the stores write for the same import and
+// the same AddPerson.
 //
 // It measures, for each engine:
 //
@@ -14,53 +16,72 @@
 //	       stores: the person (with the city index), each distinct hobby,
 //	       and the change. SQLite: a transaction every -sqlite-chunk people,
 //	       prepared INSERTs of -rows rows each; PostgreSQL: a transaction
-//	       every -pg-chunk people, COPY (pgx CopyFrom) into each table. Each
-//	       transaction's people go in in name order and its hobbies in key
-//	       order, its changes in the input's order. Then the same into the
-//	       people table alone ("people": the other tables stay empty), and
-//	       into the people table without its city index ("bare").
-//	write  on the loaded directory, for -duration each, transactions that
-//	       each add G people with the rows a RouteGuide AddPerson with a
-//	       request id writes (the person, its hobbies, its change and the
-//	       request's record under a random id), committed durably: SQLite
-//	       in WAL mode with synchronous=FULL, one writer; PostgreSQL with
-//	       synchronous_commit=on, from C connections at once, each
-//	       committing its own transactions. With lock, each transaction
-//	       first takes the advisory lock RouteGuide's writers share, as
-//	       its ordered revisions need; without, revisions come from a
-//	       counter and writers do not wait for one another.
+//	       every -pg-chunk people, COPY (pgx CopyFrom) straight into each
+//	       table. Each transaction's people go in in name order and its
+//	       hobbies in key order, its changes in the input's order. Then the
+//	       same into the people table alone ("people": the other tables
+//	       stay empty), and into the people table without its city index
+//	       ("bare").
+//	write  on the directory of the full load, for -duration each,
+//	       transactions that each add G people with the rows a RouteGuide
+//	       AddPerson with a request id writes (the person, its hobbies, its
+//	       change and the request's record under a random id), each table's
+//	       rows in one statement, committed durably: SQLite in WAL mode
+//	       with synchronous=FULL, one writer (SQLite has one); PostgreSQL
+//	       with synchronous_commit=on, from C connections at once, each
+//	       sending its transaction in one round trip. "_lock": each
+//	       transaction first takes the advisory lock RouteGuide's
+//	       PostgreSQL writers share, which its gap-free revisions need;
+//	       without it revisions come from a counter and writers do not
+//	       wait for one another.
 //
-// Each figure is a "key value" line on stdout. Keys:
+// Left out, as RouteGuide's and not the engine's: gRPC, decoding, the read
+// cache, the check for a request id recorded before, trimming the change
+// log and sweeping expired request ids.
 //
-//	<engine>_load_<kind>_people_per_s        people loaded a second, wall clock
-//	<engine>_load_<kind>_cpu_us_per_person   this process's CPU (SQLite runs in it)
-//	pg_load_<kind>_server_cpu_us_per_person  the PostgreSQL backend's CPU
-//	sqlite_write_g<G>_people_per_s           people added a second
-//	pg_write_c<C>_g<G>[_lock]_people_per_s   the same from C connections
-//	..._txn_per_s, ..._cpu_us_per_person     commits a second; CPU as above
+// Each figure is a "key value" line on stdout:
 //
-// and ratios: <engine>_load_people_vs_full and _bare_vs_full (how much
-// faster the people table alone loads than RouteGuide's schema: the cost of
-// the hobbies, the change log and the city index), the writes' g<G>_vs_g1
-// (what a group's shared commit buys), and, given RouteGuide's own figures
-// (-rg-*), rg_<figure>_vs_engine: RouteGuide's rate over the engine's.
+//	people, loadavg_1m_start, loadavg_1m_end  the run's size; the machine's load
+//	<e>_load_<kind>_people_per_s              people loaded a second, wall clock
+//	<e>_load_<kind>_cpu_us_per_person         this process's CPU a person
+//	                                          (all of SQLite's: it runs in it)
+//	pg_..._server_cpu_us_per_person           the PostgreSQL backends' CPU a person
+//	                                          (not its WAL writer or checkpointer)
+//	sqlite_write_g<G>_people_per_s            people added a second
+//	pg_write_c<C>_g<G>[_lock]_people_per_s    the same from C connections
+//	..._write_..._txn_per_s                   commits a second
 //
-// How to read them: the load and write rates are the ceiling RouteGuide's
-// import and AddPerson can approach on this machine and this schema; an
-// rg_..._vs_engine of 0.8 means RouteGuide gets 80% of it. The machine's
-// other work moves the wall-clock rates (the load average is printed at
-// the start and the end); the CPU per person moves much less, and is the
-// figure to compare between runs. A write rate is bounded by the
-// commit's fsync (one a transaction): g1 is about the device's syncs a
-// second, and a larger G divides that cost among more people.
+// where <e> is sqlite or pg and <kind> full, people or bare; with -repeat,
+// the runs alternate and each figure is the best of them (the highest
+// rate, the least CPU). Then ratios: <e>_load_people_vs_full and
+// _bare_vs_full, the people table's rate over the full load's (what the
+// hobbies, the change log and the city index cost); sqlite_write_g<G>_vs_g1
+// (what sharing a commit among G people buys); pg_..._lock_vs_free (what
+// the shared lock costs); pg_vs_sqlite_load_full; and, given RouteGuide's
+// own figures (-rg-*), rg_<figure>_vs_engine, RouteGuide's rate over the
+// engine's: its import against the full load, its AddPerson from 64
+// callers (which one server commits in groups of up to 64, one group at a
+// time) against one writer's transactions of 64.
+//
+// How to read them: a load or write rate is what RouteGuide's import or
+// AddPerson could reach on this machine with this schema and these
+// durability settings if RouteGuide cost nothing; an rg_..._vs_engine of
+// 0.8 means it gets 80% of that. Compare figures taken on the same
+// machine at the same time (say with -rg-* from a bench/scale.sh run just
+// before): the machine's other work moves wall-clock rates a lot, the CPU
+// a person much less. A write is bound by its commit's sync: g1 is about
+// the device's syncs a second, and a group of G shares one among G people
+// until the rows' own cost (the _cpu_us_per_person) takes over.
 //
 //	go run ./bench/engine -people 100000
-//	go run ./bench/engine -postgres off
+//	go run ./bench/engine -postgres off -repeat 3
+//	go run ./bench/engine -rg-sqlite-import 35275 -rg-sqlite-add 5031
 //
-// Every step is bounded: the loads by -people and -timeout, the writes by
-// -duration and -max-txns each. The SQLite files go in a temporary
-// directory, removed at the end; the PostgreSQL database (-postgres) is
-// dropped and created again at each load, and dropped at the end.
+// Every step is bounded: the loads by -people, the writes by -duration and
+// -max-txns each, the whole run by -timeout. The SQLite files go in a
+// temporary directory (-dir), removed at the end; the PostgreSQL database
+// (-postgres, which must be the benchmark's own) is dropped and created
+// again at each load, and dropped at the end.
 package main
 
 import (
@@ -71,6 +92,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -90,6 +112,8 @@ type config struct {
 	groups      []int
 	conns       []int
 	timeout     time.Duration
+	cpuprofile  string
+	repeat      int
 	loads       []string
 	rg          map[string]float64 // RouteGuide's figures, by name
 }
@@ -113,6 +137,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
+	if cfg.cpuprofile != "" {
+		f, err := os.Create(cfg.cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	out := &figures{w: stdout}
 	out.print("people", float64(cfg.people))
 	out.print("loadavg_1m_start", loadavg())
@@ -137,7 +172,7 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.dir, "dir", "", "where the SQLite files go (a new temporary directory, removed at the end, when empty)")
 	fs.StringVar(&cfg.postgres, "postgres", "postgres://postgres@127.0.0.1:5432/routeguide_engine?sslmode=disable", `the PostgreSQL database to create, use and drop; "off" skips PostgreSQL`)
 	fs.IntVar(&cfg.sqliteChunk, "sqlite-chunk", 20_000, "SQLite load: people a transaction")
-	fs.IntVar(&cfg.rows, "rows", 256, "SQLite load: rows an INSERT statement")
+	fs.IntVar(&cfg.rows, "rows", 1000, "SQLite load: rows an INSERT statement")
 	fs.IntVar(&cfg.pgChunk, "pg-chunk", 100_000, "PostgreSQL load: people a transaction")
 	fs.DurationVar(&cfg.duration, "duration", 3*time.Second, "how long each write run lasts")
 	fs.IntVar(&cfg.maxTxns, "max-txns", 200_000, "the most transactions a write run commits")
@@ -145,6 +180,8 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	conns := fs.String("conns", "1,2,64", "PostgreSQL: concurrent writer connections")
 	loads := fs.String("loads", "full,people,bare", "the loads to measure: full (RouteGuide's rows), people (the people table alone), bare (without its city index)")
 	fs.DurationVar(&cfg.timeout, "timeout", 40*time.Minute, "the whole run's limit")
+	fs.IntVar(&cfg.repeat, "repeat", 1, "how many times each load and write run is measured, alternating: each figure is the best of them (the highest rate, the least CPU)")
+	fs.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write this process's CPU profile of the whole run to this file")
 	rg := map[string]*float64{}
 	for _, k := range rgFigures {
 		rg[k] = fs.Float64("rg-"+strings.ReplaceAll(k, "_", "-"), 0, "RouteGuide's "+strings.ReplaceAll(k, "_", " ")+", people/s (from bench/scale.sh), to print its ratio to the engine's")
@@ -170,10 +207,10 @@ func parse(args []string, stderr io.Writer) (config, error) {
 		return config{}, errors.New("-people must be at least 1")
 	case cfg.sqliteChunk < 1 || cfg.pgChunk < 1:
 		return config{}, errors.New("-sqlite-chunk and -pg-chunk must be at least 1")
-	case cfg.rows < 1 || cfg.rows > 2900: // 2,900 changes rows are 34,800 parameters: SQLite allows 32,766
-		return config{}, errors.New("-rows must be from 1 to 2900")
-	case cfg.maxTxns < 1 || cfg.duration <= 0:
-		return config{}, errors.New("-max-txns and -duration must be positive")
+	case cfg.rows < 1 || cfg.rows > 2700: // 2,700 changes rows are 32,400 parameters: SQLite allows 32,766
+		return config{}, errors.New("-rows must be from 1 to 2700")
+	case cfg.maxTxns < 1 || cfg.duration <= 0 || cfg.repeat < 1:
+		return config{}, errors.New("-max-txns, -duration and -repeat must be positive")
 	}
 	cfg.rg = map[string]float64{}
 	for k, v := range rg {
@@ -199,6 +236,56 @@ func ints(s string) ([]int, error) {
 		out = append(out, n)
 	}
 	return out, nil
+}
+
+// best keeps, for each figure's key, the best of its runs: the highest
+// rate and the least CPU a person. Keys print in the order first kept.
+type best struct {
+	keys []string
+	m    map[string]*measure
+}
+
+type measure struct {
+	g              int     // people a transaction
+	rate           float64 // people a second
+	cpu, serverCPU float64 // microseconds a person; serverCPU < 0 when not measured
+}
+
+// keep records a run of key that added n people, g a transaction, in wall,
+// using cpu here and serverCPU in the database's server (< 0: none).
+func (b *best) keep(key string, g, n int, wall, cpu, serverCPU time.Duration) {
+	if b.m == nil {
+		b.m = map[string]*measure{}
+	}
+	r := measure{g: g, rate: rate(n, wall), cpu: perPerson(cpu, n), serverCPU: -1}
+	if serverCPU >= 0 {
+		r.serverCPU = perPerson(serverCPU, n)
+	}
+	m, ok := b.m[key]
+	if !ok {
+		b.keys = append(b.keys, key)
+		b.m[key] = &r
+		return
+	}
+	m.rate = max(m.rate, r.rate)
+	m.cpu = min(m.cpu, r.cpu)
+	m.serverCPU = min(m.serverCPU, r.serverCPU)
+}
+
+// print prints each key's figures: people and (for writes) transactions a
+// second, and CPU a person.
+func (b *best) print(out *figures) {
+	for _, k := range b.keys {
+		m := b.m[k]
+		out.print(k+"_people_per_s", m.rate)
+		if strings.Contains(k, "_write_") {
+			out.print(k+"_txn_per_s", m.rate/float64(m.g))
+		}
+		out.print(k+"_cpu_us_per_person", m.cpu)
+		if m.serverCPU >= 0 {
+			out.print(k+"_server_cpu_us_per_person", m.serverCPU)
+		}
+	}
 }
 
 // figures prints "key value" lines and keeps them for the ratios.

@@ -77,7 +77,7 @@ func TestSQLiteRowsMatchStore(t *testing.T) {
 	if err := loadSQLite(ctx, db, ps, true, 3, 2); err != nil {
 		t.Fatal(err)
 	}
-	if n, _, _, _, err := writeSQLite(ctx, db, 2, time.Minute, 1); err != nil || n != 2 {
+	if n, _, _, _, err := writeSQLite(ctx, db, "w2-", 2, time.Minute, 1); err != nil || n != 2 {
 		t.Fatalf("writeSQLite = %d people, %v; want 2", n, err)
 	}
 

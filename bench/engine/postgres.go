@@ -38,51 +38,66 @@ func benchPostgres(ctx context.Context, cfg config, out *figures, log io.Writer)
 	defer dropDatabase(context.WithoutCancel(ctx), admin, name)
 
 	ps := generate(cfg.people)
-	for _, kind := range cfg.loads {
-		if err := createPostgres(ctx, admin, name, cfg.postgres); err != nil {
-			return err
-		}
-		conn, err := connectPostgres(ctx, connCfg)
-		if err != nil {
-			return err
-		}
-		var sync string
-		if err := conn.QueryRow(ctx, "SHOW synchronous_commit").Scan(&sync); err != nil || sync != "on" {
-			conn.Close(ctx)
-			return fmt.Errorf("synchronous_commit is %q (%v), not on", sync, err)
-		}
-		if kind == "bare" {
-			if _, err := conn.Exec(ctx, "DROP INDEX people_by_city"); err != nil {
-				conn.Close(ctx)
+	var b best
+	for rep := range cfg.repeat {
+		for _, kind := range cfg.loads {
+			if err := loadPostgresAnew(ctx, cfg, admin, connCfg, kind, ps, &b, log); err != nil {
+				return fmt.Errorf("load %s: %w", kind, err)
+			}
+			if kind != "full" || rep < cfg.repeat-1 {
+				continue
+			}
+			if err := writesPostgres(ctx, cfg, connCfg, &b, log); err != nil {
 				return err
 			}
 		}
-		fmt.Fprintf(log, "postgres: load %s, %d people\n", kind, len(ps))
-		pid := conn.PgConn().PID()
-		scpu0, cpu0, t0 := cpuOf(pid), cpuSelf(), time.Now()
-		err = loadPostgres(ctx, conn, ps, kind == "full", cfg.pgChunk)
-		wall, cpu, scpu := time.Since(t0), cpuSelf()-cpu0, cpuOf(pid)-scpu0
-		if err != nil {
-			conn.Close(ctx)
-			return fmt.Errorf("load %s: %w", kind, err)
-		}
-		out.print("pg_load_"+kind+"_people_per_s", rate(len(ps), wall))
-		out.print("pg_load_"+kind+"_cpu_us_per_person", perPerson(cpu, len(ps)))
-		out.print("pg_load_"+kind+"_server_cpu_us_per_person", perPerson(scpu, len(ps)))
-		if kind != "full" {
-			conn.Close(ctx)
-			continue
-		}
-		// Settled before the writes: statistics gathered, and the load's
-		// dirty pages written out, so that neither lands in a write run.
-		_, err = conn.Exec(ctx, "VACUUM ANALYZE")
-		if err == nil {
-			_, err = conn.Exec(ctx, "CHECKPOINT")
-		}
-		conn.Close(ctx)
-		if err != nil {
+	}
+	b.print(out)
+	return nil
+}
+
+// loadPostgresAnew creates the database anew and measures a load of kind
+// into it. A full load is left settled for writes: its statistics
+// gathered and its dirty pages written out, so that neither lands in a
+// write run.
+func loadPostgresAnew(ctx context.Context, cfg config, admin, connCfg *pgx.ConnConfig, kind string, ps []people.Person, b *best, log io.Writer) error {
+	if err := createPostgres(ctx, admin, connCfg.Database, cfg.postgres); err != nil {
+		return err
+	}
+	conn, err := connectPostgres(ctx, connCfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var sync string
+	if err := conn.QueryRow(ctx, "SHOW synchronous_commit").Scan(&sync); err != nil || sync != "on" {
+		return fmt.Errorf("synchronous_commit is %q (%v), not on", sync, err)
+	}
+	if kind == "bare" {
+		if _, err := conn.Exec(ctx, "DROP INDEX people_by_city"); err != nil {
 			return err
 		}
+	}
+	fmt.Fprintf(log, "postgres: load %s, %d people\n", kind, len(ps))
+	pid := conn.PgConn().PID()
+	scpu0, cpu0, t0 := cpuOf(pid), cpuSelf(), time.Now()
+	if err := loadPostgres(ctx, conn, ps, kind == "full", cfg.pgChunk); err != nil {
+		return err
+	}
+	b.keep("pg_load_"+kind, 1, len(ps), time.Since(t0), cpuSelf()-cpu0, cpuOf(pid)-scpu0)
+	if kind != "full" {
+		return nil
+	}
+	if _, err := conn.Exec(ctx, "VACUUM ANALYZE"); err != nil {
+		return err
+	}
+	_, err = conn.Exec(ctx, "CHECKPOINT")
+	return err
+}
+
+// writesPostgres measures the write runs, -repeat times each.
+func writesPostgres(ctx context.Context, cfg config, connCfg *pgx.ConnConfig, b *best, log io.Writer) error {
+	for rep := range cfg.repeat {
 		for _, c := range cfg.conns {
 			for _, lock := range []bool{false, true} {
 				if lock && c == 1 {
@@ -94,14 +109,11 @@ func benchPostgres(ctx context.Context, cfg config, out *figures, log io.Writer)
 						k += "_lock"
 					}
 					fmt.Fprintf(log, "postgres: %s\n", k)
-					r, err := writePostgres(ctx, connCfg, k, c, g, lock, cfg.duration, cfg.maxTxns)
+					r, err := writePostgres(ctx, connCfg, fmt.Sprintf("%s-%d", k, rep), c, g, lock, cfg.duration, cfg.maxTxns)
 					if err != nil {
 						return fmt.Errorf("%s: %w", k, err)
 					}
-					out.print(k+"_people_per_s", rate(r.people, r.wall))
-					out.print(k+"_txn_per_s", rate(r.txns, r.wall))
-					out.print(k+"_cpu_us_per_person", perPerson(r.cpu, r.people))
-					out.print(k+"_server_cpu_us_per_person", perPerson(r.serverCPU, r.people))
+					b.keep(k, g, r.people, r.wall, r.cpu, r.serverCPU)
 				}
 			}
 		}
@@ -276,8 +288,8 @@ type writeResult struct {
 
 // writePostgres commits, from conns connections at once, for d or until
 // maxTxns committed, transactions that each add g people with the rows
-// of an AddPerson, named after key.
-func writePostgres(ctx context.Context, cfg *pgx.ConnConfig, key string, conns, g int, lock bool, d time.Duration, maxTxns int) (writeResult, error) {
+// of an AddPerson, named prefix and a number.
+func writePostgres(ctx context.Context, cfg *pgx.ConnConfig, prefix string, conns, g int, lock bool, d time.Duration, maxTxns int) (writeResult, error) {
 	cs := make([]*pgx.Conn, conns)
 	defer func() {
 		for _, c := range cs {
@@ -320,7 +332,7 @@ func writePostgres(ctx context.Context, cfg *pgx.ConnConfig, key string, conns, 
 			for runCtx.Err() == nil && txns.Load() < int64(maxTxns) {
 				first := names.Add(int64(g)) - int64(g)
 				rev := revs.Add(int64(g)) - int64(g)
-				as := additions(key+"-", int(first), g, rev)
+				as := additions(prefix+"-", int(first), g, rev)
 				// A transaction sent is let finish, so that the run
 				// counts only commits, whole.
 				if err := c.SendBatch(context.WithoutCancel(ctx), pgBatch(as, lock)).Close(); err != nil {

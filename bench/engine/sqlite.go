@@ -43,52 +43,68 @@ func benchSQLite(ctx context.Context, cfg config, out *figures, log io.Writer) e
 		dir = d
 	}
 	ps := generate(cfg.people)
-	for _, kind := range cfg.loads {
-		path := filepath.Join(dir, "load-"+kind+".db")
-		db, err := createSQLite(ctx, path)
-		if err != nil {
-			return err
+	var b best
+	var written *sql.DB // the last full load's, for the writes
+	defer func() {
+		if written != nil {
+			written.Close()
 		}
-		if kind == "bare" {
-			if _, err := db.ExecContext(ctx, "DROP INDEX people_by_city"); err != nil {
-				db.Close()
+	}()
+	for rep := range cfg.repeat {
+		for _, kind := range cfg.loads {
+			path := filepath.Join(dir, fmt.Sprintf("load-%s-%d.db", kind, rep))
+			db, err := createSQLite(ctx, path)
+			if err != nil {
 				return err
 			}
-		}
-		fmt.Fprintf(log, "sqlite: load %s, %d people\n", kind, len(ps))
-		cpu0, t0 := cpuSelf(), time.Now()
-		err = loadSQLite(ctx, db, ps, kind == "full", cfg.sqliteChunk, cfg.rows)
-		wall, cpu := time.Since(t0), cpuSelf()-cpu0
-		if err != nil {
-			db.Close()
-			return fmt.Errorf("load %s: %w", kind, err)
-		}
-		out.print("sqlite_load_"+kind+"_people_per_s", rate(len(ps), wall))
-		out.print("sqlite_load_"+kind+"_cpu_us_per_person", perPerson(cpu, len(ps)))
-		if kind != "full" {
-			db.Close()
-			os.Remove(path)
-			continue
-		}
-		if err := checkpoint(ctx, db); err != nil {
-			db.Close()
-			return err
-		}
-		for _, g := range cfg.groups {
-			fmt.Fprintf(log, "sqlite: write g%d\n", g)
-			n, txns, wall, cpu, err := writeSQLite(ctx, db, g, cfg.duration, cfg.maxTxns)
+			if kind == "bare" {
+				if _, err := db.ExecContext(ctx, "DROP INDEX people_by_city"); err != nil {
+					db.Close()
+					return err
+				}
+			}
+			fmt.Fprintf(log, "sqlite: load %s, %d people\n", kind, len(ps))
+			cpu0, t0 := cpuSelf(), time.Now()
+			err = loadSQLite(ctx, db, ps, kind == "full", cfg.sqliteChunk, cfg.rows)
+			wall, cpu := time.Since(t0), cpuSelf()-cpu0
 			if err != nil {
 				db.Close()
-				return fmt.Errorf("write g%d: %w", g, err)
+				return fmt.Errorf("load %s: %w", kind, err)
 			}
-			k := fmt.Sprintf("sqlite_write_g%d", g)
-			out.print(k+"_people_per_s", rate(n, wall))
-			out.print(k+"_txn_per_s", rate(txns, wall))
-			out.print(k+"_cpu_us_per_person", perPerson(cpu, n))
+			b.keep("sqlite_load_"+kind, 1, len(ps), wall, cpu, -1)
+			if kind == "full" && rep == cfg.repeat-1 {
+				written = db
+				continue
+			}
+			db.Close()
+			removeSQLite(path)
 		}
-		db.Close()
 	}
+	if written != nil {
+		if err := checkpoint(ctx, written); err != nil {
+			return err
+		}
+		for rep := range cfg.repeat {
+			for _, g := range cfg.groups {
+				fmt.Fprintf(log, "sqlite: write g%d\n", g)
+				n, _, wall, cpu, err := writeSQLite(ctx, written, fmt.Sprintf("w%d-%d-", g, rep), g, cfg.duration, cfg.maxTxns)
+				if err != nil {
+					return fmt.Errorf("write g%d: %w", g, err)
+				}
+				b.keep(fmt.Sprintf("sqlite_write_g%d", g), g, n, wall, cpu, -1)
+			}
+		}
+	}
+	b.print(out)
 	return nil
+}
+
+// removeSQLite removes the file at path and the files SQLite and the
+// store keep beside it.
+func removeSQLite(path string) {
+	for _, suffix := range []string{"", "-wal", "-shm", "-lock"} {
+		os.Remove(path + suffix)
+	}
 }
 
 // generate returns n of genpeople's people, in its order.
@@ -364,9 +380,10 @@ func additions(prefix string, first, g int, rev int64) []addition {
 }
 
 // writeSQLite commits, for d or maxTxns transactions, transactions that
-// each add g people with the rows of an AddPerson, and returns how many
+// each add g people, named prefix and a number, with the rows of an
+// AddPerson, and returns how many
 // people and transactions committed, in what wall and CPU time.
-func writeSQLite(ctx context.Context, db *sql.DB, g int, d time.Duration, maxTxns int) (n, txns int, wall, cpu time.Duration, err error) {
+func writeSQLite(ctx context.Context, db *sql.DB, prefix string, g int, d time.Duration, maxTxns int) (n, txns int, wall, cpu time.Duration, err error) {
 	var rev int64
 	if err := db.QueryRowContext(ctx, "SELECT max(revision) FROM changes").Scan(&rev); err != nil {
 		return 0, 0, 0, 0, err
@@ -376,7 +393,6 @@ func writeSQLite(ctx context.Context, db *sql.DB, g int, d time.Duration, maxTxn
 		return 0, 0, 0, 0, err
 	}
 	defer s.close()
-	prefix := fmt.Sprintf("w%d-", g)
 	cpu0, t0 := cpuSelf(), time.Now()
 	var args []any
 	for txns < maxTxns && time.Since(t0) < d && ctx.Err() == nil {
