@@ -325,7 +325,10 @@ func (f *figures) ratios(cfg config) {
 		f.ratio(e+"_load_people_vs_full", e+"_load_people_people_per_s", e+"_load_full_people_per_s")
 		f.ratio(e+"_load_bare_vs_full", e+"_load_bare_people_per_s", e+"_load_full_people_per_s")
 	}
-	for _, g := range cfg.groups[1:] {
+	for _, g := range cfg.groups {
+		if g == 1 {
+			continue
+		}
 		f.ratio(fmt.Sprintf("sqlite_write_g%d_vs_g1", g), fmt.Sprintf("sqlite_write_g%d_people_per_s", g), "sqlite_write_g1_people_per_s")
 	}
 	for _, c := range cfg.conns {
