@@ -171,7 +171,7 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.people, "people", 1_000_000, "people to load")
 	fs.StringVar(&cfg.dir, "dir", "", "where the SQLite files go (a new temporary directory, removed at the end, when empty)")
 	fs.StringVar(&cfg.postgres, "postgres", "postgres://postgres@127.0.0.1:5432/routeguide_engine?sslmode=disable", `the PostgreSQL database to create, use and drop; "off" skips PostgreSQL`)
-	fs.IntVar(&cfg.sqliteChunk, "sqlite-chunk", 20_000, "SQLite load: people a transaction")
+	fs.IntVar(&cfg.sqliteChunk, "sqlite-chunk", 50_000, "SQLite load: people a transaction")
 	fs.IntVar(&cfg.rows, "rows", 1000, "SQLite load: rows an INSERT statement")
 	fs.IntVar(&cfg.pgChunk, "pg-chunk", 100_000, "PostgreSQL load: people a transaction")
 	fs.DurationVar(&cfg.duration, "duration", 3*time.Second, "how long each write run lasts")
