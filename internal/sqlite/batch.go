@@ -119,6 +119,7 @@ func (g *groupTx) RunBatch(ws []*pending) ([]*pending, error) {
 			row = append(row, personArgs(*p)...)
 			row = append(row, wr.Principal, wr.Peer, wr.RequestID, at)
 			changes = append(changes, row)
+			g.log(people.Added, *p, row[5].(string), people.Origin{Principal: wr.Principal, Peer: wr.Peer, RequestID: wr.RequestID, Time: now})
 		} else {
 			outs[i].err = taken(p.Name)
 			o, _ = people.Failed(outs[i].err)
