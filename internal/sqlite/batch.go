@@ -39,6 +39,8 @@ const (
 // (see batchable).
 func (g *groupTx) RunBatch(ws []*pending) ([]*pending, error) {
 	ctx := context.Background()
+	// Each write logs one change at most.
+	g.logged = make([]people.Change, 0, len(ws))
 	take := make([]bool, len(ws))
 	n := 0
 	ids := map[string]bool{}
