@@ -202,7 +202,13 @@ func TestAddRetriedThroughCutConnection(t *testing.T) {
 	if len(cs) != 1 || cs[0].GetRevision() != 3 {
 		t.Errorf("changes to Carol = %v, want one, revision 3", cs)
 	}
-	if audits := strings.Count(p.log(), `msg=audit method=AddPerson`); audits != 2 {
+	// The server holds its log lines for a few milliseconds before
+	// writing them (see serve's logBuffer).
+	audits := 0
+	for deadline := time.Now().Add(5 * time.Second); audits < 2 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		audits = strings.Count(p.log(), `msg=audit method=AddPerson`)
+	}
+	if audits != 2 {
 		t.Errorf("audit lines for AddPerson = %d, want 2 (the write and its retry); logs:\n%s", audits, p.log())
 	}
 }

@@ -325,6 +325,11 @@ func (c *Store) await(ctx context.Context, rev int64) {
 	if !c.ready.Load() {
 		return // reads go to the store until the cache is ready
 	}
+	if c.applied.Get() >= rev {
+		// As a rule under load: the follower, woken by the commit
+		// before the writers, has applied the group already.
+		return
+	}
 	// Should the follower fail meanwhile, reads go to the store, and
 	// the write need not wait for the follower any longer.
 	ctx, cancel := context.WithCancel(ctx)

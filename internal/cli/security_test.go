@@ -177,7 +177,7 @@ func TestTLSAndClientCertificates(t *testing.T) {
 		if got := run("history", "--cert", readerCert, "--key", readerKey, "-o", "json", "Wanda"); got.code != 0 || !strings.Contains(got.stdout, `"principal":"wanda"`) {
 			t.Errorf("history of Wanda: %+v, want her addition by wanda", got)
 		}
-		if !strings.Contains(srv.logs.String(), "msg=audit method=AddPerson principal=wanda") {
+		if !logged(srv.logs, "msg=audit method=AddPerson principal=wanda") {
 			t.Errorf("no audit line names wanda; logs:\n%s", srv.logs)
 		}
 	})
@@ -223,7 +223,7 @@ func TestTokens(t *testing.T) {
 	if got := run("reader-token-0123456789", "history", "-o", "json", "Wes"); got.code != 0 || !strings.Contains(got.stdout, `"principal":"wes"`) {
 		t.Errorf("history of Wes: %+v, want his addition by wes", got)
 	}
-	if !strings.Contains(srv.logs.String(), "msg=audit method=AddPerson principal=wes") {
+	if !logged(srv.logs, "msg=audit method=AddPerson principal=wes") {
 		t.Errorf("no audit line names wes; logs:\n%s", srv.logs)
 	}
 	if strings.Contains(srv.logs.String(), "token-0123") {

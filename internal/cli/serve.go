@@ -114,10 +114,15 @@ streams with UNAVAILABLE, lets in-flight calls finish for up to
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(e.stderr, logFormat, logLevel)
+			// The lines are held briefly and written together (see
+			// logBuffer), and all written before serve returns.
+			out := newLogBuffer(e.stderr, logFlushEvery, logBufferBytes)
+			defer out.Close()
+			log, err := newLogger(out, logFormat, logLevel)
 			if err != nil {
 				return usageError{err}
 			}
+			log = slog.New(flushingHandler{log.Handler(), out})
 			cfg.Getenv = e.getenv
 			return fail(server.Run(cmd.Context(), log, cfg))
 		},

@@ -143,10 +143,14 @@ func (l Limits) serverOptions() []grpc.ServerOption {
 // bench/compare.sh's GetPerson runs show (README, Performance); a worker's
 // stack is grown once. Calls arrive in bursts as the
 // transport reads them off a connection, each needing a worker waiting at
-// that moment, so there are enough for the streams of a few busy
-// connections, not just one per core.
+// that moment, and a write holds its worker until its group commits: so
+// there are enough for the calls of a few busy connections and for dozens
+// of writers per core waiting on their commits (bench/scale's write mode
+// runs 64 on two cores; with a quarter as many workers, half its calls
+// ran on new goroutines, growing their stacks). An idle worker costs its
+// small stack.
 func DefaultStreamWorkers() int {
-	return 16 * runtime.GOMAXPROCS(0)
+	return 64 * runtime.GOMAXPROCS(0)
 }
 
 // Metrics counts calls; telemetry.ServerMetrics is the implementation

@@ -39,6 +39,8 @@ const (
 // (see batchable).
 func (g *groupTx) RunBatch(ws []*pending) ([]*pending, error) {
 	ctx := context.Background()
+	// Each write logs one change at most.
+	g.logged = make([]people.Change, 0, len(ws))
 	take := make([]bool, len(ws))
 	n := 0
 	ids := map[string]bool{}
@@ -119,6 +121,7 @@ func (g *groupTx) RunBatch(ws []*pending) ([]*pending, error) {
 			row = append(row, personArgs(*p)...)
 			row = append(row, wr.Principal, wr.Peer, wr.RequestID, at)
 			changes = append(changes, row)
+			g.log(people.Added, *p, row[5].(string), people.Origin{Principal: wr.Principal, Peer: wr.Peer, RequestID: wr.RequestID, Time: now})
 		} else {
 			outs[i].err = taken(p.Name)
 			o, _ = people.Failed(outs[i].err)

@@ -58,6 +58,8 @@ type Store struct {
 	// imported is the change log of the last import transaction, kept
 	// until a read of the log has passed its end (see Changes).
 	imported atomic.Pointer[importedChanges]
+	// recent is the change log of the last groups (see recent.go).
+	recent recentChanges
 
 	group *groupcommit.Committer[write]
 	// stmts are the write path's statements, prepared on the writer once
@@ -720,6 +722,9 @@ const changeBounds = "SELECT (SELECT min(revision) FROM changes), (SELECT max(re
 
 // Changes returns up to limit changes after revision after.
 func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]people.Change, error) {
+	if out, ok := s.recent.after(after, s.pruned.Load(), s.latest.Get(), limit); ok {
+		return out, nil
+	}
 	var oldest, latest sql.NullInt64
 	if err := s.read.QueryRowContext(ctx, changeBounds).Scan(&oldest, &latest); err != nil {
 		return nil, s.readError("read changes", err)
@@ -844,6 +849,7 @@ func (s *Store) begin(context.Context) (groupcommit.Tx[write], error) {
 		tx.Rollback()
 		return nil, err
 	}
+	g.first = g.rev
 	return g, nil
 }
 
@@ -854,9 +860,17 @@ func (s *Store) begin(context.Context) (groupcommit.Tx[write], error) {
 type groupTx struct {
 	s     *Store
 	tx    *sql.Tx
+	first int64                // the latest revision before the group
 	rev   int64                // the latest revision in tx
 	saved int64                // rev at the last savepoint
 	stmts map[string]*sql.Stmt // the store's statements bound to tx, each once
+
+	// logged are the changes the group logged, as Changes reads them
+	// back, for Store.recent once the group commits; noKeep is set when
+	// one could not be made so (see asRead), and none is kept.
+	logged      []people.Change
+	loggedSaved int // len(logged) at the last savepoint
+	noKeep      bool
 }
 
 // stmt returns the store's prepared statement q bound to the transaction,
@@ -901,7 +915,7 @@ func (g *groupTx) QueryRowContext(ctx context.Context, q string, args ...any) *s
 }
 
 func (g *groupTx) Savepoint() error {
-	g.saved = g.rev
+	g.saved, g.loggedSaved = g.rev, len(g.logged)
 	_, err := g.ExecContext(context.Background(), savepoint)
 	return err
 }
@@ -916,7 +930,7 @@ func (g *groupTx) Release() (int64, error) {
 }
 
 func (g *groupTx) RollbackTo() error {
-	g.rev = g.saved
+	g.rev, g.logged = g.saved, g.logged[:g.loggedSaved]
 	if _, err := g.ExecContext(context.Background(), rollbackTo); err != nil {
 		return err
 	}
@@ -924,7 +938,13 @@ func (g *groupTx) RollbackTo() error {
 	return err
 }
 
-func (g *groupTx) Commit(rev int64) error { return g.s.finish(context.Background(), g.tx, rev) }
+func (g *groupTx) Commit(rev int64) error {
+	return g.s.finish(context.Background(), g.tx, rev, func() {
+		if !g.noKeep && rev == g.rev && int64(len(g.logged)) == rev-g.first {
+			g.s.recent.add(g.first, g.logged)
+		}
+	})
+}
 
 func (g *groupTx) Rollback() { g.tx.Rollback() }
 
@@ -938,7 +958,22 @@ func (g *groupTx) record(ctx context.Context, typ people.ChangeType, p people.Pe
 		return err
 	}
 	g.rev++
+	g.log(typ, p, args[5].(string), origin)
 	return nil
+}
+
+// log notes the change the group logged last, revision g.rev, whose
+// hobbies column is hobbies.
+func (g *groupTx) log(typ people.ChangeType, p people.Person, hobbies string, origin people.Origin) {
+	if g.noKeep {
+		return
+	}
+	c, err := asRead(g.rev, typ, p, hobbies, origin)
+	if err != nil {
+		g.noKeep, g.logged = true, nil
+		return
+	}
+	g.logged = append(g.logged, c)
 }
 
 // latest returns the latest revision in the transaction.
@@ -970,7 +1005,7 @@ func (s *Store) inTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) 
 	if err != nil {
 		return 0, dbError(op, err)
 	}
-	if err := s.finish(ctx, tx, rev); err != nil {
+	if err := s.finish(ctx, tx, rev, nil); err != nil {
 		return 0, dbError(op, err)
 	}
 	committed = true
@@ -999,8 +1034,8 @@ const sweepEvery = time.Second
 // finish ends a write transaction whose latest revision is rev: it drops
 // the changes older than the last s.retain (once they exceed it by
 // trimSlack), deletes expired request ids (at most every sweepEvery),
-// commits, and announces rev to WaitChange.
-func (s *Store) finish(ctx context.Context, tx *sql.Tx, rev int64) error {
+// commits, calls committed when not nil, and announces rev to WaitChange.
+func (s *Store) finish(ctx context.Context, tx *sql.Tx, rev int64, committed func()) error {
 	cut := rev - int64(s.retain)
 	trim := cut > s.pruned.Load()+s.trimSlack()
 	if trim {
@@ -1023,6 +1058,9 @@ func (s *Store) finish(ctx context.Context, tx *sql.Tx, rev int64) error {
 	}
 	if sweep {
 		s.nextSweep.Store(now + sweepEvery.Milliseconds())
+	}
+	if committed != nil {
+		committed()
 	}
 	s.latest.Advance(rev)
 	return nil
