@@ -105,3 +105,70 @@ func TestImportAnalyzes(t *testing.T) {
 		t.Errorf("dropping the oldest changes reads the log whole:\n%s", text)
 	}
 }
+
+// TestImportTakenName checks that a batch of new people but one, whose name
+// is taken, is merged after its COPY straight into the tables fails: the
+// people copied before the taken name are not stored twice, the taken one
+// is updated, and the changes follow the batch's order.
+func TestImportTakenName(t *testing.T) {
+	s := open(t, postgrestest.Schema(t), 0)
+	ctx := context.Background()
+	person := func(name, hobby string) people.Person {
+		return people.Person{Name: name, Age: 7, Hobbies: []string{hobby}, Address: people.Address{Street: "1 Main St", City: "Boston"}}
+	}
+	first := []people.Person{person("m", "chess")}
+	if r, err := s.Import(ctx, first); err != nil || r.Added != 1 {
+		t.Fatalf("Import = %+v, %v; want 1 added", r, err)
+	}
+	// In name order "a" and "k" are copied before the COPY meets "m".
+	batch := []people.Person{person("z", "go"), person("m", "go"), person("a", "go"), person("k", "go")}
+	r, err := s.Import(ctx, batch)
+	if err != nil || r.Added != 3 || r.Updated != 1 {
+		t.Fatalf("Import = %+v, %v; want 3 added, 1 updated", r, err)
+	}
+	var stored, indexed int
+	if err := s.pool.QueryRow(ctx, "SELECT (SELECT count(*) FROM people), (SELECT count(*) FROM hobbies WHERE hobby = 'go')").Scan(&stored, &indexed); err != nil {
+		t.Fatal(err)
+	}
+	if stored != 2+4 || indexed != 4 {
+		t.Errorf("stored %d people, %d under go; want 6 (with Alice and Bob), 4", stored, indexed)
+	}
+	changes, err := s.Changes(ctx, r.Revision-4, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range changes {
+		got = append(got, fmt.Sprintf("%d %s", c.Type, c.Person.Name))
+	}
+	want := []string{"1 z", "2 m", "1 a", "1 k"}
+	if !slices.Equal(got, want) {
+		t.Errorf("changes = %q, want %q", got, want)
+	}
+}
+
+// TestImportValues checks that what an import copies straight into the
+// tables reads back as it went in.
+func TestImportValues(t *testing.T) {
+	s := open(t, postgrestest.Schema(t), 0)
+	ctx := context.Background()
+	batch := []people.Person{
+		{Name: "Zoë «quoted» \"x\"", Age: 2147483647, Gender: people.Gender(2), Hobbies: []string{`{a,b}`, `back\slash`, "NULL", "", "🚲"}, Address: people.Address{Street: "1\t2\n3", City: "Zürich"}},
+		{Name: "nobody", Age: 0, Hobbies: nil},
+		{Name: "empty", Hobbies: []string{}, Address: people.Address{City: "x"}},
+		{Name: "twice", Hobbies: []string{"go", "go"}},
+	}
+	r, err := s.Import(ctx, batch)
+	if err != nil || r.Added != int64(len(batch)) {
+		t.Fatalf("Import = %+v, %v; want %d added", r, err, len(batch))
+	}
+	for _, p := range batch {
+		got, err := s.Person(ctx, p.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.Equal(p) {
+			t.Errorf("Person(%q) = %+v, want %+v", p.Name, got, p)
+		}
+	}
+}

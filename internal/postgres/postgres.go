@@ -536,7 +536,8 @@ func (s *Store) Import(ctx context.Context, batch []people.Person) (people.Impor
 		rev, err := s.Revision(ctx)
 		return people.ImportResult{Revision: rev}, err
 	}
-	origin := originArgs(stamp(w))
+	by := stamp(w)
+	origin := originArgs(by)
 	var r people.ImportResult
 	replayed := false
 	rev, err := s.inTx(ctx, "import people", func(tx pgx.Tx) error {
@@ -549,7 +550,7 @@ func (s *Store) Import(ctx context.Context, batch []people.Person) (people.Impor
 		o, err := once(ctx, tx, w, latest, func() (people.Outcome, error) {
 			var err error
 			if distinctNames(batch) {
-				err = importBulk(ctx, tx, batch, origin, &r)
+				err = importBulk(ctx, tx, batch, by, &r)
 			} else {
 				err = importIn(ctx, tx, batch, origin, &r)
 			}
