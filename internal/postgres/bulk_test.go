@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -148,7 +149,8 @@ func TestImportTakenName(t *testing.T) {
 }
 
 // TestImportValues checks that what an import copies straight into the
-// tables reads back as it went in.
+// tables reads back as it went in, people and changes alike, and that the
+// changes the store keeps of the import are what the log holds.
 func TestImportValues(t *testing.T) {
 	s := open(t, postgrestest.Schema(t), 0)
 	ctx := context.Background()
@@ -157,6 +159,10 @@ func TestImportValues(t *testing.T) {
 		{Name: "nobody", Age: 0, Hobbies: nil},
 		{Name: "empty", Hobbies: []string{}, Address: people.Address{City: "x"}},
 		{Name: "twice", Hobbies: []string{"go", "go"}},
+	}
+	before, err := s.Revision(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
 	r, err := s.Import(ctx, batch)
 	if err != nil || r.Added != int64(len(batch)) {
@@ -170,5 +176,59 @@ func TestImportValues(t *testing.T) {
 		if !got.Equal(p) {
 			t.Errorf("Person(%q) = %+v, want %+v", p.Name, got, p)
 		}
+	}
+	if s.imported.Load() == nil {
+		t.Fatal("the import's changes are not kept")
+	}
+	var kept []people.Change
+	for after := before; ; {
+		page, err := s.Changes(ctx, after, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		kept = append(kept, page...)
+		after = page[len(page)-1].Revision
+	}
+	if s.imported.Load() != nil {
+		t.Error("the import's changes are kept after being read to their end")
+	}
+	logged, err := s.Changes(ctx, before, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(kept, logged) {
+		t.Errorf("kept changes:\n%+v\nlogged:\n%+v", kept, logged)
+	}
+	if len(logged) != len(batch) || logged[0].Type != people.Added || logged[0].Person.Name != batch[0].Name || logged[len(logged)-1].Revision != r.Revision {
+		t.Errorf("logged %+v, want the batch added in order up to revision %d", logged, r.Revision)
+	}
+}
+
+// TestImportedChangesRetained checks that the changes a store keeps of an
+// import answer only while the log still holds them.
+func TestImportedChangesRetained(t *testing.T) {
+	s := open(t, postgrestest.Schema(t), 3)
+	ctx := context.Background()
+	before, err := s.Revision(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := make([]people.Person, 10)
+	for i := range batch {
+		batch[i] = people.Person{Name: fmt.Sprintf("p%02d", i)}
+	}
+	r, err := s.Import(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Changes(ctx, before, 100); people.KindOf(err) != people.OutOfRange {
+		t.Errorf("Changes(%d) after the log dropped them: %v, want OutOfRange", before, err)
+	}
+	got, err := s.Changes(ctx, r.Revision-3, 100)
+	if err != nil || len(got) != 3 || got[0].Person.Name != "p07" {
+		t.Errorf("Changes(%d) = %+v, %v; want p07 to p09", r.Revision-3, got, err)
 	}
 }
