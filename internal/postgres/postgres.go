@@ -544,6 +544,11 @@ func (s *Store) Import(ctx context.Context, batch []people.Person) (people.Impor
 	by := stamp(w)
 	origin := originArgs(by)
 	var r people.ImportResult
+	distinct := distinctNames(batch)
+	var prepared newRows
+	if distinct {
+		prepared = prepareNew(batch)
+	}
 	replayed := false
 	rev, err := s.inTx(ctx, "import people", func(tx pgx.Tx) error {
 		replayed = false
@@ -554,8 +559,8 @@ func (s *Store) Import(ctx context.Context, batch []people.Person) (people.Impor
 		}
 		o, err := once(ctx, tx, w, latest, func() (people.Outcome, error) {
 			var err error
-			if distinctNames(batch) {
-				err = importBulk(ctx, tx, batch, by, &r)
+			if distinct {
+				err = importBulk(ctx, tx, batch, prepared, by, &r)
 			} else {
 				err = importIn(ctx, tx, batch, origin, &r)
 			}
