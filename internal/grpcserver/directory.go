@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync/atomic"
 
@@ -369,22 +370,41 @@ const (
 	importTxBytes  = 8 << 20
 )
 
-// importTx gathers the people of one import transaction.
+// importTx gathers the people of one import transaction, as the batches
+// of its requests: appending each batch to one slice copied the people
+// gathered so far at every growth, a tenth of the server's CPU in an
+// import (its profile), where people joins them once.
 type importTx struct {
-	people []people.Person
-	bytes  int // their encoded size
+	batches [][]people.Person
+	n       int // the people in batches
+	bytes   int // their encoded size
+}
+
+// add adds a request's batch, size bytes encoded.
+func (tx *importTx) add(batch []people.Person, size int) {
+	tx.batches = append(tx.batches, batch)
+	tx.n += len(batch)
+	tx.bytes += size
+}
+
+// people returns the transaction's people, in the order they came.
+func (tx *importTx) people() []people.Person {
+	if len(tx.batches) == 1 {
+		return tx.batches[0]
+	}
+	return slices.Concat(tx.batches...)
 }
 
 // fits reports whether a request of n people, size bytes encoded, can join
 // the transaction without passing its bounds; an empty transaction takes
 // any request.
 func (tx *importTx) fits(n, size int) bool {
-	return len(tx.people) == 0 || (len(tx.people)+n <= importTxPeople && tx.bytes+size <= importTxBytes)
+	return tx.n == 0 || (tx.n+n <= importTxPeople && tx.bytes+size <= importTxBytes)
 }
 
 // full reports whether the transaction has reached a bound.
 func (tx *importTx) full() bool {
-	return len(tx.people) >= importTxPeople || tx.bytes >= importTxBytes
+	return tx.n >= importTxPeople || tx.bytes >= importTxBytes
 }
 
 // ImportPeople stores the people it receives in transactions bounded by
@@ -430,11 +450,10 @@ func (s *service) ImportPeople(stream grpc.ClientStreamingServer[pb.ImportPeople
 	defer st.cancel() // before wait: a call that ends early stops the transaction being stored
 	// store hands the gathered transaction to the storer.
 	store := func() error {
-		if len(pending.people) == 0 {
+		if pending.n == 0 {
 			return st.failed()
 		}
-		err := st.send(importJob{ctx: st.ctx, people: pending.people})
-		// A new slice, not pending.people[:0]: the storer holds this one.
+		err := st.send(importJob{ctx: st.ctx, people: pending.people()})
 		pending = importTx{}
 		return err
 	}
@@ -508,8 +527,7 @@ func (s *service) ImportPeople(stream grpc.ClientStreamingServer[pb.ImportPeople
 				return err
 			}
 		}
-		pending.people = append(pending.people, batch...)
-		pending.bytes += size
+		pending.add(batch, size)
 		if pending.full() {
 			if err := store(); err != nil {
 				return err

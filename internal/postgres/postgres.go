@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -61,6 +62,10 @@ type Store struct {
 	log    *slog.Logger
 	latest notify.Latest
 	group  *groupcommit.Committer[*write]
+
+	// imported is the change log of the last import transaction that
+	// added its whole batch, kept for Changes (imported.go).
+	imported atomic.Pointer[importedChanges]
 
 	stopListening context.CancelFunc
 	listening     sync.WaitGroup
@@ -536,8 +541,14 @@ func (s *Store) Import(ctx context.Context, batch []people.Person) (people.Impor
 		rev, err := s.Revision(ctx)
 		return people.ImportResult{Revision: rev}, err
 	}
-	origin := originArgs(stamp(w))
+	by := stamp(w)
+	origin := originArgs(by)
 	var r people.ImportResult
+	distinct := distinctNames(batch)
+	var prepared newRows
+	if distinct {
+		prepared = prepareNew(batch)
+	}
 	replayed := false
 	rev, err := s.inTx(ctx, "import people", func(tx pgx.Tx) error {
 		replayed = false
@@ -548,8 +559,8 @@ func (s *Store) Import(ctx context.Context, batch []people.Person) (people.Impor
 		}
 		o, err := once(ctx, tx, w, latest, func() (people.Outcome, error) {
 			var err error
-			if distinctNames(batch) {
-				err = importBulk(ctx, tx, batch, origin, &r)
+			if distinct {
+				err = importBulk(ctx, tx, batch, prepared, by, &r)
 			} else {
 				err = importIn(ctx, tx, batch, origin, &r)
 			}
@@ -569,6 +580,9 @@ func (s *Store) Import(ctx context.Context, batch []people.Person) (people.Impor
 	})
 	if !replayed {
 		r.Revision = rev
+		if err == nil && r.Added == int64(len(batch)) {
+			s.keepImported(batch, by, rev)
+		}
 	}
 	return r, err
 }
@@ -637,6 +651,12 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]people.C
 		return nil, err
 	}
 	defer conn.Release()
+	if out, ok, err := s.importedAfter(ctx, conn, after, limit); ok || err != nil {
+		if err != nil {
+			return nil, dbError(ctx, "read changes", err)
+		}
+		return out, nil
+	}
 	var latest int64
 	var out []people.Change
 	var b pgx.Batch
