@@ -562,9 +562,40 @@ func (c *Store) track(ctx context.Context) error {
 		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			return err
 		}
+		if ok, err := c.applyRecent(); err != nil {
+			return err
+		} else if ok {
+			continue
+		}
 		if _, err := c.catchUp(ctx); err != nil {
 			return err
 		}
+	}
+}
+
+// applyRecent applies the changes after the cache's revision that the
+// store holds in memory (people.RecentReader), the changes of its own last
+// writes, which the cache would otherwise read back from the log after
+// every group, and reports whether it applied any. The store's memory
+// cannot show that no other replica wrote since, so it never confirms the
+// cache current: with Shared set it is used only within refreshInterval of
+// the last confirmation, and then the log is read (catchUp), however busy
+// this replica's own writers keep it.
+func (c *Store) applyRecent() (bool, error) {
+	r, ok := c.Store.(people.RecentReader)
+	if !ok || c.opts.Shared && time.Since(time.Unix(0, c.confirmed.Load())) >= refreshInterval {
+		return false, nil
+	}
+	applied := false
+	for {
+		changes, ok := r.Recent(c.applied.Get(), changesPage)
+		if !ok || len(changes) == 0 {
+			return applied, nil
+		}
+		if err := c.apply(changes); err != nil {
+			return applied, err
+		}
+		applied = true
 	}
 }
 

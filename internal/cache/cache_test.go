@@ -477,3 +477,85 @@ func TestFollowStopsOnDamage(t *testing.T) {
 		t.Errorf("Person(Carol) from the store = %+v, %v", p, err)
 	}
 }
+
+// remembering is a store that keeps its own last changes in memory
+// (people.RecentReader), as the PostgreSQL store does: here Recent answers
+// what the log holds, whether or not the log can be read (down), and
+// counts the log's reads and Recent's answers.
+type remembering struct {
+	people.Store
+	down           atomic.Bool
+	logReads, kept atomic.Int64
+}
+
+func (s *remembering) Changes(ctx context.Context, after int64, limit int) ([]people.Change, error) {
+	s.logReads.Add(1)
+	if s.down.Load() {
+		return nil, people.Errorf(people.Unavailable, "store down")
+	}
+	return s.Store.Changes(ctx, after, limit)
+}
+
+func (s *remembering) Recent(after int64, limit int) ([]people.Change, bool) {
+	changes, err := s.Store.Changes(context.Background(), after, limit)
+	if err != nil || len(changes) == 0 {
+		return nil, false
+	}
+	s.kept.Add(1)
+	return changes, true
+}
+
+// TestRecentChangesSpareTheLog checks that a cache over a store that
+// keeps its last changes takes them from memory, not the log, and still
+// holds every write.
+func TestRecentChangesSpareTheLog(t *testing.T) {
+	under := &remembering{Store: memory.New(0, people.Seed()...)}
+	c := newCache(t, under, Options{Shared: true})
+	ctx := context.Background()
+	before := under.logReads.Load()
+	const n = 50
+	for i := range n {
+		if _, err := c.Add(ctx, people.Person{Name: fmt.Sprint("p", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		if _, err := c.Person(ctx, fmt.Sprint("p", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A shared cache still reads the log about every refreshInterval.
+	if reads := under.logReads.Load() - before; reads > n/5 || under.kept.Load() == 0 {
+		t.Errorf("%d writes: %d reads of the log, %d answers from memory", n, reads, under.kept.Load())
+	}
+}
+
+// TestRecentChangesDoNotConfirm cuts a shared cache off from the log
+// while its store's memory keeps answering its own writes: the memory
+// cannot show that no other replica wrote, so the cache must stop
+// answering from memory once MaxStale has passed, as it does when the
+// store is down.
+func TestRecentChangesDoNotConfirm(t *testing.T) {
+	under := &remembering{Store: memory.New(0, people.Seed()...)}
+	c := newCache(t, under, Options{Shared: true, MaxStale: 300 * time.Millisecond})
+	ctx := context.Background()
+	under.down.Store(true)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			c.Add(ctx, people.Person{Name: fmt.Sprint("w", i)})
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	eventually(t, "the cache stops answering from memory", func() bool { return !c.Ready() })
+	if under.kept.Load() == 0 {
+		t.Error("the store's memory was never asked")
+	}
+}

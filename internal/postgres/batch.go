@@ -131,6 +131,10 @@ func (g *groupTx) RunBatch(ws []*pending) ([]*pending, error) {
 			latest = r
 			o = people.Outcome{Revision: r}
 			w.Rev = r
+			p := a.p
+			p.Hobbies = hobbies(p.Hobbies)
+			g.kept = append(g.kept, people.Change{Revision: r, Type: people.Added, Person: p,
+				Origin: people.Origin{Principal: a.w.Principal, Peer: a.w.Peer, RequestID: a.w.Origin.RequestID, Time: time.UnixMilli(now)}})
 		default:
 			err := people.Errorf(people.AlreadyExists, "%q already exists", a.p.Name)
 			if !a.w.Keyed() {

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -193,10 +194,10 @@ func TestBatchLeavesUnstorableText(t *testing.T) {
 	s := open(t, postgrestest.Schema(t), 0)
 	ctx := context.Background()
 	entered, gate := make(chan struct{}), make(chan struct{})
-	held := false
+	holding := false
 	s.group.SetTestHookGroup(func(int) {
-		if !held {
-			held = true
+		if !holding {
+			holding = true
 			close(entered)
 			<-gate
 		}
@@ -242,10 +243,10 @@ func TestRecordedFailureTakesNoRevision(t *testing.T) {
 	s := open(t, postgrestest.Schema(t), 0)
 	ctx := context.Background()
 	entered, gate := make(chan struct{}), make(chan struct{})
-	held := false
+	holding := false
 	s.group.SetTestHookGroup(func(int) {
-		if !held {
-			held = true
+		if !holding {
+			holding = true
 			close(entered)
 			<-gate
 		}
@@ -280,5 +281,134 @@ func TestRecordedFailureTakesNoRevision(t *testing.T) {
 	}
 	if rev, err := s.Delete(keyedWrite("gone"), "Nobody"); people.KindOf(err) != people.NotFound || rev != firstRev {
 		t.Errorf("repeated keyed Delete(Nobody) = %d, %v", rev, err)
+	}
+}
+
+// TestRecentChanges gathers one group of additions (a name added twice,
+// request ids, a taken name, hobbies that need quoting, none at all) and
+// checks that the changes Recent answers from memory are exactly those
+// the log holds; then that a group with a write run on its own (a
+// deletion) keeps nothing, so that Recent answers only up to it and then
+// sends its reader to the log.
+func TestRecentChanges(t *testing.T) {
+	url := postgrestest.Schema(t)
+	s, other := open(t, url, 0), open(t, url, 0)
+	ctx := context.Background()
+	from := people.WithWrite(ctx, people.Write{Origin: people.Origin{Principal: "wes", Peer: "10.0.0.1:5"}})
+	start := inOneGroup(t, s,
+		func() {
+			s.Add(from, people.Person{Name: "Dup", Age: 1, Hobbies: []string{`a "quoted", {braced} \ hobby`, "ünïcode"}})
+		},
+		func() { s.Add(from, people.Person{Name: "Dup", Age: 2}) },
+		func() {
+			s.Add(keyedWrite("k1"), people.Person{Name: "Keyed", Address: people.Address{Street: "1 Main St", City: "Boston"}})
+		},
+		func() {
+			s.Add(keyedWrite("k1"), people.Person{Name: "Keyed", Address: people.Address{Street: "1 Main St", City: "Boston"}})
+		},
+		func() { s.Add(keyedWrite("k2"), people.Person{Name: "Alice"}) }, // refused, and recorded
+		func() { s.Add(ctx, people.Person{Name: "Empty", Hobbies: []string{}}) },
+	)
+	rev, err := s.Revision(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := other.Changes(ctx, start, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(want)) != rev-start || len(want) != 3 {
+		t.Fatalf("the group logged %+v, want Dup, Keyed and Empty", want)
+	}
+	for _, limit := range []int{1, 2, 100} {
+		var got []people.Change
+		for after := start; after < rev; {
+			page, ok := s.Recent(after, limit)
+			if !ok || len(page) == 0 {
+				t.Fatalf("Recent(%d, %d) = %v, %v; want the group's changes", after, limit, page, ok)
+			}
+			got = append(got, page...)
+			after = page[len(page)-1].Revision
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("Recent, %d at a time:\n%+v\nthe log:\n%+v", limit, got, want)
+		}
+	}
+	if page, ok := s.Recent(rev, 100); ok {
+		t.Errorf("Recent(latest) = %v, true; want the log read", page)
+	}
+
+	held := inOneGroup(t, s,
+		func() { s.Add(ctx, people.Person{Name: "Frank"}) },
+		func() { s.Delete(ctx, "Bob") },
+	)
+	// The holder's change follows the kept ones; the next group's are
+	// unknown to memory, which answers no further.
+	if page, ok := s.Recent(held, 100); ok {
+		t.Errorf("after a group with a deletion, Recent = %v, true; want the log read", page)
+	}
+	got, ok := s.Recent(start, 100)
+	if want, err := other.Changes(ctx, start, len(got)); !ok || err != nil || !reflect.DeepEqual(got, want) || got[len(got)-1].Revision != held {
+		t.Errorf("Recent(%d) = %+v, %v; the log has %+v, %v", start, got, ok, want, err)
+	}
+}
+
+// inOneGroup holds the committer, with a group of one addition, while fns
+// start, each in a goroutine of its own, so that they run in the next
+// group, and waits for them. It returns the revision of the addition that
+// held the committer.
+func inOneGroup(t *testing.T, s *Store, fns ...func()) int64 {
+	t.Helper()
+	entered, gate := make(chan struct{}), make(chan struct{})
+	holding := false
+	s.group.SetTestHookGroup(func(int) {
+		if !holding {
+			holding = true
+			close(entered)
+			<-gate
+		}
+	})
+	defer s.group.SetTestHookGroup(nil)
+	ctx := context.Background()
+	first := make(chan error, 1)
+	var held int64
+	go func() {
+		var err error
+		held, err = s.Add(ctx, people.Person{Name: fmt.Sprint("holder-", time.Now().UnixNano())})
+		first <- err
+	}()
+	<-entered
+	var wg sync.WaitGroup
+	for i, fn := range fns {
+		wg.Go(fn)
+		waitFor(t, func() bool { return s.group.Waiting() == int64(i+1) })
+	}
+	close(gate)
+	wg.Wait()
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	return held
+}
+
+// TestAnnouncementsWaitForTheCommit checks that a revision the listener
+// hears of while one of the replica's groups commits is announced only
+// once the group is done, and then at once.
+func TestAnnouncementsWaitForTheCommit(t *testing.T) {
+	var s Store
+	s.announce(3)
+	release := s.holdAnnouncements()
+	s.announce(7)
+	s.announce(5)
+	if got := s.latest.Get(); got != 3 {
+		t.Fatalf("latest during the commit = %d, want 3", got)
+	}
+	release()
+	if got := s.latest.Get(); got != 7 {
+		t.Fatalf("latest after the commit = %d, want 7", got)
+	}
+	s.announce(8)
+	if got := s.latest.Get(); got != 8 {
+		t.Fatalf("latest after an announcement = %d, want 8", got)
 	}
 }

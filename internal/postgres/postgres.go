@@ -66,6 +66,15 @@ type Store struct {
 	// imported is the change log of the last import transaction that
 	// added its whole batch, kept for Changes (imported.go).
 	imported atomic.Pointer[importedChanges]
+	// recent is the change log of the last groups of additions, kept
+	// for this replica's read cache (Recent).
+	recent people.RecentChanges
+	// While one of this replica's groups commits (committing), the
+	// revisions the listener hears of wait in heldBack, to be announced
+	// once the group has kept its changes (see announce).
+	commitMu   sync.Mutex
+	committing bool
+	heldBack   int64
 
 	stopListening context.CancelFunc
 	listening     sync.WaitGroup
@@ -133,7 +142,7 @@ func Open(ctx context.Context, url string, retain int, log *slog.Logger) (*Store
 	if err != nil {
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
-	s := &Store{pool: pool, retain: retain, log: log}
+	s := &Store{pool: pool, retain: retain, log: log, recent: people.RecentChanges{Keep: maxGroup}}
 	if err := pool.QueryRow(ctx, "SELECT current_schema()").Scan(&s.schema); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: connect: %w", err)
@@ -345,9 +354,41 @@ func (s *Store) listenOnce(ctx context.Context) (connected bool, err error) {
 		}
 		if rest, ok := strings.CutPrefix(n.Payload, prefix); ok {
 			if rev, err := strconv.ParseInt(rest, 10, 64); err == nil {
-				s.latest.Advance(rev)
+				s.announce(rev)
 			}
 		}
+	}
+}
+
+// announce announces rev, which a notification told of, to WaitChange;
+// while one of this replica's groups commits, only after it. The
+// notification may be the group's own, which comes as soon as COMMIT is
+// done, and the cache's follower it would wake would not yet find the
+// group's changes kept (Recent) and would read them from the log.
+func (s *Store) announce(rev int64) {
+	s.commitMu.Lock()
+	if s.committing {
+		s.heldBack = max(s.heldBack, rev)
+		s.commitMu.Unlock()
+		return
+	}
+	s.commitMu.Unlock()
+	s.latest.Advance(rev)
+}
+
+// holdAnnouncements has announce hold back the revisions it is told of
+// until the returned function is called, once the group committing has
+// announced its own.
+func (s *Store) holdAnnouncements() (release func()) {
+	s.commitMu.Lock()
+	s.committing = true
+	s.commitMu.Unlock()
+	return func() {
+		s.commitMu.Lock()
+		s.committing = false
+		rev := s.heldBack
+		s.commitMu.Unlock()
+		s.latest.Advance(rev)
 	}
 }
 
@@ -688,6 +729,20 @@ func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]people.C
 	return out, nil
 }
 
+// Recent returns up to limit changes after revision after from the
+// changes of this replica's last groups of additions, kept in memory
+// (people.RecentReader), when they hold the change after after. They may
+// end before the latest revision this replica knows of: a group's
+// notification can arrive before the group's own changes are kept, and
+// then the reader, whose WaitChange returns at once, asks again. Other
+// replicas may have written since, which only the log tells (see
+// cache.Store.applyRecent). The log may also have dropped them meanwhile,
+// when other replicas wrote more than its retention: they are still the
+// changes that were made.
+func (s *Store) Recent(after int64, limit int) ([]people.Change, bool) {
+	return s.recent.After(after, s.latest.Get()-int64(s.retain), after+1, limit)
+}
+
 // Revision returns the latest revision.
 func (s *Store) Revision(ctx context.Context) (int64, error) {
 	conn, err := s.acquire(ctx, "read revision")
@@ -776,6 +831,10 @@ type groupTx struct {
 	rev      int64 // the latest revision handed out
 	before   int64 // rev when the current write began
 	released bool  // the last write's savepoint is kept, its RELEASE not yet sent
+
+	// kept are the changes RunBatch logged, as Changes reads them back,
+	// for Store.recent once the group commits.
+	kept []people.Change
 }
 
 // Savepoint marks the next write's start; the previous write's RELEASE
@@ -817,7 +876,17 @@ func (g *groupTx) RollbackTo() error {
 	return err
 }
 
-func (g *groupTx) Commit(rev int64) error { return g.s.finishGroup(g.ctx, g.conn, g.from, rev) }
+// Commit commits the group, and keeps its changes for Recent when they
+// are all RunBatch's, revisions from+1 to rev: the writes run one by one
+// come after RunBatch, and a change logged by one of them, unknown here,
+// would take a revision beyond RunBatch's.
+func (g *groupTx) Commit(rev int64) error {
+	kept := g.kept
+	if int64(len(kept)) != rev-g.from || len(kept) > 0 && kept[0].Revision != g.from+1 {
+		kept = nil
+	}
+	return g.s.finishGroup(g.ctx, g.conn, g.from, rev, kept)
+}
 
 func (g *groupTx) Rollback() {
 	rollbackConn(g.conn)
@@ -956,8 +1025,11 @@ const sweepAndNotify = `WITH swept AS (
 
 // finishGroup is finish for a group's transaction on conn, its three
 // statements and COMMIT sent in one round trip: should one fail, the
-// database skips those after it, COMMIT included.
-func (s *Store) finishGroup(ctx context.Context, conn *pgxpool.Conn, from, rev int64) error {
+// database skips those after it, COMMIT included. Once committed, it keeps
+// kept, the group's changes when not nil, for Recent, before it announces
+// rev.
+func (s *Store) finishGroup(ctx context.Context, conn *pgxpool.Conn, from, rev int64, kept []people.Change) error {
+	defer s.holdAnnouncements()()
 	var b pgx.Batch
 	b.Queue(dropChanges, from-int64(s.retain), rev-int64(s.retain))
 	b.Queue(sweepAndNotify, channel, s.schema+":"+strconv.FormatInt(rev, 10), time.Now().UnixMilli())
@@ -967,6 +1039,9 @@ func (s *Store) finishGroup(ctx context.Context, conn *pgxpool.Conn, from, rev i
 	}
 	if conn.Conn().PgConn().TxStatus() != 'I' {
 		return errors.New("postgres: COMMIT left the transaction open")
+	}
+	if kept != nil {
+		s.recent.Add(from, kept)
 	}
 	s.latest.Advance(rev)
 	return nil

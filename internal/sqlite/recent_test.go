@@ -79,7 +79,7 @@ func TestRecentChanges(t *testing.T) {
 		t.Fatalf("Delete(Nobody) = %v, want NotFound", err)
 	}
 
-	if _, ok := s.recent.after(start, s.pruned.Load(), s.latest.Get(), 1); !ok {
+	if _, ok := s.recent.After(start, s.pruned.Load(), s.latest.Get(), 1); !ok {
 		t.Fatal("the groups' changes were not kept")
 	}
 	want := changesInFile(t, s, start)
@@ -111,9 +111,7 @@ func TestRecentChangesBound(t *testing.T) {
 		if _, err := s.Add(ctx, people.Person{Name: fmt.Sprint("p", i)}); err != nil {
 			t.Fatal(err)
 		}
-		s.recent.mu.Lock()
-		n := s.recent.n
-		s.recent.mu.Unlock()
+		n := s.recent.Len()
 		if n >= 2*recentKept || n < min(i+1, recentKept) {
 			t.Fatalf("after %d additions, %d changes kept; want %d to %d", i+1, n, min(i+1, recentKept), 2*recentKept-1)
 		}
@@ -169,10 +167,10 @@ func TestRecentChangesAfterImport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, ok := s.recent.after(rev-1, s.pruned.Load(), s.latest.Get(), 10); !ok || len(got) != 1 || got[0].Person.Name != "Frank" {
+	if got, ok := s.recent.After(rev-1, s.pruned.Load(), s.latest.Get(), 10); !ok || len(got) != 1 || got[0].Person.Name != "Frank" {
 		t.Errorf("kept after the import: %+v, %v; want Frank's change", got, ok)
 	}
-	if _, ok := s.recent.after(rev-2, s.pruned.Load(), s.latest.Get(), 10); ok {
+	if _, ok := s.recent.After(rev-2, s.pruned.Load(), s.latest.Get(), 10); ok {
 		t.Error("the kept changes span the import's, which they do not hold")
 	}
 	if got, want := readChanges(t, s, 0, 2), changesInFile(t, s, 0); !reflect.DeepEqual(got, want) {

@@ -59,7 +59,7 @@ type Store struct {
 	// until a read of the log has passed its end (see Changes).
 	imported atomic.Pointer[importedChanges]
 	// recent is the change log of the last groups (see recent.go).
-	recent recentChanges
+	recent people.RecentChanges
 
 	group *groupcommit.Committer[write]
 	// stmts are the write path's statements, prepared on the writer once
@@ -176,7 +176,7 @@ func openWith(ctx context.Context, path string, retain int, extra url.Values) (*
 	read.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
 	read.SetMaxIdleConns(max(4, runtime.GOMAXPROCS(0)))
 
-	s := &Store{path: path, lock: lockFile, write: write, read: read, retain: retain}
+	s := &Store{path: path, lock: lockFile, write: write, read: read, retain: retain, recent: people.RecentChanges{Keep: recentKept}}
 	s.group = groupcommit.New(maxGroup, s.begin)
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
@@ -722,7 +722,7 @@ const changeBounds = "SELECT (SELECT min(revision) FROM changes), (SELECT max(re
 
 // Changes returns up to limit changes after revision after.
 func (s *Store) Changes(ctx context.Context, after int64, limit int) ([]people.Change, error) {
-	if out, ok := s.recent.after(after, s.pruned.Load(), s.latest.Get(), limit); ok {
+	if out, ok := s.recent.After(after, s.pruned.Load(), s.latest.Get(), limit); ok {
 		return out, nil
 	}
 	var oldest, latest sql.NullInt64
@@ -941,7 +941,7 @@ func (g *groupTx) RollbackTo() error {
 func (g *groupTx) Commit(rev int64) error {
 	return g.s.finish(context.Background(), g.tx, rev, func() {
 		if !g.noKeep && rev == g.rev && int64(len(g.logged)) == rev-g.first {
-			g.s.recent.add(g.first, g.logged)
+			g.s.recent.Add(g.first, g.logged)
 		}
 	})
 }
