@@ -193,26 +193,12 @@ func TestBatchedAdditions(t *testing.T) {
 func TestBatchLeavesUnstorableText(t *testing.T) {
 	s := open(t, postgrestest.Schema(t), 0)
 	ctx := context.Background()
-	entered, gate := make(chan struct{}), make(chan struct{})
-	holding := false
-	s.group.SetTestHookGroup(func(int) {
-		if !holding {
-			holding = true
-			close(entered)
-			<-gate
-		}
-	})
-	defer s.group.SetTestHookGroup(nil)
-	go s.Add(ctx, people.Person{Name: "First"})
-	<-entered
 	errs := make([]error, 3)
-	var wg sync.WaitGroup
+	var fns []func()
 	for i, name := range []string{"Good1", "Bad\x00Name", "Good2"} {
-		wg.Go(func() { _, errs[i] = s.Add(ctx, people.Person{Name: name}) })
-		waitFor(t, func() bool { return s.group.Waiting() == int64(i+1) })
+		fns = append(fns, func() { _, errs[i] = s.Add(ctx, people.Person{Name: name}) })
 	}
-	close(gate)
-	wg.Wait()
+	inOneGroup(t, s, fns...)
 	if errs[0] != nil || errs[2] != nil || errs[1] == nil {
 		t.Errorf("Add(Good1, Bad, Good2) = %v", errs)
 	}
@@ -242,31 +228,13 @@ func waitFor(t *testing.T, ok func() bool) {
 func TestRecordedFailureTakesNoRevision(t *testing.T) {
 	s := open(t, postgrestest.Schema(t), 0)
 	ctx := context.Background()
-	entered, gate := make(chan struct{}), make(chan struct{})
-	holding := false
-	s.group.SetTestHookGroup(func(int) {
-		if !holding {
-			holding = true
-			close(entered)
-			<-gate
-		}
-	})
-	defer s.group.SetTestHookGroup(nil)
-	first := make(chan int64, 1)
-	go func() { rev, _ := s.Add(ctx, people.Person{Name: "First"}); first <- rev }()
-	<-entered
 	var failedRev, updatedRev int64
 	var failed, updated error
-	var wg sync.WaitGroup
-	wg.Go(func() { failedRev, failed = s.Delete(keyedWrite("gone"), "Nobody") })
-	waitFor(t, func() bool { return s.group.Waiting() == 1 })
-	wg.Go(func() {
-		_, updatedRev, updated = s.Update(ctx, "Alice", people.Update{Fields: people.FieldAge, To: people.Person{Age: 31}})
-	})
-	waitFor(t, func() bool { return s.group.Waiting() == 2 })
-	close(gate)
-	wg.Wait()
-	firstRev := <-first
+	firstRev := inOneGroup(t, s,
+		func() { failedRev, failed = s.Delete(keyedWrite("gone"), "Nobody") },
+		func() {
+			_, updatedRev, updated = s.Update(ctx, "Alice", people.Update{Fields: people.FieldAge, To: people.Person{Age: 31}})
+		})
 	if people.KindOf(failed) != people.NotFound || updated != nil {
 		t.Fatalf("keyed Delete(Nobody) = %d, %v; Update(Alice) = %d, %v", failedRev, failed, updatedRev, updated)
 	}
