@@ -86,23 +86,7 @@ func TestSQLiteRowsMatchStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The benchmark's chunks of 3 are the store's import batches.
-	for c := range slices.Chunk(ps, 3) {
-		ictx := people.WithWrite(ctx, people.Write{Origin: people.Origin{Principal: loadPrincipal, Peer: loadPeer}})
-		if _, err := st.Import(ictx, c); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, a := range additions("w2-", 0, 2, 0) {
-		sum := sha256.Sum256([]byte(a.p.Name))
-		w := people.Write{
-			Origin:  people.Origin{Principal: loadPrincipal, Peer: writePeer, RequestID: a.id},
-			Digest:  hex.EncodeToString(sum[:]),
-			Expires: time.Now().Add(time.Hour),
-		}
-		if _, err := st.Add(people.WithWrite(ctx, w), a.p); err != nil {
-			t.Fatal(err)
-		}
-	}
+	fillStore(t, st, ps)
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -189,6 +173,24 @@ func TestPostgresRowsMatchStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	fillStore(t, st, ps)
+	st.Close()
+
+	got, want := dumpPostgres(t, ctx, conn), dumpPostgres(t, ctx, sconn)
+	if !slices.Equal(got, want) {
+		t.Errorf("the benchmark's rows differ from the store's:\ngot:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if len(got) < 20 {
+		t.Errorf("only %d rows compared", len(got))
+	}
+}
+
+// fillStore writes through st what the benchmark writes straight into its
+// database: ps imported in batches of 3, as its loads chunk them, and the
+// additions of its write run w2- with their request ids.
+func fillStore(t *testing.T, st people.Store, ps []people.Person) {
+	t.Helper()
+	ctx := context.Background()
 	for c := range slices.Chunk(ps, 3) {
 		ictx := people.WithWrite(ctx, people.Write{Origin: people.Origin{Principal: loadPrincipal, Peer: loadPeer}})
 		if _, err := st.Import(ictx, c); err != nil {
@@ -205,14 +207,5 @@ func TestPostgresRowsMatchStore(t *testing.T) {
 		if _, err := st.Add(people.WithWrite(ctx, w), a.p); err != nil {
 			t.Fatal(err)
 		}
-	}
-	st.Close()
-
-	got, want := dumpPostgres(t, ctx, conn), dumpPostgres(t, ctx, sconn)
-	if !slices.Equal(got, want) {
-		t.Errorf("the benchmark's rows differ from the store's:\ngot:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
-	if len(got) < 20 {
-		t.Errorf("only %d rows compared", len(got))
 	}
 }

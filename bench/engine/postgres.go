@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -228,27 +227,6 @@ const (
 		ON CONFLICT (id) DO UPDATE SET digest = excluded.digest, expires = excluded.expires, outcome = excluded.outcome`
 )
 
-// arrayLiteral returns a's PostgreSQL array literal, each element quoted.
-func arrayLiteral(a []string) string {
-	var b strings.Builder
-	b.WriteByte('{')
-	for i, s := range a {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteByte('"')
-		for j := 0; j < len(s); j++ {
-			if s[j] == '"' || s[j] == '\\' {
-				b.WriteByte('\\')
-			}
-			b.WriteByte(s[j])
-		}
-		b.WriteByte('"')
-	}
-	b.WriteByte('}')
-	return b.String()
-}
-
 // pgBatch returns a write transaction adding as, in one round trip:
 // BEGIN, the lock when lock, each table's rows, COMMIT.
 func pgBatch(as []addition, lock bool) *pgx.Batch {
@@ -260,7 +238,7 @@ func pgBatch(as []addition, lock bool) *pgx.Batch {
 		hobby, hobbyName                                 []string
 	)
 	for i, a := range as {
-		name[i], age[i], gender[i], hobbies[i], street[i], city[i] = a.p.Name, a.p.Age, int32(a.p.Gender), arrayLiteral(a.p.Hobbies), a.p.Address.Street, a.p.Address.City
+		name[i], age[i], gender[i], hobbies[i], street[i], city[i] = a.p.Name, a.p.Age, int32(a.p.Gender), postgres.ArrayLiteral(a.p.Hobbies), a.p.Address.Street, a.p.Address.City
 		rev[i], id[i], digest[i], expires[i], outcome[i] = a.rev, a.id, a.digest, a.expires, a.outcome
 		for _, h := range a.hobbyTag {
 			hobby, hobbyName = append(hobby, h), append(hobbyName, a.p.Name)

@@ -201,12 +201,7 @@ func prepareNew(batch []people.Person) newRows {
 	var rows copyRows
 	for _, p := range byName {
 		rows.row(6)
-		rows.text(p.Name)
-		rows.int4(p.Age)
-		rows.int4(int32(p.Gender))
-		rows.textArray(p.Hobbies)
-		rows.text(p.Address.Street)
-		rows.text(p.Address.City)
+		rows.person(p)
 	}
 	var out newRows
 	out.people = rows.reader()
@@ -261,12 +256,7 @@ func importNew(ctx context.Context, tx pgx.Tx, batch []people.Person, prepared n
 			rows.row(12)
 			rows.int8(latest + int64(i) + 1)
 			rows.int2(int16(people.Added))
-			rows.text(p.Name)
-			rows.int4(p.Age)
-			rows.int4(int32(p.Gender))
-			rows.textArray(p.Hobbies)
-			rows.text(p.Address.Street)
-			rows.text(p.Address.City)
+			rows.person(p)
 			rows.text(origin.Principal)
 			rows.text(origin.Peer)
 			rows.text(origin.RequestID)
@@ -349,6 +339,16 @@ func (c *copyRows) int8(v int64) {
 func (c *copyRows) text(s string) {
 	c.b = binary.BigEndian.AppendUint32(c.b, uint32(len(s)))
 	c.b = append(c.b, s...)
+}
+
+// person writes p's fields, the personColumns.
+func (c *copyRows) person(p *people.Person) {
+	c.text(p.Name)
+	c.int4(p.Age)
+	c.int4(int32(p.Gender))
+	c.textArray(p.Hobbies)
+	c.text(p.Address.Street)
+	c.text(p.Address.City)
 }
 
 // textArray adds a one-dimensional text[] value (no dimensions when a is

@@ -3,36 +3,21 @@ package sqlite
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/routeguide/routeguide/bench/genpeople/gen"
 	"github.com/routeguide/routeguide/internal/people"
 )
 
-// benchPeople returns n people like bench/genpeople's, in the same random
-// name order: two hobbies each, twenty cities.
+// benchPeople returns n people as bench/genpeople writes them, in the
+// same random name order.
 func benchPeople(n int) []people.Person {
-	cities := []string{"New York", "Los Angeles", "Chicago", "Houston", "Phoenix", "Philadelphia", "San Antonio", "San Diego", "Dallas", "Austin", "Boston", "Seattle", "Denver", "Portland", "Miami", "Atlanta", "Detroit", "Nashville", "Memphis", "Baltimore"}
-	hobbies := []string{"reading", "swimming", "gaming", "cycling", "chess", "go", "running", "climbing", "jazz", "cooking", "hiking", "painting", "rowing", "judo", "tennis", "gardening", "knitting", "photography", "sailing", "skiing"}
-	streets := []string{"Main St", "Elm St", "Oak Ave", "Pine St", "Maple Ave", "Cedar Rd", "Birch Ln", "Lake Dr"}
-	order := make([]int, n)
-	for i := range order {
-		order[i] = i
-	}
-	r := rand.New(rand.NewPCG(1, 2))
-	r.Shuffle(n, func(i, j int) { order[i], order[j] = order[j], order[i] })
 	out := make([]people.Person, n)
-	for k, i := range order {
-		out[k] = people.Person{
-			Name:    fmt.Sprintf("person-%07d", i),
-			Age:     int32(i % 100),
-			Gender:  people.Gender(i % 3),
-			Hobbies: []string{hobbies[i%len(hobbies)], hobbies[(i/len(hobbies)+i+1)%len(hobbies)]},
-			Address: people.Address{Street: fmt.Sprintf("%d %s", 1+i%999, streets[i%len(streets)]), City: cities[i%len(cities)]},
-		}
+	for k, i := range gen.Order(n, true) {
+		out[k] = gen.Person(i)
 	}
 	return out
 }
