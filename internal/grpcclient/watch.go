@@ -96,7 +96,12 @@ func WatchMessages(ctx context.Context, rg pb.RouteGuideClient, req *pb.WatchPeo
 		if errors.As(err, &stop) {
 			return stop.err
 		}
-		if !w.established || !resumable(err) || ctx.Err() != nil {
+		if ctx.Err() != nil {
+			// The stream may have broken on its own as ctx ended; the
+			// caller asked for the end, so that is what it is told.
+			return fromStatus(status.FromContextError(ctx.Err()).Err())
+		}
+		if !w.established || !resumable(err) {
 			return err
 		}
 		if w.delivered || time.Since(began) > watchBackoffMax {
