@@ -182,3 +182,47 @@ func damagePage(t *testing.T, path, table string) {
 		t.Fatal(err)
 	}
 }
+
+// TestWriterCache checks the writer's page cache: the small one below
+// 1 GiB and the large one past it (see writerCache), set when the store
+// opens and set again by the writes that follow when something changed it.
+func TestWriterCache(t *testing.T) {
+	const page = 4096
+	for _, c := range []struct {
+		pages int64
+		want  int64
+	}{
+		{2, writerCacheSmall},
+		{lockPageOffset / page, writerCacheSmall},
+		{lockPageOffset/page + 1, writerCacheLarge},
+		{10 * lockPageOffset / page, writerCacheLarge},
+	} {
+		if got := writerCache(c.pages, page); got != c.want {
+			t.Errorf("writerCache(%d pages) = %d, want %d", c.pages, got, c.want)
+		}
+	}
+
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "people.db"), 0)
+	cacheKiB := func() int64 {
+		t.Helper()
+		var kib int64
+		if err := s.write.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&kib); err != nil {
+			t.Fatal(err)
+		}
+		return -kib
+	}
+	if got := cacheKiB(); got != writerCacheSmall>>10 {
+		t.Fatalf("a new store's writer caches %d KiB, want %d", got, writerCacheSmall>>10)
+	}
+	if _, err := s.write.ExecContext(ctx, "PRAGMA cache_size = -262144"); err != nil {
+		t.Fatal(err)
+	}
+	s.nextSweep.Store(0) // the next write sweeps
+	if _, err := s.Add(ctx, people.Person{Name: "Carol"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := cacheKiB(); got != writerCacheSmall>>10 {
+		t.Errorf("after a write the writer caches %d KiB, want %d", got, writerCacheSmall>>10)
+	}
+}
