@@ -8,7 +8,9 @@
 #   heap         the read cache's live heap a person beyond the person's
 #                encoded size (a server on N people against one on two,
 #                each after a forced collection)
-#   resident     a server's resident memory with N people, after reads
+#   resident     a server's resident memory with N people, after reads;
+#                and that of each server the import and the writes went
+#                through, after them
 #   cold start   from a server process's start to its read cache loaded
 #   GetPerson    calls/s with N people stored against two
 #   ListPeople   a page of 50 filtered by city
@@ -72,6 +74,8 @@ timed() {
   awk -v s="$s" -v e="$e" 'BEGIN { printf "%.3f", e - s }'
 }
 rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / s }'; }
+# rss_mib PID: the process's resident memory, MiB.
+rss_mib() { awk '$1 == "VmRSS:" { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(go version | cut -d' ' -f3), load $(cut -d' ' -f1-3 /proc/loadavg); N=$N" >&2
 "$work/genpeople" -n "$N" >"$work/people.jsonl"
@@ -95,6 +99,7 @@ echo "SQLite: writes" >&2
 # write-ahead log into the file; a short run first keeps that out.
 scale -addr "$big" -mode write -workers 64 -prefix w0 -duration 3s >/dev/null
 sqlite_write=$(val addperson_per_s "$(scale -addr "$big" -mode write -workers 64 -prefix w1)")
+sqlite_busy_rss=$(rss_mib "$big_pid")
 stop "$big_pid"; stop "$small_pid"
 
 echo "SQLite: a server started on 2 and on $N people" >&2
@@ -110,7 +115,7 @@ fi
 heap_pp=$(awk -v a="$(val live_heap_bytes "$lines")" -v b="$(val live_heap_bytes "$two")" -v n="$N" -v e="$enc" \
   'BEGIN { printf "%.0f", (a - b) / n - e }')
 
-pg_import=- pg_export=- pg_write=-
+pg_import=- pg_export=- pg_write=- pg_busy_rss=-
 if [[ "$PG" != off ]]; then
   db=$(sed -E 's|^.*/([^/?]+)(\?.*)?$|\1|' <<<"$PG")
   admin=$(sed -E "s|/$db(\\?\|\$)|/postgres\\1|" <<<"$PG")
@@ -123,6 +128,7 @@ if [[ "$PG" != off ]]; then
   echo "PostgreSQL: writes" >&2
   scale -addr "$pga" -mode write -workers 64 -prefix w0 -duration 3s >/dev/null
   pg_write=$(val addperson_per_s "$(scale -addr "$pga" -mode write -workers 64 -prefix w2)")
+  pg_busy_rss=$(rss_mib "$pg_pid")
   stop "$pg_pid"
   psql -q "$admin" -c "DROP DATABASE IF EXISTS $db" >/dev/null
 fi
@@ -147,6 +153,8 @@ row "export, SQLite" "$sqlite_export" people/s 200000 1
 row "export, PostgreSQL" "$pg_export" people/s 200000 1
 row "read cache heap beyond encoded" "$heap_pp" B/person 120 0
 row "resident memory, server" "$(awk -v r="$rss" 'BEGIN { printf "%.0f", r / 1048576 }')" MiB 300 0
+row "  the SQLite server that imported, wrote" "$sqlite_busy_rss" MiB 300 0
+row "  the PostgreSQL server, the same" "$pg_busy_rss" MiB 300 0
 row "cold start to first cached read" "$cold" s 1.5 0
 row "  CPU time the server used by then" "$cold_cpu" s - 0
 row "GetPerson, N people" "$get_n" calls/s - 1

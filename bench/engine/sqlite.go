@@ -132,15 +132,16 @@ func createSQLite(ctx context.Context, path string) (*sql.DB, error) {
 
 // openSQLite opens the file at path with the pragmas internal/sqlite's
 // Open gives its writer: WAL, synchronous=FULL with fdatasync, the
-// immediate write lock at BEGIN, a 256 MiB page cache, statement journals
-// in memory and checkpoints every 8,192 pages. One connection, as the
-// store's one writer.
+// immediate write lock at BEGIN, statement journals in memory and
+// checkpoints every 8,192 pages; its page cache is sized as the store's
+// (rgsqlite.SizeWriterCache) by the loads and the writes. One connection,
+// as the store's one writer.
 func openSQLite(path string) (*sql.DB, error) {
 	sqlite.Fdatasync(true)
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + url.Values{
 		"_pragma": {"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)"},
 		"_txlock": {"immediate"},
-	}.Encode() + "&_pragma=cache_size(-262144)&_pragma=temp_store(memory)&_pragma=wal_autocheckpoint(8192)"
+	}.Encode() + "&_pragma=temp_store(memory)&_pragma=wal_autocheckpoint(8192)"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, err
@@ -307,6 +308,9 @@ func loadSQLite(ctx context.Context, db *sql.DB, ps []people.Person, all bool, c
 	defer s.close()
 	var args []any
 	for c := range slices.Chunk(ps, chunk) {
+		if err := rgsqlite.SizeWriterCache(ctx, s.conn); err != nil {
+			return err
+		}
 		err := s.inTx(ctx, func() error {
 			// Each person's row is made once, for the people and the
 			// change log's statements both, as the store's import does.
@@ -393,6 +397,9 @@ func writeSQLite(ctx context.Context, db *sql.DB, prefix string, g int, d time.D
 		return 0, 0, 0, 0, err
 	}
 	defer s.close()
+	if err := rgsqlite.SizeWriterCache(ctx, s.conn); err != nil {
+		return 0, 0, 0, 0, err
+	}
 	cpu0, t0 := cpuSelf(), time.Now()
 	var args []any
 	for txns < maxTxns && time.Since(t0) < d && ctx.Err() == nil {

@@ -196,7 +196,7 @@ func openWith(ctx context.Context, path string, retain int, extra url.Values) (*
 		return nil, err
 	}
 	s.latest.Advance(rev)
-	if err := sizeWriterCache(ctx, s.write); err != nil {
+	if err := SizeWriterCache(ctx, s.write); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -240,15 +240,16 @@ func writerCache(pages, pageSize int64) int64 {
 	return writerCacheSmall
 }
 
-// sqlConn is the writer, or a transaction on it.
-type sqlConn interface {
+// WriterConn is the writer, one of its connections, or a transaction on it.
+type WriterConn interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
-// sizeWriterCache sets the writer's page cache for the file's size now (see
-// writerCache). Setting the size it already has costs nothing.
-func sizeWriterCache(ctx context.Context, c sqlConn) error {
+// SizeWriterCache sets the writer's page cache for the file's size now
+// (see writerCache). Setting the size it already has costs nothing.
+// bench/engine gives its writer the same.
+func SizeWriterCache(ctx context.Context, c WriterConn) error {
 	var pages, pageSize int64
 	if err := c.QueryRowContext(ctx, "SELECT page_count, page_size FROM pragma_page_count, pragma_page_size").Scan(&pages, &pageSize); err != nil {
 		return fmt.Errorf("size the page cache: %w", err)
@@ -1106,7 +1107,7 @@ func (s *Store) finish(ctx context.Context, tx *sql.Tx, rev int64, committed fun
 		if err := sweepRequests(ctx, tx, s.stmts[sweepExpired], now); err != nil {
 			return err
 		}
-		if err := sizeWriterCache(ctx, tx); err != nil {
+		if err := SizeWriterCache(ctx, tx); err != nil {
 			return err
 		}
 	}
