@@ -153,8 +153,8 @@ row "export, SQLite" "$sqlite_export" people/s 200000 1
 row "export, PostgreSQL" "$pg_export" people/s 200000 1
 row "read cache heap beyond encoded" "$heap_pp" B/person 120 0
 row "resident memory, server" "$(awk -v r="$rss" 'BEGIN { printf "%.0f", r / 1048576 }')" MiB 300 0
-row "  the SQLite server that imported, wrote" "$sqlite_busy_rss" MiB 300 0
-row "  the PostgreSQL server, the same" "$pg_busy_rss" MiB 300 0
+row "  SQLite server after import, writes" "$sqlite_busy_rss" MiB 300 0
+row "  PostgreSQL server, the same" "$pg_busy_rss" MiB 300 0
 row "cold start to first cached read" "$cold" s 1.5 0
 row "  CPU time the server used by then" "$cold_cpu" s - 0
 row "GetPerson, N people" "$get_n" calls/s - 1
