@@ -184,8 +184,9 @@ func damagePage(t *testing.T, path, table string) {
 }
 
 // TestWriterCache checks the writer's page cache: the small one below
-// 1 GiB and the large one past it (see writerCache), set when the store
-// opens and set again by the writes that follow when something changed it.
+// 1 GiB and the large one past it (see writerCache), a new store's, what
+// SizeWriterCache (Open's) sets, and the writes that set it again when
+// something changed it.
 func TestWriterCache(t *testing.T) {
 	const page = 4096
 	for _, c := range []struct {
@@ -215,9 +216,20 @@ func TestWriterCache(t *testing.T) {
 	if got := cacheKiB(); got != writerCacheSmall>>10 {
 		t.Fatalf("a new store's writer caches %d KiB, want %d", got, writerCacheSmall>>10)
 	}
-	if _, err := s.write.ExecContext(ctx, "PRAGMA cache_size = -262144"); err != nil {
+	setLarge := func() {
+		t.Helper()
+		if _, err := s.write.ExecContext(ctx, "PRAGMA cache_size = -262144"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setLarge()
+	if err := SizeWriterCache(ctx, s.write); err != nil {
 		t.Fatal(err)
 	}
+	if got := cacheKiB(); got != writerCacheSmall>>10 {
+		t.Errorf("SizeWriterCache left the writer caching %d KiB, want %d", got, writerCacheSmall>>10)
+	}
+	setLarge()
 	s.nextSweep.Store(0) // the next write sweeps
 	if _, err := s.Add(ctx, people.Person{Name: "Carol"}); err != nil {
 		t.Fatal(err)
