@@ -24,7 +24,8 @@ func once(ctx context.Context, tx *sql.Tx, w people.Write, fn func() (people.Out
 	return onceIn(ctx, tx, func(ctx context.Context) (int64, error) { return latestIn(ctx, tx) }, w, fn)
 }
 
-// querier runs statements and queries: a *sql.Tx or a *groupTx.
+// querier runs statements and queries: a *sql.Tx, a *groupTx, or the
+// writer itself (*sql.DB, *sql.Conn).
 type querier interface {
 	execer
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row

@@ -154,11 +154,11 @@ func openWith(ctx context.Context, path string, retain int, extra url.Values) (*
 	// The writer's page cache is sized by writerCache, from the file's
 	// size: the DSN gives the size of a file under 1 GiB, and Open and
 	// finish set it as the file grows. Its statement and savepoint
-	// journals stay in memory: they only undo a
-	// statement or a savepoint within a transaction (the write-ahead log
-	// is what survives a crash), and written to a temporary file they were
-	// a tenth of a group's time and of an import's CPU. It checkpoints the log into the file
-	// every 8,192 pages (32 MiB) rather than SQLite's 1,000: a busy
+	// journals stay in memory: they only undo a statement or a savepoint
+	// within a transaction (the write-ahead log is what survives a
+	// crash), and written to a temporary file they were a tenth of a
+	// group's time and of an import's CPU. It checkpoints the log into
+	// the file every 8,192 pages (32 MiB) rather than SQLite's 1,000: a busy
 	// directory rewrites the same few pages (each index's end) in group
 	// after group, and a checkpoint writes each page once however often the
 	// log holds it, so rarer checkpoints write and sync far less.
@@ -241,16 +241,11 @@ func writerCache(pages, pageSize int64) int64 {
 	return writerCacheSmall
 }
 
-// WriterConn is the writer, one of its connections, or a transaction on it.
-type WriterConn interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-}
-
-// SizeWriterCache sets the writer's page cache for the file's size now
-// (see writerCache). Setting the size it already has costs nothing.
+// SizeWriterCache sets the page cache of the writer c (the writer, its one
+// connection, or a transaction on it) for the file's size now (see
+// writerCache). Setting the size it already has costs nothing.
 // bench/engine gives its writer the same.
-func SizeWriterCache(ctx context.Context, c WriterConn) error {
+func SizeWriterCache(ctx context.Context, c querier) error {
 	var pages, pageSize int64
 	if err := c.QueryRowContext(ctx, "SELECT page_count, page_size FROM pragma_page_count, pragma_page_size").Scan(&pages, &pageSize); err != nil {
 		return fmt.Errorf("size the page cache: %w", err)
